@@ -1,0 +1,14 @@
+"""pfinject: a PPPoE traffic injector for pfrps (the seed's ``inject``, in Python).
+
+Frames follow the seed's layout (RFC 2516 discovery header): 148 bytes, ethertype 0x8863,
+ver/type 0x11, code 0x00, session id 0xcafe, length 128, 128 payload bytes of 0xff, and a
+locally administered unicast source MAC (first byte 0x02) that changes per frame.
+
+Public API: :func:`pfinject.frames.build_template`, :func:`pfinject.frames.fill_frames`,
+the MAC sets of :mod:`pfinject.macs`, and :class:`pfinject.sender.Injector`.
+"""
+
+from .frames import FRAME_LEN, build_template, fill_frames
+from .macs import random_macs
+
+__all__ = ["FRAME_LEN", "build_template", "fill_frames", "random_macs"]

@@ -1,0 +1,115 @@
+"""``pfinject``: send the seed's PPPoE frames with per-frame source MACs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from pfrps.cli import ArgumentParser, setup_logging
+from pfrps.errors import PfrpsError, UsageError
+from pfrps.hashing import parse_mac
+
+from .frames import build_template, fill_frames
+from .macs import MAC_SETS, mac_set
+from .sender import Injector
+
+__all__ = ["main"]
+
+EPILOG = """\
+examples:
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 25000            # the seed's run
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 25000 --seed 7   # the same MACs every time
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 1000000 --rate 100000
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 8000 --macs stride --stride 8 --base 02:00:00:00:10:00
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 5000 --macs file --mac-file subscribers.txt
+"""
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frame count must be an integer, not {text!r}") from None
+    if not 1 <= value <= 1 << 40:
+        raise argparse.ArgumentTypeError(f"frame count {value} is out of range 1..{1 << 40}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rate must be frames/s, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"rate {text} is negative")
+    return value
+
+
+def _mac(text: str) -> str:
+    try:
+        parse_mac(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.one_line()) from None
+    return text
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="pfinject", description="Inject PPPoE discovery frames (the seed's 148-byte layout) "
+                       "with a different source MAC per frame.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-i", "--bind-interface", "--interface", dest="interface", required=True, metavar="IF",
+                   help="interface to send on")
+    p.add_argument("-d", "--dest-mac", dest="dst", required=True, type=_mac, metavar="MAC",
+                   help="destination MAC address")
+    p.add_argument("-p", "--pkt-count", dest="count", type=_count, default=25000, metavar="N",
+                   help="frames to send (default: 25000)")
+    p.add_argument("--seed", type=int, help="seed of the random MAC sequence (reproducible runs)")
+    p.add_argument("--rate", type=_rate, default=0.0, metavar="FPS", help="frames/s to hold (default: as fast as possible)")
+    p.add_argument("--macs", choices=MAC_SETS, default="random", help="source MAC set (default: random)")
+    p.add_argument("--base", type=_mac, metavar="MAC", help="first MAC of --macs sequential/stride")
+    p.add_argument("--stride", type=int, default=8, metavar="K", help="step of --macs stride (default: 8)")
+    p.add_argument("--mac-file", metavar="PATH", help="file of MACs for --macs file, one per line")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``pfinject``; return the exit status (0 ok, 1 runtime failure, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, "pfinject")
+    try:
+        macs = mac_set(args.macs, args.count, seed=args.seed, base=args.base, stride=args.stride,
+                       path=args.mac_file)
+        template = build_template(args.dst)
+        buf = np.empty((min(args.count, 4096), len(template)), dtype=np.uint8)
+        pos = 0
+
+        def batches(n: int):
+            nonlocal pos
+            if pos >= args.count:
+                return None
+            chunk = macs[pos:pos + min(n, buf.shape[0])]
+            pos += len(chunk)
+            return fill_frames(template, chunk, buf)
+
+        with Injector(args.interface) as inj:
+            seed = f", seed {args.seed}" if args.seed is not None else ""
+            rate = f" at {args.rate:.0f} frames/s" if args.rate else ""
+            print(f"pfinject: sending {args.count} {len(template)}-byte PPPoE frames to {args.dst} on "
+                  f"{args.interface} from {args.macs} source MACs{seed}{rate}", file=sys.stderr, flush=True)
+            res = inj.send_batches(batches, rate=args.rate)
+        print(f"pfinject: sent {res.frames} frames ({res.bytes} bytes) in {res.seconds:.3f} s: "
+              f"{res.rate:.0f} frames/s", flush=True)
+        return 0
+    except PfrpsError as exc:
+        print(f"pfinject: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

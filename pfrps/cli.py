@@ -1,0 +1,227 @@
+"""``pfrps``: steer PF_PACKET frames across worker processes by source-MAC hash."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn, Optional, Sequence
+
+from .errors import PfrpsError, UsageError
+from .hashing import parse_hash_alg
+from .supervisor import MAX_WORKERS, RX_MODES, STEERING_MODES, Supervisor, SupervisorConfig, parse_cpus
+
+__all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser"]
+
+ETHERTYPE_NAMES = {
+    "pppoe": (0x8863, 0x8864),
+    "pppoe-discovery": (0x8863,),
+    "pppoe-session": (0x8864,),
+    "ipv4": (0x0800,),
+    "arp": (0x0806,),
+    "ipv6": (0x86DD,),
+}
+
+EPILOG = """\
+examples:
+  pfrps -i enp1s0 -w 8                 # 8 workers, PPPoE discovery+session frames, mac_hash
+  pfrps -i enp1s0 -w 8 -a mac_jhash    # hash with the kernel's jhash_2words
+  pfrps -i enp1s0 -w 6 -e all --json   # every frame, JSON lines
+  pfrps -i enp1s0 -w 64 --steering fanout --rx ring --cpus 0-1
+  pfrps -i enp1s0 -w 8 -c 25000        # stop after 25000 frames, like tcpdump -c
+  pfrps -i enp1s0 -w 4 -b my_rps.bpf.c # your own steering program (keep pfrps_filter/pfrps_opts)
+"""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} -h\n")
+
+
+def parse_ethertypes(text: str) -> tuple[int, ...]:
+    """``0x8863,0x8864`` / ``pppoe`` / ``all`` -> ethertypes (host order); ``()`` means every frame.
+
+    Raises:
+        UsageError: not an ethertype (0x0600..0xffff) or a known name.
+    """
+    text = text.strip().lower()
+    if text == "all":
+        return ()
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if part in ETHERTYPE_NAMES:
+            out.extend(ETHERTYPE_NAMES[part])
+            continue
+        try:
+            value = int(part, 0)
+        except ValueError:
+            value = -1
+        if not 0x0600 <= value <= 0xFFFF:
+            raise UsageError(f"bad ethertype {part!r}",
+                             hint="give ethertypes 0x0600-0xffff (e.g. 0x8863,0x8864), a name (pppoe, ipv4, arp, ipv6) or 'all'")
+        out.append(value)
+    if not out:
+        raise UsageError("no ethertype given", hint="use -e pppoe, -e 0x8863 or -e all")
+    return tuple(dict.fromkeys(out))
+
+
+def _int_range(lo: int, hi: int, what: str):
+    def conv(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} {value} is out of range {lo}..{hi}")
+        return value
+    return conv
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="pfrps",
+        description="Spread PF_PACKET frames across worker processes by hashing the Ethernet source MAC "
+                    "in an eBPF program: one subscriber, one worker, no locks.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-i", "--bind-interface", "--interface", dest="interface", required=True, metavar="IF",
+                   help="interface to receive on")
+    p.add_argument("-w", "--worker-count", dest="workers", type=_int_range(1, MAX_WORKERS, "worker count"),
+                   default=os.cpu_count() or 1, metavar="N",
+                   help=f"worker processes, 1..{MAX_WORKERS} (default: CPUs, {os.cpu_count()})")
+    p.add_argument("-a", "--hash-alg", dest="hash_alg", default="0", metavar="ALG",
+                   help="0/mac_hash, 1/mac_jhash, 2/jhash_oaat (default: 0)")
+    p.add_argument("-b", "--ebpf-rps", dest="program", type=Path, metavar="FILE",
+                   help="BPF C file to use instead of the built-in steering program")
+    p.add_argument("-e", "--ethertype", dest="ethertypes", default="pppoe", metavar="LIST",
+                   help="ethertypes to receive: 0x8863,0x8864 (default: pppoe), names, or 'all'")
+    p.add_argument("--steering", choices=STEERING_MODES, default="filter",
+                   help="filter: a socket filter per worker (the seed's design); fanout: one PACKET_FANOUT_EBPF "
+                        "program per frame; hash: the kernel's flow hash, for comparison (default: filter)")
+    p.add_argument("--rx", choices=RX_MODES, default="recv", help="receive path (default: recv)")
+    p.add_argument("--cpus", type=parse_cpus_arg, metavar="LIST", help="pin worker i to CPU LIST[i %% len], e.g. 0-1")
+    p.add_argument("--rcvbuf", type=_int_range(4096, 1 << 30, "receive buffer"), default=8 << 20, metavar="BYTES",
+                   help="socket receive buffer per worker, recv mode (default: 8 MiB)")
+    p.add_argument("-c", "--count", type=_int_range(1, 1 << 62, "count"), metavar="FRAMES",
+                   help="stop after this many frames in total")
+    p.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS",
+                   help="seconds between stats lines (default: 1)")
+    p.add_argument("--json", action="store_true", help="print stats as JSON lines")
+    p.add_argument("--ready-fd", type=_int_range(0, 1 << 20, "ready fd"), metavar="FD",
+                   help="write 'READY\\n' to this fd when every worker is ready, then close it")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="log level on stderr (default: info)")
+    return p
+
+
+def parse_cpus_arg(text: str) -> list[int]:
+    try:
+        return parse_cpus(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.one_line()) from None
+
+
+def setup_logging(level: str, prog: str = "pfrps") -> None:
+    """Log to stderr as ``<prog>: message`` (workers as ``pfrps.w3: message``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(prog))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__()
+        self.prog = prog
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = record.name if record.name.startswith("pfrps.w") else self.prog
+        lvl = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        msg = f"{name}: {lvl}{record.getMessage()}"
+        if record.exc_info and record.levelno >= logging.ERROR:
+            msg += "\n" + self.formatException(record.exc_info)
+        return msg
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``pfrps``; return the exit status (0 ok, 1 runtime failure, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    log = logging.getLogger("pfrps")
+    sup: Optional[Supervisor] = None
+    try:
+        config = SupervisorConfig(
+            interface=args.interface,
+            workers=args.workers,
+            hash_alg=parse_hash_alg(args.hash_alg),
+            ethertypes=parse_ethertypes(args.ethertypes),
+            steering=args.steering,
+            program=args.program,
+            rx=args.rx,
+            rcvbuf=args.rcvbuf,
+            cpus=args.cpus,
+        )
+        if args.program is not None and not args.program.is_file():
+            raise UsageError(f"BPF program {str(args.program)!r} not found",
+                             hint="give -b the path of an existing .bpf.c file")
+        sup = Supervisor(config)
+        sup.config.validate()
+        seconds = sup.start()
+        log.info("%s", sup.describe())
+        log.info("%d workers ready in %.3f s (%s per worker); Hit Ctrl-C to end.", config.workers, seconds,
+                 _human_bytes(sup.ring_bytes_per_worker()))
+        if args.ready_fd is not None:
+            try:
+                os.write(args.ready_fd, b"READY\n")
+                os.close(args.ready_fd)
+            except OSError as exc:
+                raise UsageError(f"cannot write to --ready-fd {args.ready_fd}: {exc.strerror}",
+                                 hint="pass an fd that is open for writing") from None
+
+        def emit() -> None:
+            if args.json:
+                from .stats import dumps  # noqa: PLC0415
+
+                print(dumps(sup.snapshot()), flush=True)
+            else:
+                print(sup.line(), flush=True)
+
+        status = sup.run(emit, interval=args.interval, duration=args.duration, count=args.count)
+        return status
+    except PfrpsError as exc:
+        print(f"pfrps: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if sup is not None:
+            sup.close()
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Per-worker counters in shared memory, and the per-second stats line.
+
+Counters are a ``(workers, columns)`` uint64 numpy array over an anonymous ``MAP_SHARED``
+mmap made before the workers fork: each worker writes only its own row, the supervisor reads
+every row, so no lock and no pipe is involved. Columns are :class:`Col` first, then any
+application counters (``app_counters``) an embedding program names.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+from enum import IntEnum
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["Col", "SharedCounters", "format_line", "snapshot"]
+
+
+class Col(IntEnum):
+    """Built-in counter columns (units: frames unless named otherwise)."""
+
+    FRAMES = 0          # frames the worker received
+    BYTES = 1           # bytes of those frames, at their original length
+    TRUNCATED = 2       # frames delivered shorter than they were on the wire
+    KERNEL_DROPS = 3    # PACKET_STATISTICS tp_drops, accumulated by the supervisor
+    FREEZES = 4         # TPACKET_V3 tp_freeze_q_cnt, accumulated by the supervisor
+    RESTARTS = 5        # times the supervisor restarted this worker
+    HANDLER_ERRORS = 6  # exceptions raised by the frame handler
+    TX_FRAMES = 7       # frames the worker transmitted
+    TX_ERRORS = 8       # transmit calls that failed
+    KERNEL_PACKETS = 9  # PACKET_STATISTICS tp_packets (accepted by the filter)
+
+
+BUILTIN_COLUMNS = len(Col)
+
+
+class SharedCounters:
+    """A ``(workers, columns)`` uint64 array shared by the supervisor and its forked workers.
+
+    Args:
+        workers: number of rows (one per worker).
+        app_counters: names of extra columns, after the :class:`Col` ones.
+
+    Attributes:
+        array: the ``(workers, columns)`` numpy view of the shared mapping.
+    """
+
+    def __init__(self, workers: int, app_counters: Sequence[str] = ()) -> None:
+        self.app_counters = tuple(app_counters)
+        self.columns = BUILTIN_COLUMNS + len(self.app_counters)
+        self.workers = workers
+        size = max(workers * self.columns * 8, mmap.PAGESIZE)
+        self._mm = mmap.mmap(-1, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.array = np.ndarray((workers, self.columns), dtype=np.uint64, buffer=self._mm)
+        self._index = {name: BUILTIN_COLUMNS + i for i, name in enumerate(self.app_counters)}
+
+    def column(self, name: str | Col) -> int:
+        """Column index of a :class:`Col` or of an application counter name.
+
+        Raises:
+            KeyError: unknown application counter.
+        """
+        if isinstance(name, Col):
+            return int(name)
+        return self._index[name]
+
+    def row(self, worker_id: int) -> np.ndarray:
+        """Worker ``worker_id``'s row (a view: writes go to shared memory)."""
+        return self.array[worker_id]
+
+    def close(self) -> None:
+        """Unmap (after every worker has exited)."""
+        self.array = None  # type: ignore[assignment]
+        try:
+            self._mm.close()
+        except BufferError:
+            pass
+
+
+def format_line(frames: np.ndarray, drops: np.ndarray | None = None, freezes: np.ndarray | None = None,
+                truncated: np.ndarray | None = None) -> str:
+    """The seed's stats line, cumulative per worker, population standard deviation.
+
+    ``#0:3165 #1:3155 ... (total:25000 std_dev:31.784430)``; then, only when non-zero,
+    `` drops #2:5 (total:5)`` (kernel drops, PACKET_STATISTICS), `` freezes ...`` (TPACKET_V3
+    ring freezes) and `` truncated ...``, so that no lost or cut frame goes unreported.
+
+    Args:
+        frames: ``(N,)`` frames per worker.
+        drops, freezes, truncated: ``(N,)`` per worker, or None.
+    """
+    frames = np.asarray(frames, dtype=np.uint64)
+    parts = [" ".join(f"#{i}:{int(c):04d}" for i, c in enumerate(frames))]
+    std = float(np.std(frames.astype(np.float64))) if frames.size else 0.0
+    parts.append(f"(total:{int(frames.sum())} std_dev:{std:.6f})")
+    for name, arr in (("drops", drops), ("freezes", freezes), ("truncated", truncated)):
+        if arr is not None and np.any(arr):
+            nz = " ".join(f"#{i}:{int(v)}" for i, v in enumerate(arr) if v)
+            parts.append(f"{name} {nz} (total:{int(np.sum(arr))})")
+    return " ".join(parts)
+
+
+def snapshot(counters: SharedCounters, elapsed: float) -> dict:
+    """A JSON-ready dict of every counter: the ``--json`` line.
+
+    Keys: ``time`` (seconds since start), ``total`` (frames), ``std_dev``, and per-worker lists
+    ``frames``, ``bytes``, ``truncated``, ``drops``, ``freezes``, ``restarts``,
+    ``handler_errors``, ``tx_frames``, ``tx_errors``, plus one list per application counter.
+    """
+    arr = counters.array.copy()
+    frames = arr[:, Col.FRAMES]
+    out = {
+        "time": round(elapsed, 3),
+        "total": int(frames.sum()),
+        "std_dev": round(float(np.std(frames.astype(np.float64))), 6),
+    }
+    for col in Col:
+        if col is Col.KERNEL_PACKETS:
+            continue
+        key = {"KERNEL_DROPS": "drops"}.get(col.name, col.name.lower())
+        out[key] = arr[:, col].tolist()
+    for name in counters.app_counters:
+        out[name] = arr[:, counters.column(name)].tolist()
+    return out
+
+
+def dumps(obj: dict) -> str:
+    """One compact JSON line."""
+    return json.dumps(obj, separators=(",", ":"))
