@@ -149,7 +149,7 @@ class CompiledModule:
         flags = [f"-I{self.source.parent}", f"-I{bpf_source_dir()}", *cflags]
         with _capture_stderr() as diag:
             try:
-                self._bpf = bcc.BPF(text=text, cflags=flags)
+                self._bpf = bcc.BPF(text=text.encode(), cflags=flags)
             except Exception:
                 self._bpf = None
         if self._bpf is None:
@@ -165,7 +165,7 @@ class CompiledModule:
     def table(self, name: str):
         """bcc's Table for map ``name`` (the copy made at compile time)."""
         try:
-            return self._bpf[name]
+            return self._bpf[name.encode()]
         except KeyError:
             raise BpfCompileError(
                 f"{self.source.name} has no map {name!r}",
@@ -215,7 +215,7 @@ class CompiledModule:
     def bytecode(self, func: str) -> np.ndarray:
         """The compiled instructions of ``func`` as a structured array (dtype: code, regs, off, imm)."""
         try:
-            raw = self._bpf.dump_func(func)
+            raw = self._bpf.dump_func(func.encode())
         except Exception:
             raise BpfCompileError(
                 f"{self.source.name} has no function {func!r}",

@@ -1,0 +1,90 @@
+"""Shared pytest set-up.
+
+* ``@pytest.mark.root`` tests need root, BPF and network namespaces. Outside CI they skip when
+  not root; under CI (``CI`` set) any skipped test fails the run.
+* A session fixture records the machine's BPF programs, network namespaces, root-namespace
+  links and child processes before the suite and asserts none were added after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if IS_ROOT:
+        return
+    skip = pytest.mark.skip(reason="needs root (BPF, PF_PACKET, network namespaces)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not IN_CI:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        reporter.write_line(f"CI: {skipped} test(s) skipped; a skip in CI is a failure", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def bpf_program_ids() -> set[int]:
+    """Ids of loaded socket-filter, XDP and TC programs (``bpftool prog show``)."""
+    if not IS_ROOT or not shutil.which("bpftool"):
+        return set()
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=30).stdout
+    kinds = {"socket_filter", "xdp", "sched_cls", "sched_act"}
+    return {p["id"] for p in json.loads(out or "[]") if p.get("type") in kinds}
+
+
+def netns_names() -> set[str]:
+    d = Path("/var/run/netns")
+    return {p.name for p in d.iterdir()} if d.is_dir() else set()
+
+
+def root_links() -> set[str]:
+    return {p.name for p in Path("/sys/class/net").iterdir()}
+
+
+def child_pids(pid: int | None = None) -> set[int]:
+    """Direct and indirect children of ``pid`` (default: this process)."""
+    pid = pid or os.getpid()
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = {int(x) for x in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            new = kids - found
+            found |= new
+            todo.extend(new)
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    """After the whole suite: no BPF program, netns, link or child process was left over."""
+    before = (bpf_program_ids(), netns_names(), root_links())
+    yield
+    leaked_progs = bpf_program_ids() - before[0]
+    leaked_ns = netns_names() - before[1]
+    leaked_links = root_links() - before[2]
+    leaked_kids = child_pids()
+    assert not leaked_progs, f"BPF programs left loaded: {sorted(leaked_progs)}"
+    assert not leaked_ns, f"network namespaces left: {sorted(leaked_ns)}"
+    assert not leaked_links, f"links left in the root namespace: {sorted(leaked_links)}"
+    assert not leaked_kids, f"child processes left running: {sorted(leaked_kids)}"

@@ -1,0 +1,70 @@
+"""Fixtures for root tests: a uniquely named two-node topology, always removed."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+from dataclasses import dataclass
+
+import pytest
+
+from pfrps.topology import TwoNodeTopology
+from tests.helpers import PY, last_json
+
+
+@pytest.fixture(scope="module")
+def topo():
+    """injector(eno1) <-veth-> node(enp1s0, 52:54:00:84:d7:ff), names pft-*-<random>."""
+    t = TwoNodeTopology.unique(prefix="pft").create()
+    try:
+        yield t
+    finally:
+        t.destroy()
+
+
+@dataclass
+class Run:
+    proc: subprocess.Popen
+    ready: bool
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+
+def start_pfrps(topo: TwoNodeTopology, *args: str, module: str = "pfrps", timeout: float = 60) -> Run:
+    """Start ``python -m <module> -i enp1s0 args --ready-fd`` in the node namespace; wait for READY."""
+    r, w = os.pipe()
+    proc = topo.popen(topo.node, [PY, "-m", module, "-i", topo.node_if, *args, "--ready-fd", str(w)],
+                      pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    sel = selectors.DefaultSelector()
+    sel.register(r, selectors.EVENT_READ)
+    ready = bool(sel.select(timeout)) and os.read(r, 16).startswith(b"READY")
+    sel.close()
+    os.close(r)
+    return Run(proc, ready)
+
+
+def inject(topo: TwoNodeTopology, *args: str) -> subprocess.CompletedProcess:
+    res = topo.run(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac, *args],
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res
+
+
+def steer(topo: TwoNodeTopology, frames: int, seed: int, *pfrps_args: str, inject_args=()) -> dict:
+    """Run pfrps until it has seen ``frames`` frames from ``pfinject --seed``; return its final JSON."""
+    run = start_pfrps(topo, *pfrps_args, "--json", "-c", str(frames), "--duration", "60")
+    try:
+        assert run.ready, run.proc.communicate(timeout=30)
+        inject(topo, "-p", str(frames), "--seed", str(seed), *inject_args)
+        status, out, err = run.finish()
+    finally:
+        if run.proc.poll() is None:
+            run.proc.send_signal(signal.SIGINT)
+            run.proc.communicate(timeout=30)
+    assert status == 0, err
+    return last_json(out)
