@@ -11,6 +11,8 @@ from typing import NoReturn, Optional, Sequence
 
 from .errors import PfrpsError, UsageError
 from .hashing import parse_hash_alg
+from .privileges import lookup_user
+from .worker import reopen_log_files
 from .supervisor import MAX_WORKERS, RX_MODES, STEERING_MODES, Supervisor, SupervisorConfig, parse_cpus
 
 __all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser"]
@@ -32,6 +34,7 @@ examples:
   pfrps -i enp1s0 -w 64 --steering fanout --rx ring --cpus 0-1
   pfrps -i enp1s0 -w 8 -c 25000        # stop after 25000 frames, like tcpdump -c
   pfrps -i enp1s0 -w 4 -b my_rps.bpf.c # your own steering program (keep pfrps_filter/pfrps_opts)
+  pfrps -i enp1s0 -w 8 --user nobody --log-file /var/log/pfrps.log
 """
 
 
@@ -125,6 +128,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--json", action="store_true", help="print stats as JSON lines")
     p.add_argument("--ready-fd", type=_int_range(0, 1 << 20, "ready fd"), metavar="FD",
                    help="write 'READY\\n' to this fd when every worker is ready, then close it")
+    p.add_argument("--user", metavar="NAME",
+                   help="after sockets and BPF programs are in place, run workers as NAME with no capabilities")
+    p.add_argument("--log-file", metavar="PATH", help="log to PATH instead of stderr; SIGHUP reopens it (logrotate)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level on stderr (default: info)")
     return p
@@ -137,9 +143,28 @@ def parse_cpus_arg(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(exc.one_line()) from None
 
 
-def setup_logging(level: str, prog: str = "pfrps") -> None:
-    """Log to stderr as ``<prog>: message`` (workers as ``pfrps.w3: message``)."""
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(level: str, prog: str = "pfrps", path: Optional[str] = None,
+                  owner: Optional[tuple[int, int]] = None) -> None:
+    """Log to stderr (or ``path``) as ``<prog>: message`` (workers as ``pfrps.w3: message``).
+
+    A ``path`` gets a ``WatchedFileHandler`` (reopened after rotation, and on SIGHUP) and is
+    chowned to ``owner`` (uid, gid) so workers running as ``--user`` can reopen it.
+
+    Raises:
+        UsageError: the log file cannot be opened.
+    """
+    if path:
+        from logging.handlers import WatchedFileHandler  # noqa: PLC0415
+
+        try:
+            handler: logging.Handler = WatchedFileHandler(path)
+            if owner is not None:
+                os.chown(path, *owner)
+        except OSError as exc:
+            raise UsageError(f"cannot open log file {path!r}: {exc.strerror}",
+                             hint="give --log-file a writable path") from None
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter(prog))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -163,10 +188,12 @@ class _Formatter(logging.Formatter):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``pfrps``; return the exit status (0 ok, 1 runtime failure, 2 bad input)."""
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
     log = logging.getLogger("pfrps")
     sup: Optional[Supervisor] = None
     try:
+        setup_logging(args.log_level)
+        if args.log_file:
+            setup_logging(args.log_level, path=args.log_file, owner=lookup_user(args.user) if args.user else None)
         config = SupervisorConfig(
             interface=args.interface,
             workers=args.workers,
@@ -177,6 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rx=args.rx,
             rcvbuf=args.rcvbuf,
             cpus=args.cpus,
+            user=args.user,
         )
         if args.program is not None and not args.program.is_file():
             raise UsageError(f"BPF program {str(args.program)!r} not found",
@@ -203,7 +231,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             else:
                 print(sup.line(), flush=True)
 
-        status = sup.run(emit, interval=args.interval, duration=args.duration, count=args.count)
+        def on_hup() -> None:
+            reopen_log_files()
+            if args.log_file and args.user:
+                try:
+                    os.chown(args.log_file, *lookup_user(args.user))
+                except OSError as exc:
+                    log.warning("cannot hand %s to %s: %s", args.log_file, args.user, exc.strerror)
+
+        status = sup.run(emit, interval=args.interval, duration=args.duration, count=args.count,
+                         on_hup=on_hup)
         return status
     except PfrpsError as exc:
         print(f"pfrps: error: {exc.one_line()}", file=sys.stderr)

@@ -40,6 +40,7 @@ from .bpfload import CompiledModule, SteeringOpts, builtin_program
 from .errors import PfrpsError, PrivilegeError, UsageError, WorkerError
 from .hashing import alg_name
 from .links import check_interface
+from .privileges import drop_to_user, keep_only_caps, lookup_user
 from .stats import Col, SharedCounters, format_line, snapshot
 from .worker import Handler, WorkerContext, run_worker
 
@@ -97,6 +98,8 @@ class SupervisorConfig:
         ring_block_size, ring_blocks, ring_frame_size: TPACKET_V3 geometry (ring mode), bytes/count.
         cpus: CPUs to pin workers to (worker i on cpus[i % len]), or None.
         app_counters: names of extra per-worker counters for the handler (``ctx.count``).
+        user: once sockets and programs are in place, workers run as this user with no
+            capabilities and the supervisor keeps only CAP_SETUID, CAP_SETGID and CAP_KILL.
     """
 
     interface: str
@@ -112,6 +115,7 @@ class SupervisorConfig:
     ring_frame_size: int = 2048
     cpus: Optional[list[int]] = None
     app_counters: tuple[str, ...] = ()
+    user: Optional[str] = None
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values out of range (before anything is opened)."""
@@ -122,6 +126,8 @@ class SupervisorConfig:
             raise UsageError(f"unknown steering mode {self.steering!r}", hint=f"use one of {', '.join(STEERING_MODES)}")
         if self.rx not in RX_MODES:
             raise UsageError(f"unknown receive mode {self.rx!r}", hint="use --rx ring or --rx recv")
+        if self.user is not None:
+            lookup_user(self.user)
         if self.program is not None and self.steering == "hash":
             raise UsageError("-b has no effect with --steering hash", hint="drop -b or use --steering filter/fanout")
 
@@ -178,6 +184,7 @@ class Supervisor:
         self._rings: list[Any] = []
         self._v3 = config.rx == "ring"
         self.failed: Optional[str] = None
+        self._user: Optional[tuple[int, int]] = None
 
     # -- start-up -----------------------------------------------------------------------------
     def start(self) -> float:
@@ -201,6 +208,9 @@ class Supervisor:
             os.set_blocking(self._sig_w, False)
             os.set_blocking(self._sig_r, False)
             self._install_signals()
+            self._user = lookup_user(cfg.user) if cfg.user else None
+            if self._user is not None:
+                keep_only_caps()
             self.started_at = time.monotonic()
             for slot in self.slots:
                 self._spawn(slot)
@@ -324,6 +334,8 @@ class Supervisor:
                 for other in self.slots:
                     if other is not slot:
                         other.sock.close()
+                if self._user is not None:
+                    drop_to_user(*self._user)
                 receiver_factory = None
                 if self._rings:
                     from .ring import RingReceiver  # noqa: PLC0415
@@ -449,6 +461,7 @@ class Supervisor:
 
         Calls ``emit()`` every ``interval`` seconds and once more after the workers stopped.
         Restarts workers that die (same id, same socket) and logs each with its cause.
+        SIGHUP calls ``on_hup()`` and is passed on to the workers (which reopen log files).
 
         Returns:
             0, or 1 when a worker kept dying.
@@ -484,8 +497,15 @@ class Supervisor:
                 sigs, self._signals = self._signals, []
                 if signal.SIGCHLD in sigs:
                     self._reap()
-                if signal.SIGHUP in sigs and on_hup is not None:
-                    on_hup()
+                if signal.SIGHUP in sigs:
+                    if on_hup is not None:
+                        on_hup()
+                    for slot in self.slots:
+                        if slot.pid:
+                            try:
+                                os.kill(slot.pid, signal.SIGHUP)
+                            except ProcessLookupError:
+                                pass
                 if signal.SIGINT in sigs or signal.SIGTERM in sigs:
                     break
         finally:

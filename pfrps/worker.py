@@ -23,7 +23,7 @@ import numpy as np
 from .packet import AUXDATA_SIZE, PACKET_AUXDATA, SOL_PACKET, TP_STATUS_VLAN_VALID
 from .stats import Col, SharedCounters
 
-__all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker"]
+__all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker", "reopen_log_files"]
 
 log = logging.getLogger("pfrps.worker")
 
@@ -159,6 +159,15 @@ class RecvReceiver:
         return frames, nbytes, truncated
 
 
+def reopen_log_files() -> None:
+    """Reopen every ``WatchedFileHandler`` log file that was moved away (SIGHUP, after rotation)."""
+    from logging.handlers import WatchedFileHandler  # noqa: PLC0415
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, WatchedFileHandler):
+            handler.reopenIfNeeded()
+
+
 def _set_process_name(name: str) -> None:
     try:
         import setproctitle  # noqa: PLC0415
@@ -193,6 +202,7 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
         os.sched_setaffinity(0, {cpus[worker_id % len(cpus)]})
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is in place
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     ctx = WorkerContext(worker_id, worker_count, ifindex, sock, counters, loop)
@@ -230,6 +240,7 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, reopen_log_files)
 
     async def main() -> None:
         if on_start is not None:
