@@ -11,7 +11,7 @@ from typing import NoReturn, Optional, Sequence
 
 from .errors import PfrpsError, UsageError
 from .hashing import parse_hash_alg
-from .privileges import lookup_user
+from .privileges import CAP_CHOWN, SUPERVISOR_CAPS, lookup_user
 from .worker import reopen_log_files
 from .supervisor import MAX_WORKERS, RX_MODES, STEERING_MODES, Supervisor, SupervisorConfig, parse_cpus
 
@@ -205,6 +205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rcvbuf=args.rcvbuf,
             cpus=args.cpus,
             user=args.user,
+            supervisor_caps=SUPERVISOR_CAPS + ((CAP_CHOWN,) if args.log_file else ()),
         )
         if args.program is not None and not args.program.is_file():
             raise UsageError(f"BPF program {str(args.program)!r} not found",

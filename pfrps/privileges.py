@@ -5,7 +5,8 @@ Workers become the named user with no capabilities (``setuid`` away from root cl
 PF_PACKET socket keeps working: capabilities are checked when a socket is created and a
 program attached, not per frame. The supervisor keeps only what supervising needs:
 CAP_SETUID and CAP_SETGID (so a restarted worker can drop to the user) and CAP_KILL (to signal
-workers that no longer share its uid). See capabilities(7).
+workers that no longer share its uid), plus CAP_CHOWN when it hands a reopened log file
+to the workers' user (``--log-file``). See capabilities(7).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 
 from .errors import PrivilegeError, UsageError
 
-__all__ = ["lookup_user", "drop_to_user", "keep_only_caps", "effective_caps", "SUPERVISOR_CAPS"]
+__all__ = ["CAP_CHOWN", "lookup_user", "drop_to_user", "keep_only_caps", "effective_caps", "SUPERVISOR_CAPS"]
 
-CAP_KILL, CAP_SETGID, CAP_SETUID = 5, 6, 7
+CAP_CHOWN, CAP_KILL, CAP_SETGID, CAP_SETUID = 0, 5, 6, 7
 SUPERVISOR_CAPS = (CAP_KILL, CAP_SETGID, CAP_SETUID)
 _PR_SET_NO_NEW_PRIVS = 38
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522

@@ -40,7 +40,7 @@ from .bpfload import CompiledModule, SteeringOpts, builtin_program
 from .errors import PfrpsError, PrivilegeError, UsageError, WorkerError
 from .hashing import alg_name
 from .links import check_interface
-from .privileges import drop_to_user, keep_only_caps, lookup_user
+from .privileges import SUPERVISOR_CAPS, drop_to_user, keep_only_caps, lookup_user
 from .stats import Col, SharedCounters, format_line, snapshot
 from .worker import Handler, WorkerContext, run_worker
 
@@ -99,7 +99,8 @@ class SupervisorConfig:
         cpus: CPUs to pin workers to (worker i on cpus[i % len]), or None.
         app_counters: names of extra per-worker counters for the handler (``ctx.count``).
         user: once sockets and programs are in place, workers run as this user with no
-            capabilities and the supervisor keeps only CAP_SETUID, CAP_SETGID and CAP_KILL.
+            capabilities and the supervisor keeps only ``supervisor_caps`` (default CAP_SETUID,
+            CAP_SETGID and CAP_KILL).
     """
 
     interface: str
@@ -116,6 +117,7 @@ class SupervisorConfig:
     cpus: Optional[list[int]] = None
     app_counters: tuple[str, ...] = ()
     user: Optional[str] = None
+    supervisor_caps: tuple[int, ...] = SUPERVISOR_CAPS
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values out of range (before anything is opened)."""
@@ -210,7 +212,7 @@ class Supervisor:
             self._install_signals()
             self._user = lookup_user(cfg.user) if cfg.user else None
             if self._user is not None:
-                keep_only_caps()
+                keep_only_caps(cfg.supervisor_caps)
             self.started_at = time.monotonic()
             for slot in self.slots:
                 self._spawn(slot)
