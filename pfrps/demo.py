@@ -62,6 +62,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     py = sys.executable
     topo: Optional[TwoNodeTopology] = None
+
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         check_privileges()
         t_start = time.monotonic()
@@ -104,9 +109,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("demo: interrupted", file=sys.stderr)
         return 130
     finally:
+        for sig in old:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         if topo is not None:
             topo.destroy()
             print(f"demo: removed namespaces {topo.injector} and {topo.node}", flush=True)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
