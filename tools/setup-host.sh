@@ -104,8 +104,12 @@ fi
 stamp=$venv/.pfrps-installed
 want_stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ]; then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,bench]"
+  piplog=$venv/pip-install.log
+  if ! { "$venv/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+         "$venv/bin/python" -m pip install --disable-pip-version-check -e ".[test,bench]"; } >"$piplog" 2>&1; then
+    tail -20 "$piplog" >&2
+    die "pip could not install pfrps's dependencies (full log: $piplog); check that PyPI is reachable and run this again"
+  fi
   echo "$want_stamp" > "$stamp"
   changed "installed pfrps (editable) and its PyPI dependencies into $venv"
 fi

@@ -106,3 +106,19 @@ def test_duration_stops_and_exit_zero(topo):
     assert time.monotonic() - t0 < 10
     lines = out.strip().splitlines()
     assert len(lines) >= 4 and all(LINE.match(ln) for ln in lines)
+
+
+def test_kernel_drops_are_reported_and_account_for_every_frame(topo):
+    """A 4 KiB receive buffer overflows: every frame is either received or reported dropped."""
+    run = start_pfrps(topo, "-w", "1", "--rcvbuf", "4096", "--interval", "0.2")
+    assert run.ready
+    inject(topo, "-p", "20000", "--seed", "14")
+    run.proc.send_signal(signal.SIGINT)
+    status, out, err = run.finish(timeout=10)
+    assert status == 0, err
+    last = out.strip().splitlines()[-1]
+    m = re.search(r"\(total:(\d+) std_dev:[\d.]+\) drops #0:(\d+) \(total:(\d+)\)$", last)
+    assert m, last
+    received, dropped = int(m.group(1)), int(m.group(2))
+    assert dropped > 0
+    assert received + dropped == 20000
