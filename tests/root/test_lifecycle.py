@@ -54,8 +54,10 @@ def test_worker_names_in_ps(topo):
         run.finish(timeout=10)
 
 
-def test_dead_worker_is_reported_and_replaced_on_same_steering(topo):
-    run = start_pfrps(topo, "-w", "4", "--json")
+@pytest.mark.parametrize("steering", ["filter", "fanout"])
+def test_dead_worker_is_reported_and_replaced_on_same_steering(topo, steering):
+    """The supervisor keeps the sockets, so a fanout group never compacts when a worker dies."""
+    run = start_pfrps(topo, "-w", "4", "--json", "--steering", steering)
     try:
         assert run.ready
         kids = sorted(child_pids(run.proc.pid))
