@@ -5,7 +5,8 @@ ver/type 0x11, code 0x00, session id 0xcafe, length 128, 128 payload bytes of 0x
 locally administered unicast source MAC (first byte 0x02) that changes per frame.
 
 Public API: :func:`pfinject.frames.build_template`, :func:`pfinject.frames.fill_frames`,
-the MAC sets of :mod:`pfinject.macs`, and :class:`pfinject.sender.Injector`.
+the MAC sets of :mod:`pfinject.macs`, :class:`pfinject.txring.TxRing` (PACKET_TX_RING, the
+default) and :class:`pfinject.sender.Injector` (one ``send()`` per frame, ``--tx send``).
 """
 
 from .frames import FRAME_LEN, build_template, fill_frames

@@ -15,6 +15,7 @@ from pfrps.hashing import parse_mac
 from .frames import build_template, fill_frames
 from .macs import MAC_SETS, mac_set
 from .sender import Injector
+from .txring import DEFAULT_BURST, DEFAULT_RING_FRAMES, send_parallel
 
 __all__ = ["main"]
 
@@ -23,6 +24,8 @@ examples:
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 25000            # the seed's run
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 25000 --seed 7   # the same MACs every time
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 1000000 --rate 100000
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 1000000 --procs 2   # two sending processes, one ring each
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 1000000 --tx send    # one send() per frame, no ring
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 8000 --macs stride --stride 8 --base 02:00:00:00:10:00
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 5000 --macs file --mac-file subscribers.txt
 """
@@ -48,6 +51,18 @@ def _rate(text: str) -> float:
     return value
 
 
+def _positive(what: str, hi: int):
+    def conv(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
+        if not 1 <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} {value} is out of range 1..{hi}")
+        return value
+    return conv
+
+
 def _mac(text: str) -> str:
     try:
         parse_mac(text)
@@ -68,6 +83,18 @@ def build_parser() -> ArgumentParser:
                    help="frames to send (default: 25000)")
     p.add_argument("--seed", type=int, help="seed of the random MAC sequence (reproducible runs)")
     p.add_argument("--rate", type=_rate, default=0.0, metavar="FPS", help="frames/s to hold (default: as fast as possible)")
+    p.add_argument("--tx", choices=("ring", "send"), default="ring",
+                   help="ring: a PACKET_TX_RING, one send() per burst; send: one send() per frame (default: ring)")
+    p.add_argument("--burst", type=_positive("burst", 1 << 16), default=DEFAULT_BURST, metavar="N",
+                   help=f"frames per send() with --tx ring (default: {DEFAULT_BURST}; --rate cuts bursts "
+                        "to about 1 ms of frames)")
+    p.add_argument("--ring-frames", type=_positive("ring size", 1 << 20), default=DEFAULT_RING_FRAMES, metavar="N",
+                   help=f"slots in the transmit ring (default: {DEFAULT_RING_FRAMES})")
+    p.add_argument("--procs", type=_positive("process count", 1024), default=1, metavar="N",
+                   help="sending processes with --tx ring, one ring each, pinned to CPUs in turn; each sends "
+                        "its share of the MACs at rate/N (default: 1)")
+    p.add_argument("--qdisc-bypass", action="store_true",
+                   help="hand frames straight to the driver (PACKET_QDISC_BYPASS), skipping the qdisc")
     p.add_argument("--macs", choices=MAC_SETS, default="random", help="source MAC set (default: random)")
     p.add_argument("--base", type=_mac, metavar="MAC", help="first MAC of --macs sequential/stride")
     p.add_argument("--stride", type=int, default=8, metavar="K", help="step of --macs stride (default: 8)")
@@ -81,26 +108,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, "pfinject")
     try:
+        if args.procs > 1 and args.tx != "ring":
+            raise UsageError("--procs needs --tx ring", hint="drop --procs or use --tx ring")
         macs = mac_set(args.macs, args.count, seed=args.seed, base=args.base, stride=args.stride,
                        path=args.mac_file)
         template = build_template(args.dst)
-        buf = np.empty((min(args.count, 4096), len(template)), dtype=np.uint8)
-        pos = 0
+        seed = f", seed {args.seed}" if args.seed is not None else ""
+        rate = f" at {args.rate:.0f} frames/s" if args.rate else ""
+        announce = (f"pfinject: sending {args.count} {len(template)}-byte PPPoE frames to {args.dst} on "
+                    f"{args.interface} from {args.macs} source MACs{seed}{rate}")
+        if args.tx == "ring":
+            res = send_parallel(args.interface, template, macs, procs=args.procs, rate=args.rate, burst=args.burst,
+                                ring_frames=args.ring_frames, qdisc_bypass=args.qdisc_bypass,
+                                on_ready=lambda: print(announce, file=sys.stderr, flush=True))
+        else:
+            buf = np.empty((min(args.count, 4096), len(template)), dtype=np.uint8)
+            pos = 0
 
-        def batches(n: int):
-            nonlocal pos
-            if pos >= args.count:
-                return None
-            chunk = macs[pos:pos + min(n, buf.shape[0])]
-            pos += len(chunk)
-            return fill_frames(template, chunk, buf)
+            def batches(n: int):
+                nonlocal pos
+                if pos >= args.count:
+                    return None
+                chunk = macs[pos:pos + min(n, buf.shape[0])]
+                pos += len(chunk)
+                return fill_frames(template, chunk, buf)
 
-        with Injector(args.interface) as inj:
-            seed = f", seed {args.seed}" if args.seed is not None else ""
-            rate = f" at {args.rate:.0f} frames/s" if args.rate else ""
-            print(f"pfinject: sending {args.count} {len(template)}-byte PPPoE frames to {args.dst} on "
-                  f"{args.interface} from {args.macs} source MACs{seed}{rate}", file=sys.stderr, flush=True)
-            res = inj.send_batches(batches, rate=args.rate)
+            with Injector(args.interface, qdisc_bypass=args.qdisc_bypass) as inj:
+                print(announce, file=sys.stderr, flush=True)
+                res = inj.send_batches(batches, rate=args.rate)
         print(f"pfinject: sent {res.frames} frames ({res.bytes} bytes) in {res.seconds:.3f} s: "
               f"{res.rate:.0f} frames/s", flush=True)
         return 0

@@ -11,7 +11,17 @@ import numpy as np
 
 from pfrps.packet import open_tx_socket
 
-__all__ = ["SendResult", "Injector"]
+__all__ = ["SendResult", "Injector", "sleep_until"]
+
+
+def sleep_until(deadline: float) -> None:
+    """Sleep until ``time.perf_counter()`` reaches ``deadline`` (seconds), spinning the last 0.2 ms
+    so short waits are not stretched by the sleep's wake-up latency."""
+    left = deadline - time.perf_counter()
+    if left > 0.0003:
+        time.sleep(left - 0.0002)
+    while time.perf_counter() < deadline:
+        pass
 
 
 @dataclass
@@ -76,6 +86,8 @@ class Injector:
                     ahead = t0 + frames / rate - time.perf_counter()
                     if ahead > 0.0005:
                         time.sleep(ahead)
+        if rate and frames:  # the last frame's time slot ends at t0 + frames / rate
+            sleep_until(t0 + frames / rate)
         return SendResult(frames, nbytes, time.perf_counter() - t0, retries)
 
     def close(self) -> None:

@@ -3,7 +3,9 @@
 Counters are a ``(workers, columns)`` uint64 numpy array over an anonymous ``MAP_SHARED``
 mmap made before the workers fork: each worker writes only its own row, the supervisor reads
 every row, so no lock and no pipe is involved. Columns are :class:`Col` first, then any
-application counters (``app_counters``) an embedding program names.
+application counters (``app_counters``) and gauges (``app_gauges``) an embedding program names.
+A gauge (for example open sessions) goes up and down, is read as signed, and is zeroed by the
+supervisor when it restarts that worker (the new worker starts with empty local state).
 """
 
 from __future__ import annotations
@@ -42,19 +44,21 @@ class SharedCounters:
     Args:
         workers: number of rows (one per worker).
         app_counters: names of extra columns, after the :class:`Col` ones.
+        app_gauges: names of gauge columns, after those.
 
     Attributes:
         array: the ``(workers, columns)`` numpy view of the shared mapping.
     """
 
-    def __init__(self, workers: int, app_counters: Sequence[str] = ()) -> None:
+    def __init__(self, workers: int, app_counters: Sequence[str] = (), app_gauges: Sequence[str] = ()) -> None:
         self.app_counters = tuple(app_counters)
-        self.columns = BUILTIN_COLUMNS + len(self.app_counters)
+        self.app_gauges = tuple(app_gauges)
+        self.columns = BUILTIN_COLUMNS + len(self.app_counters) + len(self.app_gauges)
         self.workers = workers
         size = max(workers * self.columns * 8, mmap.PAGESIZE)
         self._mm = mmap.mmap(-1, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.array = np.ndarray((workers, self.columns), dtype=np.uint64, buffer=self._mm)
-        self._index = {name: BUILTIN_COLUMNS + i for i, name in enumerate(self.app_counters)}
+        self._index = {name: BUILTIN_COLUMNS + i for i, name in enumerate(self.app_counters + self.app_gauges)}
 
     def column(self, name: str | Col) -> int:
         """Column index of a :class:`Col` or of an application counter name.
@@ -65,6 +69,16 @@ class SharedCounters:
         if isinstance(name, Col):
             return int(name)
         return self._index[name]
+
+    def add(self, worker_id: int, column: int, n: int) -> None:
+        """Add ``n`` (negative allowed: uint64 wrap-around, read back signed for gauges)."""
+        with np.errstate(over="ignore"):
+            self.array[worker_id, column] += np.uint64(n % (1 << 64))
+
+    def reset_gauges(self, worker_id: int) -> None:
+        """Zero worker ``worker_id``'s gauges (before a restarted worker starts afresh)."""
+        for name in self.app_gauges:
+            self.array[worker_id, self._index[name]] = 0
 
     def row(self, worker_id: int) -> np.ndarray:
         """Worker ``worker_id``'s row (a view: writes go to shared memory)."""
@@ -107,7 +121,8 @@ def snapshot(counters: SharedCounters, elapsed: float) -> dict:
 
     Keys: ``time`` (seconds since start), ``total`` (frames), ``std_dev``, and per-worker lists
     ``frames``, ``bytes``, ``truncated``, ``drops``, ``freezes``, ``restarts``,
-    ``handler_errors``, ``tx_frames``, ``tx_errors``, plus one list per application counter.
+    ``handler_errors``, ``tx_frames``, ``tx_errors``, plus one list per application counter
+    and gauge (gauges signed).
     """
     arr = counters.array.copy()
     frames = arr[:, Col.FRAMES]
@@ -123,6 +138,8 @@ def snapshot(counters: SharedCounters, elapsed: float) -> dict:
         out[key] = arr[:, col].tolist()
     for name in counters.app_counters:
         out[name] = arr[:, counters.column(name)].tolist()
+    for name in counters.app_gauges:
+        out[name] = arr[:, counters.column(name)].view(np.int64).tolist()
     return out
 
 

@@ -98,6 +98,8 @@ class SupervisorConfig:
         ring_block_size, ring_blocks, ring_frame_size: TPACKET_V3 geometry (ring mode), bytes/count.
         cpus: CPUs to pin workers to (worker i on cpus[i % len]), or None.
         app_counters: names of extra per-worker counters for the handler (``ctx.count``).
+        app_gauges: names of per-worker gauges (``ctx.count(name, -1)`` allowed), zeroed when a
+            worker is restarted, since its replacement starts with empty ``ctx.storage``.
         user: once sockets and programs are in place, workers run as this user with no
             capabilities and the supervisor keeps only ``supervisor_caps`` (default CAP_SETUID,
             CAP_SETGID and CAP_KILL).
@@ -116,6 +118,7 @@ class SupervisorConfig:
     ring_frame_size: int = 2048
     cpus: Optional[list[int]] = None
     app_counters: tuple[str, ...] = ()
+    app_gauges: tuple[str, ...] = ()
     user: Optional[str] = None
     supervisor_caps: tuple[int, ...] = SUPERVISOR_CAPS
 
@@ -204,7 +207,7 @@ class Supervisor:
             check_privileges()
         try:
             self._open_sockets()
-            self.counters = SharedCounters(cfg.workers, cfg.app_counters)
+            self.counters = SharedCounters(cfg.workers, cfg.app_counters, cfg.app_gauges)
             self._ready_r, self._ready_w = os.pipe()
             self._sig_r, self._sig_w = os.pipe()
             os.set_blocking(self._sig_w, False)
@@ -430,6 +433,7 @@ class Supervisor:
                 self._stopping = True
                 return
             self.counters.row(slot.worker_id)[Col.RESTARTS] += 1
+            self.counters.reset_gauges(slot.worker_id)
             log.warning("worker %d (pid %d) %s; restarting it on the same socket", slot.worker_id, pid, cause)
             self._spawn(slot)
 

@@ -89,12 +89,16 @@ class WorkerContext:
         return True
 
     def count(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to application counter ``name`` (declared to the supervisor) for this worker.
+        """Add ``n`` (may be negative, for gauges) to application counter or gauge ``name``.
 
         Raises:
-            KeyError: the supervisor was not given that counter name.
+            KeyError: the supervisor was not given that name in ``app_counters``/``app_gauges``.
         """
-        self._row[self._counters.column(name)] += n
+        col = self._counters.column(name)
+        if n >= 0:
+            self._row[col] += n
+        else:
+            self._counters.add(self.worker_id, col, n)
 
 
 #: A frame handler: ``handler(frame: memoryview, meta: FrameMeta, ctx: WorkerContext)``.

@@ -1,0 +1,197 @@
+"""``pfrps-ac``: a PPPoE discovery access concentrator (RFC 2516) on pfrps's steered workers."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from pfrps.cli import ArgumentParser, setup_logging
+from pfrps.errors import PfrpsError, UsageError
+from pfrps.hashing import parse_hash_alg, parse_mac
+from pfrps.links import check_interface
+from pfrps.supervisor import MAX_WORKERS, Supervisor, SupervisorConfig
+
+from .protocol import ENCODERS, ETH_P_PPP_DISC, ETH_P_PPP_SES
+from .server import AC_COUNTERS, AC_GAUGES, AccessConcentrator, ACConfig, parse_service_names
+
+__all__ = ["main", "build_parser", "format_line"]
+
+PROG = "pfrps-ac"
+#: Longest AC-Name / Service-Name accepted, bytes (UTF-8), so that a PADO always fits.
+MAX_NAME = 255
+MAX_SERVICES = 16
+
+EPILOG = """\
+examples:
+  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --service-name internet
+  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --service-name internet --service-name voip
+  pfrps-ac -i enp1s0 -w 4 --ac-name bras1                 # no --service-name: any service
+  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --steering fanout --json
+  pfrps-ac -i enp1s0 -w 2 --ac-name lab --duration 60     # stop after a minute
+
+Every subscriber MAC is steered to one worker, which keeps its sessions; session ids are
+unique across workers (worker w of N hands out w, w+N, w+2N, ...).
+"""
+
+
+def _int_range(lo: int, hi: int, what: str):
+    def conv(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} {value} is out of range {lo}..{hi}")
+        return value
+    return conv
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and finite")
+    return value
+
+
+def _name(what: str):
+    def conv(text: str) -> str:
+        raw = text.encode("utf-8", "surrogateescape")
+        if not raw:
+            hint = "; omit --service-name to accept any service" if what == "service name" else ""
+            raise argparse.ArgumentTypeError(f"{what} must not be empty{hint}")
+        if len(raw) > MAX_NAME:
+            raise argparse.ArgumentTypeError(f"{what} is {len(raw)} bytes, at most {MAX_NAME}")
+        return text
+    return conv
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog=PROG,
+        description="Answer PPPoE discovery (PADI/PADR/PADT) and LCP echo on an interface, with "
+                    "subscribers spread across worker processes by source-MAC hash.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-i", "--interface", dest="interface", required=True, metavar="IF", help="interface to serve")
+    p.add_argument("-w", "--worker-count", dest="workers", type=_int_range(1, MAX_WORKERS, "worker count"),
+                   default=os.cpu_count() or 1, metavar="N",
+                   help=f"worker processes, 1..{MAX_WORKERS} (default: CPUs, {os.cpu_count()})")
+    p.add_argument("--ac-name", required=True, type=_name("AC name"), metavar="NAME",
+                   help="the AC-Name TAG of every PADO")
+    p.add_argument("--service-name", dest="services", action="append", default=[], type=_name("service name"),
+                   metavar="S", help="a Service-Name to offer; repeat for more (default: accept any service)")
+    p.add_argument("-a", "--hash-alg", dest="hash_alg", default="0", metavar="ALG",
+                   help="0/mac_hash, 1/mac_jhash, 2/jhash_oaat (default: 0)")
+    p.add_argument("--steering", choices=("filter", "fanout"), default="filter",
+                   help="filter: a socket filter per worker; fanout: one PACKET_FANOUT_EBPF program (default: filter)")
+    p.add_argument("--encoder", choices=ENCODERS, default="struct",
+                   help="how replies are encoded: struct (fast; byte-identical to scapy, the tests check it) "
+                        "or scapy's layers (~350 us per reply) (default: struct)")
+    p.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--interval", type=_seconds, default=1.0, metavar="SECONDS",
+                   help="seconds between stats lines (default: 1)")
+    p.add_argument("--json", action="store_true", help="print the supervisor's counter snapshot as JSON lines")
+    p.add_argument("--ready-fd", type=_int_range(0, 1 << 20, "ready fd"), metavar="FD",
+                   help="write 'READY\\n' to this fd when every worker is ready, then close it")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="log level on stderr (default: info)")
+    return p
+
+
+def format_line(snap: dict) -> str:
+    """The per-interval line: ``padi/pado/padr/pads/sessions #0:a/b/c/d/e ... total:...``, then any
+    non-zero error counters, per worker."""
+    cols = ("padi", "pado", "padr", "pads", "sessions")
+    n = len(snap["padi"])
+    parts = ["padi/pado/padr/pads/sessions"]
+    parts += [f"#{w}:" + "/".join(str(snap[c][w]) for c in cols) for w in range(n)]
+    parts.append("total:" + "/".join(str(sum(snap[c])) for c in cols))
+    for name in ("pads_error", "bad_cookie", "malformed", "padt_rx", "padt_tx", "echo", "drops", "restarts",
+                 "handler_errors", "tx_errors"):
+        vals = snap.get(name) or []
+        if any(vals):
+            parts.append(f"{name} " + " ".join(f"#{w}:{v}" for w, v in enumerate(vals) if v) + f" (total:{sum(vals)})")
+    return " ".join(parts)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``pfrps-ac``; return the exit status (0 ok, 1 runtime failure, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, PROG)
+    log = logging.getLogger("pfrps")
+    sup: Optional[Supervisor] = None
+    ac: Optional[AccessConcentrator] = None
+    try:
+        services = parse_service_names(args.services)
+        if len(services) > MAX_SERVICES:
+            raise UsageError(f"{len(services)} service names given", hint=f"offer at most {MAX_SERVICES}")
+        hash_alg = parse_hash_alg(args.hash_alg)  # argument errors before looking at the system
+        link = check_interface(args.interface)
+        try:
+            mac = parse_mac(link.mac)
+        except UsageError:
+            raise UsageError(f"interface {args.interface!r} has no Ethernet address",
+                             hint="serve an Ethernet interface") from None
+        if mac[0] & 1:
+            raise UsageError(f"interface {args.interface!r} has a multicast address {link.mac}",
+                             hint="give the interface a unicast MAC")
+        config = SupervisorConfig(
+            interface=args.interface,
+            workers=args.workers,
+            hash_alg=hash_alg,
+            ethertypes=(ETH_P_PPP_DISC, ETH_P_PPP_SES),
+            steering=args.steering,
+            app_counters=AC_COUNTERS,
+            app_gauges=AC_GAUGES,
+        )
+        config.validate()
+        # The cookie secret is made here, once, before the workers fork: every worker (and any
+        # restarted one) verifies cookies that any other sent.
+        ac = AccessConcentrator(ACConfig(mac=mac, ac_name=args.ac_name.encode("utf-8", "surrogateescape"),
+                                         services=services, secret=os.urandom(32), encoder=args.encoder,
+                                         max_frame=14 + (link.mtu or 1500)), args.workers)
+        sup = Supervisor(config, handler=ac.handle, on_start=ac.on_start, on_stop=ac.on_stop)
+        seconds = sup.start()
+        offered = ", ".join(s.decode("utf-8", "replace") for s in services) if services else "any service"
+        log.info("%s", sup.describe())
+        log.info("AC %r (%s) serving %s with %s replies; %d workers ready in %.3f s; Hit Ctrl-C to end.",
+                 args.ac_name, link.mac, offered, args.encoder, args.workers, seconds)
+        if args.ready_fd is not None:
+            try:
+                os.write(args.ready_fd, b"READY\n")
+                os.close(args.ready_fd)
+            except OSError as exc:
+                raise UsageError(f"cannot write to --ready-fd {args.ready_fd}: {exc.strerror}",
+                                 hint="pass an fd that is open for writing") from None
+
+        def emit() -> None:
+            snap = sup.snapshot()
+            if args.json:
+                from pfrps.stats import dumps  # noqa: PLC0415
+
+                print(dumps(snap), flush=True)
+            else:
+                print(format_line(snap), flush=True)
+
+        return sup.run(emit, interval=args.interval, duration=args.duration)
+    except PfrpsError as exc:
+        print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if sup is not None:
+            sup.close()
+        if ac is not None:
+            ac.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

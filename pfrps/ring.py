@@ -1,0 +1,461 @@
+"""TPACKET_V3 receive ring (``--rx ring``): frames read from shared memory, no syscall per frame.
+
+Sources: packet(7) (``PACKET_VERSION``, ``PACKET_RX_RING``, ``PACKET_STATISTICS``) and the
+kernel's ``Documentation/networking/packet_mmap.rst`` (TPACKET_V3 section), with the layouts of
+``include/uapi/linux/if_packet.h``.
+
+The ring is ``blocks`` blocks of ``block_size`` bytes, mapped ``MAP_SHARED`` into the process
+(``block_size * blocks`` bytes of kernel memory per socket). The kernel fills one block at a
+time with frames; it hands a block to user space (``block_status & TP_STATUS_USER``) when the
+block is full or ``retire_ms`` milliseconds after it was opened, and takes it back when user
+space writes ``TP_STATUS_KERNEL`` to ``block_status``. Blocks are handed out and must be given
+back in ring order. Each block starts with ``struct tpacket_block_desc``::
+
+    offset  0  u32 version            offset 16  u32 offset_to_first_pkt
+    offset  4  u32 offset_to_priv     offset 20  u32 blk_len
+    offset  8  u32 block_status       offset 24  u64 seq_num (1, 2, 3, ... in fill order)
+    offset 12  u32 num_pkts           offset 32  ts_first_pkt, offset 40 ts_last_pkt
+
+and every frame in it with ``struct tpacket3_hdr`` (48 bytes), chained by ``tp_next_offset``
+(0 on the block's last frame)::
+
+    offset  0  u32 tp_next_offset     offset 20  u32 tp_status (TP_STATUS_VLAN_VALID, ...)
+    offset  4  u32 tp_sec             offset 24  u16 tp_mac (frame start, from this header)
+    offset  8  u32 tp_nsec            offset 26  u16 tp_net
+    offset 12  u32 tp_snaplen         offset 28  u32 hv1.tp_rxhash
+    offset 16  u32 tp_len (wire)      offset 32  u32 hv1.tp_vlan_tci, offset 36 u16 tp_vlan_tpid
+
+:class:`RxRing` sets the ring up in the supervisor, before the workers fork; each worker
+reads its socket's ring through a :class:`RingReceiver`. The read position (block, frame in
+block) lives in a small ``MAP_SHARED`` page of the :class:`RxRing`, so a worker forked anew
+after its predecessor died continues exactly where that one stopped.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import socket
+import struct
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import packet
+from .errors import PfrpsError, UsageError
+from .worker import FrameMeta
+
+__all__ = [
+    "RxRing",
+    "RingReceiver",
+    "check_geometry",
+    "TPACKET_V3",
+    "TPACKET3_HDRLEN",
+    "MIN_FRAME_SIZE",
+    "DEFAULT_RETIRE_MS",
+]
+
+PACKET_RX_RING = 5
+PACKET_VERSION = 10
+TPACKET_V3 = 2
+TPACKET_ALIGNMENT = 16
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1 << 0
+TP_STATUS_VLAN_VALID = packet.TP_STATUS_VLAN_VALID
+
+#: sizeof(struct tpacket_block_desc), aligned to 8 (the kernel's BLK_HDR_LEN).
+BLK_HDR_LEN = 48
+#: TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll): 48 + 20 bytes.
+TPACKET3_HDRLEN = 68
+_ETH_HLEN = 14
+#: Smallest ``frame_size`` accepted: a V3 header, room for an Ethernet header, aligned to 16.
+MIN_FRAME_SIZE = (TPACKET3_HDRLEN + _ETH_HLEN + TPACKET_ALIGNMENT - 1) & ~(TPACKET_ALIGNMENT - 1)  # 96
+#: Milliseconds after which the kernel hands a partly filled block to user space.
+DEFAULT_RETIRE_MS = 10
+_MAX_BLOCK_SIZE = 1 << 30   # the kernel wants tp_block_size to fit a positive int; 1 GiB is plenty
+_U32_MAX = (1 << 32) - 1
+
+#: struct tpacket_req3: block_size, block_nr, frame_size, frame_nr, retire_blk_tov (ms),
+#: sizeof_priv, feature_req_word.
+_REQ3 = struct.Struct("=7I")
+#: The first fields of struct tpacket3_hdr: next_offset, sec, nsec, snaplen, len, status, mac.
+_HDR3 = struct.Struct("=6IH")
+
+# Read-position words (uint64) in the shared state page.
+_S_BLOCK = 0     # index of the block being read
+_S_PKT = 1       # frames of that block already handed out
+_S_OFF = 2       # byte offset (in the block) of the next frame; valid when _S_PKT > 0
+_S_SEQ = 3       # seq_num expected of that block (0: unknown)
+_S_SKIP_SEQ = 4  # block (by seq_num) whose first _S_SKIP_N frames discard() dropped
+_S_SKIP_N = 5
+
+
+def check_geometry(block_size: int, blocks: int, frame_size: int, page_size: int = mmap.PAGESIZE) -> int:
+    """Check a TPACKET_V3 ring geometry the way the kernel will (before any memory is asked for).
+
+    Args:
+        block_size: bytes per block; a positive multiple of ``page_size`` and of ``frame_size``,
+            at most 1 GiB. The largest frame the ring can hold is ``block_size - 48`` bytes
+            including its 68-byte header; longer frames are truncated (counted as truncated).
+        blocks: number of blocks, 1 or more.
+        frame_size: bytes; a multiple of 16 (TPACKET_ALIGNMENT), at least :data:`MIN_FRAME_SIZE`
+            (96). V3 packs frames of any size into a block; the kernel still wants
+            ``frame_nr = block_size // frame_size * blocks``.
+        page_size: the system page size, bytes.
+
+    Returns:
+        ``frame_nr``, the frame count to give the kernel.
+
+    Raises:
+        UsageError: the first rule broken, with a one-line hint.
+    """
+    for name, value in (("block size", block_size), ("block count", blocks), ("frame size", frame_size)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise UsageError(f"ring {name} {value!r} is not an integer", hint="give ring sizes as whole numbers")
+    if blocks < 1:
+        raise UsageError(f"ring block count {blocks} is below 1", hint="use at least 1 block (8 is the default)")
+    if block_size <= 0 or block_size % page_size:
+        raise UsageError(f"ring block size {block_size} is not a positive multiple of the page size ({page_size} bytes)",
+                         hint="use a power of two such as 1048576 (1 MiB)")
+    if block_size > _MAX_BLOCK_SIZE:
+        raise UsageError(f"ring block size {block_size} is above {_MAX_BLOCK_SIZE} bytes (1 GiB)",
+                         hint="use more, smaller blocks (e.g. 1 MiB each)")
+    if frame_size % TPACKET_ALIGNMENT:
+        raise UsageError(f"ring frame size {frame_size} is not a multiple of {TPACKET_ALIGNMENT} (TPACKET_ALIGNMENT)",
+                         hint="use a power of two such as 2048")
+    if frame_size < MIN_FRAME_SIZE:
+        raise UsageError(f"ring frame size {frame_size} is below {MIN_FRAME_SIZE} bytes "
+                         f"(a {TPACKET3_HDRLEN}-byte TPACKET_V3 header plus an Ethernet header)",
+                         hint="use a power of two such as 2048")
+    if frame_size > block_size:
+        raise UsageError(f"ring frame size {frame_size} is larger than the block size {block_size}",
+                         hint="use a frame size that divides the block size, such as 2048")
+    if block_size % frame_size:
+        raise UsageError(f"ring block size {block_size} is not a multiple of the frame size {frame_size}",
+                         hint="use power-of-two sizes, e.g. block 1048576 and frame 2048")
+    frame_nr = block_size // frame_size * blocks
+    if frame_nr > _U32_MAX:
+        raise UsageError(f"ring of {blocks} blocks of {block_size // frame_size} frames has more than 2^32-1 frames",
+                         hint="use fewer blocks or a larger frame size")
+    return frame_nr
+
+
+class RxRing:
+    """A TPACKET_V3 receive ring on a bound ``AF_PACKET`` socket, mapped into this process.
+
+    Create it in the supervisor before forking: the mapping (``MAP_SHARED``) and the shared
+    read position are inherited by the worker, which reads it with :class:`RingReceiver`.
+
+    Args:
+        sock: a bound, non-blocking ``AF_PACKET``/``SOCK_RAW`` socket with no ring yet (its
+            steering filter may already be attached). The ring does not own it: close the
+            ring (:meth:`close`) before or after the socket, either order is safe.
+        block_size: bytes per block (see :func:`check_geometry`), e.g. 1 MiB.
+        blocks: number of blocks, e.g. 8; ring memory is ``block_size * blocks`` bytes.
+        frame_size: bytes, e.g. 2048 (see :func:`check_geometry`).
+        retire_ms: milliseconds after which the kernel hands a partly filled block to user
+            space (``tp_retire_blk_tov``): the worst-case delivery delay at low rates.
+
+    Attributes:
+        sock, block_size, blocks, frame_size, retire_ms: as given.
+        size: ``block_size * blocks``, bytes.
+
+    Raises:
+        UsageError: bad geometry (:func:`check_geometry`).
+        PfrpsError: the kernel refused ``PACKET_VERSION``/``PACKET_RX_RING`` (``code`` is the
+            errno; ENOMEM when the ring is too large) or the ``mmap``.
+    """
+
+    def __init__(self, sock: socket.socket, block_size: int, blocks: int, frame_size: int,
+                 retire_ms: int = DEFAULT_RETIRE_MS) -> None:
+        frame_nr = check_geometry(block_size, blocks, frame_size)
+        self.sock = sock
+        self.block_size = block_size
+        self.blocks = blocks
+        self.frame_size = frame_size
+        self.retire_ms = retire_ms
+        self.size = block_size * blocks
+        self._mm: Optional[mmap.mmap] = None
+        self._state_mm: Optional[mmap.mmap] = None
+        try:
+            sock.setsockopt(packet.SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+        except OSError as exc:
+            raise PfrpsError(f"cannot switch the socket to TPACKET_V3: {exc.strerror}", code=exc.errno or errno.EINVAL,
+                             hint="use --rx recv on kernels without TPACKET_V3 (before 3.2)") from None
+        req = _REQ3.pack(block_size, blocks, frame_size, frame_nr, retire_ms, 0, 0)
+        try:
+            sock.setsockopt(packet.SOL_PACKET, PACKET_RX_RING, req)
+        except OSError as exc:
+            hint = ("use fewer or smaller ring blocks" if exc.errno == errno.ENOMEM
+                    else "check the ring geometry (block size, blocks, frame size)")
+            raise PfrpsError(f"cannot set up a {self.size}-byte receive ring: {exc.strerror}",
+                             code=exc.errno or errno.EINVAL, hint=hint) from None
+        try:
+            self._mm = mmap.mmap(sock.fileno(), self.size, flags=mmap.MAP_SHARED,
+                                 prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            self._unset_ring()
+            raise PfrpsError(f"cannot map the {self.size}-byte receive ring: {exc.strerror}",
+                             code=exc.errno or errno.ENOMEM, hint="use fewer or smaller ring blocks") from None
+        self._state_mm = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        st = memoryview(self._state_mm).cast("Q")
+        st[_S_SEQ] = 1  # the kernel opens block 0 with seq_num 1
+        st.release()
+
+    def _unset_ring(self) -> None:
+        try:  # a zeroed request tears the ring down again
+            self.sock.setsockopt(packet.SOL_PACKET, PACKET_RX_RING, _REQ3.pack(0, 0, 0, 0, 0, 0, 0))
+        except OSError:
+            pass
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (readable when a block is ready for user space)."""
+        return self.sock.fileno()
+
+    def discard(self) -> int:
+        """Drop every frame received so far; return how many (frames).
+
+        Reads away what sits in the socket's ordinary queue (frames that arrived before the
+        ring existed), gives every block owned by user space back to the kernel, and marks the
+        frames already in the block the kernel is filling to be skipped when that block is
+        handed out. The read position moves to the start of the kernel's current block.
+        """
+        dropped = packet.drain(self.sock)
+        rcv = RingReceiver(self)
+        try:
+            dropped += rcv._discard()
+        finally:
+            rcv.close()
+        return dropped
+
+    def close(self) -> None:
+        """Unmap the ring and the shared read position (idempotent). The socket stays open.
+
+        Raises:
+            BufferError: a :class:`RingReceiver` of this ring in this process is still open.
+        """
+        for attr in ("_mm", "_state_mm"):
+            mm = getattr(self, attr)
+            if mm is not None:
+                mm.close()
+                setattr(self, attr, None)
+
+    def __enter__(self) -> "RxRing":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class RingReceiver:
+    """Read one :class:`RxRing` (``--rx ring``), in the worker process.
+
+    Frames are handed out as zero-copy ``memoryview`` slices of the ring: a view is valid
+    only until the handler returns (its block then goes back to the kernel and is refilled).
+
+    Args:
+        ring: the ring (mapped before fork, so shared with the supervisor).
+    """
+
+    def __init__(self, ring: RxRing) -> None:
+        if ring._mm is None or ring._state_mm is None:
+            raise PfrpsError("the receive ring is closed", code=errno.EBADF)
+        self.ring = ring
+        self._fd = ring.sock.fileno()
+        self._bs = ring.block_size
+        self._nblocks = ring.blocks
+        self._mm = ring._mm
+        self._mv = memoryview(ring._mm)
+        self._u32 = self._mv.cast("I")
+        self._a32 = np.frombuffer(ring._mm, dtype=np.uint32)
+        self._st = memoryview(ring._state_mm).cast("Q")
+        # Frame k of a uniform block sits at first + k * stride; frames take >= 80 bytes.
+        self._ar = np.arange(max(ring.block_size // 64, 1), dtype=np.int64)
+        self._recover()
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, to wait on for readability."""
+        return self._fd
+
+    # -- ring position -----------------------------------------------------------------------
+    def _seq(self, h: int) -> int:
+        u = self._u32
+        return u[h + 6] | (u[h + 7] << 32)
+
+    def _recover(self) -> None:
+        """Give back a block a dead predecessor finished but did not return to the kernel."""
+        st = self._st
+        if self._nblocks < 2 or st[_S_PKT] or st[_S_SEQ] < 2:
+            return
+        prev = (st[_S_BLOCK] - 1) % self._nblocks
+        h = prev * self._bs >> 2
+        if self._u32[h + 2] & TP_STATUS_USER and self._seq(h) == st[_S_SEQ] - 1:
+            self._u32[h + 2] = TP_STATUS_KERNEL
+
+    def _begin(self):
+        """``(block, base, num_pkts, pkt, off)`` of the block to read, or None when the kernel owns it."""
+        st = self._st
+        u = self._u32
+        blk = st[_S_BLOCK]
+        base = blk * self._bs
+        h = base >> 2
+        if not u[h + 2] & TP_STATUS_USER:
+            return None
+        num = u[h + 3]
+        pkt = st[_S_PKT]
+        if pkt:
+            return blk, base, num, pkt, st[_S_OFF]
+        off = u[h + 4]
+        if st[_S_SKIP_N]:
+            if st[_S_SKIP_SEQ] == self._seq(h):
+                pkt = min(st[_S_SKIP_N], num)
+                for _ in range(pkt):
+                    nxt = u[(base + off) >> 2]
+                    if not nxt:
+                        break
+                    off += nxt
+                st[_S_PKT] = pkt
+                st[_S_OFF] = off
+            st[_S_SKIP_N] = 0
+        return blk, base, num, pkt, off
+
+    def _release(self, blk: int, base: int) -> None:
+        """Advance the shared position past block ``blk``, then give the block to the kernel."""
+        st = self._st
+        h = base >> 2
+        st[_S_SEQ] = self._seq(h) + 1
+        st[_S_OFF] = 0
+        st[_S_PKT] = 0
+        st[_S_BLOCK] = blk + 1 if blk + 1 < self._nblocks else 0
+        self._u32[h + 2] = TP_STATUS_KERNEL
+
+    def _discard(self) -> int:
+        dropped = 0
+        st = self._st
+        for _ in range(self._nblocks):
+            b = self._begin()
+            if b is None:
+                break
+            blk, base, num, pkt, _off = b
+            dropped += max(num - pkt, 0)
+            self._release(blk, base)
+        st[_S_PKT] = st[_S_OFF] = st[_S_SKIP_N] = 0
+        h = st[_S_BLOCK] * self._bs >> 2
+        seq = self._seq(h)
+        if not self._u32[h + 2] & TP_STATUS_USER and seq == st[_S_SEQ]:
+            n = self._u32[h + 3]  # frames the kernel put in its open block so far
+            if n:
+                st[_S_SKIP_SEQ] = seq
+                st[_S_SKIP_N] = n
+                dropped += n
+        return dropped
+
+    # -- reading -----------------------------------------------------------------------------
+    def poll(self, on_frame: Optional[Callable[[memoryview, FrameMeta], None]], ifindex: int,
+             budget: int = 256) -> tuple[int, int, int]:
+        """Read what the kernel has handed over, without blocking.
+
+        Args:
+            on_frame: called as ``on_frame(frame, meta)`` for every frame, in arrival order:
+                ``frame`` is a ``memoryview`` of the frame's captured bytes in the ring (from the
+                Ethernet header, ``tp_snaplen`` bytes), valid only during the call; ``meta`` a
+                :class:`pfrps.worker.FrameMeta` (kernel receive time ``tp_sec + tp_nsec * 1e-9``
+                seconds, wire length ``tp_len`` bytes, VLAN TCI when ``TP_STATUS_VLAN_VALID``).
+                None only counts frames: whole blocks are summed with numpy.
+            ifindex: the interface index to put in ``meta``.
+            budget: frames to hand to ``on_frame`` before returning; when counting only, whole
+                blocks are consumed until at least ``budget`` frames were counted.
+
+        Returns:
+            ``(frames, bytes, truncated)``: frames read, the sum of their wire lengths
+            (``tp_len``, bytes), and how many were captured shorter than on the wire
+            (``tp_snaplen < tp_len``).
+        """
+        if on_frame is None:
+            return self._count(budget)
+        return self._deliver(on_frame, ifindex, budget)
+
+    def _count(self, budget: int) -> tuple[int, int, int]:
+        frames = nbytes = truncated = 0
+        while frames < budget:
+            b = self._begin()
+            if b is None:
+                break
+            blk, base, num, pkt, off = b
+            if num > pkt:
+                f, nb, tr = self._sum(base + off, num - pkt)
+                frames += f
+                nbytes += nb
+                truncated += tr
+            self._release(blk, base)
+        return frames, nbytes, truncated
+
+    def _sum(self, pos: int, n: int) -> tuple[int, int, int]:
+        """Frames, bytes, truncated of the ``n`` chained frames starting at ring offset ``pos``."""
+        u = self._u32
+        i = pos >> 2
+        if n == 1:
+            length = u[i + 4]
+            return 1, length, int(u[i + 3] < length)
+        stride = u[i]
+        if stride and not stride & 3 and n <= self._ar.size and (n - 1) * stride < self._bs:
+            # Same-size frames (the usual case) sit at a fixed stride: check that, then gather.
+            a = self._a32
+            idx = self._ar[:n] * (stride >> 2)
+            idx += i
+            nxt = a[idx]
+            if nxt[-1] == 0 and np.all(nxt[:-1] == stride):
+                lens = a[idx + 4]
+                snaps = a[idx + 3]
+                return n, int(lens.sum()), int(np.count_nonzero(snaps < lens))
+        nbytes = truncated = 0
+        for _ in range(n):
+            length = u[i + 4]
+            nbytes += length
+            if u[i + 3] < length:
+                truncated += 1
+            i += u[i] >> 2
+        return n, nbytes, truncated
+
+    def _deliver(self, on_frame: Callable[[memoryview, FrameMeta], None], ifindex: int,
+                 budget: int) -> tuple[int, int, int]:
+        st = self._st
+        mm = self._mm
+        mv = self._mv
+        u = self._u32
+        unpack = _HDR3.unpack_from
+        frames = nbytes = truncated = 0
+        while frames < budget:
+            b = self._begin()
+            if b is None:
+                break
+            blk, base, num, pkt, off = b
+            while pkt < num and frames < budget:
+                p = base + off
+                nxt, sec, nsec, snap, length, status, mac = unpack(mm, p)
+                pkt += 1
+                off += nxt
+                # Move the shared position first: a frame that kills the worker is not redelivered.
+                st[_S_OFF] = off
+                st[_S_PKT] = pkt
+                frames += 1
+                nbytes += length
+                if snap < length:
+                    truncated += 1
+                start = p + mac
+                on_frame(mv[start:start + snap],
+                         FrameMeta(ifindex, sec + nsec * 1e-9, length,
+                                   u[(p >> 2) + 8] if status & TP_STATUS_VLAN_VALID else None))
+            if pkt < num:
+                break
+            self._release(blk, base)
+        return frames, nbytes, truncated
+
+    def close(self) -> None:
+        """Drop this receiver's views of the ring (so :meth:`RxRing.close` can unmap it)."""
+        self._a32 = None  # type: ignore[assignment]
+        for name in ("_u32", "_st", "_mv"):
+            view = getattr(self, name, None)
+            if view is not None:
+                view.release()
+                setattr(self, name, None)
