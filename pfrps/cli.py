@@ -116,7 +116,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--steering", choices=STEERING_MODES, default="filter",
                    help="filter: a socket filter per worker (the seed's design); fanout: one PACKET_FANOUT_EBPF "
                         "program per frame; hash: the kernel's flow hash, for comparison (default: filter)")
-    p.add_argument("--rx", choices=RX_MODES, default="recv", help="receive path (default: recv)")
+    p.add_argument("--rx", choices=RX_MODES, default="ring",
+                   help="ring: TPACKET_V3 mmap ring, a block at a time; recv: one recvmsg per frame (default: ring)")
+    p.add_argument("--ring-block-size", type=_int_range(4096, 1 << 30, "ring block size"), default=1 << 20,
+                   metavar="BYTES", help="TPACKET_V3 block size, a multiple of the page size (default: 1 MiB)")
+    p.add_argument("--ring-blocks", type=_int_range(1, 1 << 16, "ring blocks"), default=4, metavar="N",
+                   help="blocks per worker ring (default: 4; memory per worker = blocks x block size)")
+    p.add_argument("--ring-frame-size", type=_int_range(16, 1 << 20, "ring frame size"), default=2048,
+                   metavar="BYTES", help="TPACKET_V3 frame size hint, a multiple of 16 (default: 2048)")
     p.add_argument("--cpus", type=parse_cpus_arg, metavar="LIST", help="pin worker i to CPU LIST[i %% len], e.g. 0-1")
     p.add_argument("--rcvbuf", type=_int_range(4096, 1 << 30, "receive buffer"), default=8 << 20, metavar="BYTES",
                    help="socket receive buffer per worker, recv mode (default: 8 MiB)")
@@ -203,6 +210,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             program=args.program,
             rx=args.rx,
             rcvbuf=args.rcvbuf,
+            ring_block_size=args.ring_block_size,
+            ring_blocks=args.ring_blocks,
+            ring_frame_size=args.ring_frame_size,
             cpus=args.cpus,
             user=args.user,
             supervisor_caps=SUPERVISOR_CAPS + ((CAP_CHOWN,) if args.log_file else ()),
@@ -210,8 +220,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.program is not None and not args.program.is_file():
             raise UsageError(f"BPF program {str(args.program)!r} not found",
                              hint="give -b the path of an existing .bpf.c file")
+        config.validate()
         sup = Supervisor(config)
-        sup.config.validate()
         seconds = sup.start()
         log.info("%s", sup.describe())
         log.info("%d workers ready in %.3f s (%s per worker); Hit Ctrl-C to end.", config.workers, seconds,

@@ -93,7 +93,8 @@ class SupervisorConfig:
         ethertypes: ethertypes to receive (host order); empty = every frame.
         steering: one of :data:`STEERING_MODES`.
         program: a BPF C file replacing the built-in steering program (``-b``), or None.
-        rx: ``"recv"`` (one syscall per frame) or ``"ring"`` (TPACKET_V3 ring).
+        rx: ``"ring"`` (TPACKET_V3 ring, block at a time, frames as views of the ring: the
+            default) or ``"recv"`` (one syscall per frame, kept for comparison).
         rcvbuf: socket receive buffer, bytes (recv mode).
         ring_block_size, ring_blocks, ring_frame_size: TPACKET_V3 geometry (ring mode), bytes/count.
         cpus: CPUs to pin workers to (worker i on cpus[i % len]), or None.
@@ -111,10 +112,10 @@ class SupervisorConfig:
     ethertypes: tuple[int, ...] = DEFAULT_ETHERTYPES
     steering: str = "filter"
     program: Optional[Path] = None
-    rx: str = "recv"
+    rx: str = "ring"
     rcvbuf: int = 8 << 20
     ring_block_size: int = 1 << 20
-    ring_blocks: int = 8
+    ring_blocks: int = 4
     ring_frame_size: int = 2048
     cpus: Optional[list[int]] = None
     app_counters: tuple[str, ...] = ()
@@ -133,6 +134,10 @@ class SupervisorConfig:
             raise UsageError(f"unknown receive mode {self.rx!r}", hint="use --rx ring or --rx recv")
         if self.user is not None:
             lookup_user(self.user)
+        if self.rx == "ring":
+            from .ring import check_geometry  # noqa: PLC0415
+
+            check_geometry(self.ring_block_size, self.ring_blocks, self.ring_frame_size)
         if self.program is not None and self.steering == "hash":
             raise UsageError("-b has no effect with --steering hash", hint="drop -b or use --steering filter/fanout")
 

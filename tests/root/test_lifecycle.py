@@ -111,8 +111,8 @@ def test_duration_stops_and_exit_zero(topo):
 
 
 def test_kernel_drops_are_reported_and_account_for_every_frame(topo):
-    """A 4 KiB receive buffer overflows: every frame is either received or reported dropped."""
-    run = start_pfrps(topo, "-w", "1", "--rcvbuf", "4096", "--interval", "0.2")
+    """recv mode, a 4 KiB receive buffer overflows: every frame is received or reported dropped."""
+    run = start_pfrps(topo, "-w", "1", "--rx", "recv", "--rcvbuf", "4096", "--interval", "0.2")
     assert run.ready
     inject(topo, "-p", "20000", "--seed", "14")
     run.proc.send_signal(signal.SIGINT)
@@ -124,3 +124,17 @@ def test_kernel_drops_are_reported_and_account_for_every_frame(topo):
     received, dropped = int(m.group(1)), int(m.group(2))
     assert dropped > 0
     assert received + dropped == 20000
+
+
+def test_ring_drops_and_freezes_are_reported(topo):
+    """ring mode, one 4 KiB block: frames are received or reported dropped; the ring froze."""
+    run = start_pfrps(topo, "-w", "1", "--ring-blocks", "1", "--ring-block-size", "4096", "--ring-frame-size", "256",
+                      "--json", "--interval", "0.2")
+    assert run.ready
+    inject(topo, "-p", "20000", "--seed", "15")
+    run.proc.send_signal(signal.SIGINT)
+    status, out, err = run.finish(timeout=10)
+    assert status == 0, err
+    snap = last_json(out)
+    assert snap["drops"][0] > 0 and snap["freezes"][0] > 0
+    assert snap["frames"][0] + snap["drops"][0] == 20000

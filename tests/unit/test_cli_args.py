@@ -20,6 +20,8 @@ PFRPS_BAD = [
     (["-i", "lo", "--cpus", "0-x"], "malformed CPU list"),
     (["-i", "lo", "--cpus", "99"], "not available"),
     (["-i", "lo", "-b", "/nonexistent/rps.bpf.c"], "not found"),
+    (["-i", "lo", "--ring-block-size", "5000"], "page size"),
+    (["-i", "lo", "--ring-frame-size", "100"], "16"),
 ]
 
 
