@@ -113,9 +113,10 @@ def build_parser() -> ArgumentParser:
                    help="BPF C file to use instead of the built-in steering program")
     p.add_argument("-e", "--ethertype", dest="ethertypes", default="pppoe", metavar="LIST",
                    help="ethertypes to receive: 0x8863,0x8864 (default: pppoe), names, or 'all'")
-    p.add_argument("--steering", choices=STEERING_MODES, default="filter",
-                   help="filter: a socket filter per worker (the seed's design); fanout: one PACKET_FANOUT_EBPF "
-                        "program per frame; hash: the kernel's flow hash, for comparison (default: filter)")
+    p.add_argument("--steering", choices=STEERING_MODES, default=None,
+                   help="fanout: one PACKET_FANOUT_EBPF program per frame, cost flat in N; filter: a socket filter "
+                        "per worker (the seed's design), cost grows with N; hash: the kernel's flow hash, for "
+                        "comparison (default: fanout, or filter when -b gives a socket filter)")
     p.add_argument("--rx", choices=RX_MODES, default="ring",
                    help="ring: TPACKET_V3 mmap ring, a block at a time; recv: one recvmsg per frame (default: ring)")
     p.add_argument("--ring-block-size", type=_int_range(4096, 1 << 30, "ring block size"), default=1 << 20,
@@ -206,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             workers=args.workers,
             hash_alg=parse_hash_alg(args.hash_alg),
             ethertypes=parse_ethertypes(args.ethertypes),
-            steering=args.steering,
+            steering=args.steering or ("filter" if args.program else "fanout"),
             program=args.program,
             rx=args.rx,
             rcvbuf=args.rcvbuf,

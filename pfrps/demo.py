@@ -47,7 +47,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("-w", "--worker-count", dest="workers", type=int, default=8, help="workers (default: 8)")
     p.add_argument("-p", "--pkt-count", dest="frames", type=int, default=25000, help="frames to inject (default: 25000)")
     p.add_argument("-a", "--hash-alg", default="0", help="hash algorithm (default: 0, mac_hash)")
-    p.add_argument("--steering", default="filter", help="filter or fanout (default: filter)")
+    p.add_argument("--steering", default=None, help="filter or fanout (default: pfrps's, fanout)")
     p.add_argument("--rate", type=float, default=10000.0,
                    help="injection rate in frames/s, so the per-second lines show the split growing "
                         "(default: 10000; 0 = as fast as possible)")
@@ -75,8 +75,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{topo.node}/{topo.node_if} ({topo.node_mac})", flush=True)
         r, w = os.pipe()
         pfrps_argv = [py, "-m", "pfrps", "-i", topo.node_if, "-w", str(args.workers), "-a", args.hash_alg,
-                      "--steering", args.steering, "-c", str(args.frames), "--duration", "120",
-                      "--ready-fd", str(w)]
+                      *(["--steering", args.steering] if args.steering else []),
+                      "-c", str(args.frames), "--duration", "120", "--ready-fd", str(w)]
         print("demo: node$ pfrps " + " ".join(pfrps_argv[3:-2]), flush=True)
         t_launch = time.monotonic()
         pfrps = topo.popen(topo.node, pfrps_argv, pass_fds=(w,))

@@ -91,8 +91,10 @@ class SupervisorConfig:
         workers: N worker processes, 1..:data:`MAX_WORKERS`.
         hash_alg: 0 mac_hash, 1 mac_jhash, 2 jhash_oaat.
         ethertypes: ethertypes to receive (host order); empty = every frame.
-        steering: one of :data:`STEERING_MODES`.
-        program: a BPF C file replacing the built-in steering program (``-b``), or None.
+        steering: one of :data:`STEERING_MODES` (default ``fanout``: its per-frame cost does not
+            grow with N; see bench/RESULTS.md).
+        program: a BPF C file replacing the built-in steering program (``-b``): with
+            ``filter`` it defines ``pfrps_filter``, with ``fanout`` ``pfrps_fanout``; or None.
         rx: ``"ring"`` (TPACKET_V3 ring, block at a time, frames as views of the ring: the
             default) or ``"recv"`` (one syscall per frame, kept for comparison).
         rcvbuf: socket receive buffer, bytes (recv mode).
@@ -110,7 +112,7 @@ class SupervisorConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     hash_alg: int = 0
     ethertypes: tuple[int, ...] = DEFAULT_ETHERTYPES
-    steering: str = "filter"
+    steering: str = "fanout"
     program: Optional[Path] = None
     rx: str = "ring"
     rcvbuf: int = 8 << 20

@@ -13,7 +13,7 @@ import numpy as np
 from pfrps.hashing import worker_for
 from pfrps.supervisor import Supervisor, SupervisorConfig
 
-ifname, workers, alg, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+ifname, workers, alg, seconds, steering = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 
 
 def handler(frame, meta, ctx):
@@ -22,7 +22,7 @@ def handler(frame, meta, ctx):
         ctx.count("misrouted")
 
 
-cfg = SupervisorConfig(interface=ifname, workers=workers, hash_alg=alg, app_counters=("misrouted",))
+cfg = SupervisorConfig(interface=ifname, workers=workers, hash_alg=alg, steering=steering, app_counters=("misrouted",))
 sup = Supervisor(cfg, handler=handler)
 try:
     sup.start()

@@ -81,13 +81,14 @@ def test_dead_worker_is_reported_and_replaced_on_same_steering(topo, steering):
     assert snap["frames"] == expected_counts(random_macs(2000, 12), 4, 0).tolist()
 
 
-def test_no_unfiltered_window_under_live_traffic(topo):
+@pytest.mark.parametrize("steering", ["filter", "fanout"])
+def test_no_unfiltered_window_under_live_traffic(topo, steering):
     """Traffic flows before and while the workers start: no worker ever sees another's frame."""
     flood = topo.popen(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
                                        "-p", "60000", "--rate", "20000", "--seed", "13"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        res = topo.run(topo.node, [PY, "-m", "tests.root.misroute_probe", topo.node_if, "5", "2", "1.0"],
+        res = topo.run(topo.node, [PY, "-m", "tests.root.misroute_probe", topo.node_if, "5", "2", "1.0", steering],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
                        cwd=Path(__file__).resolve().parents[2])
     finally:
