@@ -63,7 +63,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     py = sys.executable
     topo: Optional[TwoNodeTopology] = None
 
+    main_pid = os.getpid()
+
     def interrupted(signum, _frame):
+        if os.getpid() != main_pid:  # a helper child pyroute2 forked: die as the signal says
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise KeyboardInterrupt
 
     old = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
