@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pfrps.cli import ArgumentParser, setup_logging
+from pfrps.cli import ArgumentParser, int_range, setup_logging
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_mac
 
@@ -29,16 +29,6 @@ examples:
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 8000 --macs stride --stride 8 --base 02:00:00:00:10:00
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 5000 --macs file --mac-file subscribers.txt
 """
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"frame count must be an integer, not {text!r}") from None
-    if not 1 <= value <= 1 << 40:
-        raise argparse.ArgumentTypeError(f"frame count {value} is out of range 1..{1 << 40}")
-    return value
 
 
 def _rate(text: str) -> float:
@@ -79,7 +69,7 @@ def build_parser() -> ArgumentParser:
                    help="interface to send on")
     p.add_argument("-d", "--dest-mac", dest="dst", required=True, type=_mac, metavar="MAC",
                    help="destination MAC address")
-    p.add_argument("-p", "--pkt-count", dest="count", type=_count, default=25000, metavar="N",
+    p.add_argument("-p", "--pkt-count", dest="count", type=int_range(1, 1 << 40, "frame count"), default=25000, metavar="N",
                    help="frames to send (default: 25000)")
     p.add_argument("--seed", type=int, help="seed of the random MAC sequence (reproducible runs)")
     p.add_argument("--rate", type=_rate, default=0.0, metavar="FPS", help="frames/s to hold (default: as fast as possible)")

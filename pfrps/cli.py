@@ -15,7 +15,7 @@ from .privileges import CAP_CHOWN, SUPERVISOR_CAPS, lookup_user
 from .worker import reopen_log_files
 from .supervisor import MAX_WORKERS, RX_MODES, STEERING_MODES, Supervisor, SupervisorConfig, parse_cpus
 
-__all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser"]
+__all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser", "int_range", "positive_seconds", "setup_logging"]
 
 ETHERTYPE_NAMES = {
     "pppoe": (0x8863, 0x8864),
@@ -72,7 +72,8 @@ def parse_ethertypes(text: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _int_range(lo: int, hi: int, what: str):
+def int_range(lo: int, hi: int, what: str):
+    """An argparse ``type=`` that takes an integer (0x.. allowed) in ``lo..hi``, naming ``what``."""
     def conv(text: str) -> int:
         try:
             value = int(text, 0)
@@ -84,13 +85,14 @@ def _int_range(lo: int, hi: int, what: str):
     return conv
 
 
-def _positive_float(text: str) -> float:
+def positive_seconds(text: str) -> float:
+    """An argparse ``type=`` for a duration in seconds: finite and above 0."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and finite")
     return value
 
 
@@ -104,7 +106,7 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("-i", "--bind-interface", "--interface", dest="interface", required=True, metavar="IF",
                    help="interface to receive on")
-    p.add_argument("-w", "--worker-count", dest="workers", type=_int_range(1, MAX_WORKERS, "worker count"),
+    p.add_argument("-w", "--worker-count", dest="workers", type=int_range(1, MAX_WORKERS, "worker count"),
                    default=os.cpu_count() or 1, metavar="N",
                    help=f"worker processes, 1..{MAX_WORKERS} (default: CPUs, {os.cpu_count()})")
     p.add_argument("-a", "--hash-alg", dest="hash_alg", default="0", metavar="ALG",
@@ -119,22 +121,22 @@ def build_parser() -> ArgumentParser:
                         "comparison (default: fanout, or filter when -b gives a socket filter)")
     p.add_argument("--rx", choices=RX_MODES, default="ring",
                    help="ring: TPACKET_V3 mmap ring, a block at a time; recv: one recvmsg per frame (default: ring)")
-    p.add_argument("--ring-block-size", type=_int_range(4096, 1 << 30, "ring block size"), default=1 << 20,
+    p.add_argument("--ring-block-size", type=int_range(4096, 1 << 30, "ring block size"), default=1 << 20,
                    metavar="BYTES", help="TPACKET_V3 block size, a multiple of the page size (default: 1 MiB)")
-    p.add_argument("--ring-blocks", type=_int_range(1, 1 << 16, "ring blocks"), default=4, metavar="N",
+    p.add_argument("--ring-blocks", type=int_range(1, 1 << 16, "ring blocks"), default=4, metavar="N",
                    help="blocks per worker ring (default: 4; memory per worker = blocks x block size)")
-    p.add_argument("--ring-frame-size", type=_int_range(16, 1 << 20, "ring frame size"), default=2048,
+    p.add_argument("--ring-frame-size", type=int_range(16, 1 << 20, "ring frame size"), default=2048,
                    metavar="BYTES", help="TPACKET_V3 frame size hint, a multiple of 16 (default: 2048)")
     p.add_argument("--cpus", type=parse_cpus_arg, metavar="LIST", help="pin worker i to CPU LIST[i %% len], e.g. 0-1")
-    p.add_argument("--rcvbuf", type=_int_range(4096, 1 << 30, "receive buffer"), default=8 << 20, metavar="BYTES",
+    p.add_argument("--rcvbuf", type=int_range(4096, 1 << 30, "receive buffer"), default=8 << 20, metavar="BYTES",
                    help="socket receive buffer per worker, recv mode (default: 8 MiB)")
-    p.add_argument("-c", "--count", type=_int_range(1, 1 << 62, "count"), metavar="FRAMES",
+    p.add_argument("-c", "--count", type=int_range(1, 1 << 62, "count"), metavar="FRAMES",
                    help="stop after this many frames in total")
-    p.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
-    p.add_argument("--interval", type=_positive_float, default=1.0, metavar="SECONDS",
+    p.add_argument("--duration", type=positive_seconds, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS",
                    help="seconds between stats lines (default: 1)")
     p.add_argument("--json", action="store_true", help="print stats as JSON lines")
-    p.add_argument("--ready-fd", type=_int_range(0, 1 << 20, "ready fd"), metavar="FD",
+    p.add_argument("--ready-fd", type=int_range(0, 1 << 20, "ready fd"), metavar="FD",
                    help="write 'READY\\n' to this fd when every worker is ready, then close it")
     p.add_argument("--user", metavar="NAME",
                    help="after sockets and BPF programs are in place, run workers as NAME with no capabilities")

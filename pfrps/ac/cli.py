@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from pfrps.cli import ArgumentParser, setup_logging
+from pfrps.cli import ArgumentParser, int_range, positive_seconds, setup_logging
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface
@@ -37,26 +37,6 @@ unique across workers (worker w of N hands out w, w+N, w+2N, ...).
 """
 
 
-def _int_range(lo: int, hi: int, what: str):
-    def conv(text: str) -> int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{what} {value} is out of range {lo}..{hi}")
-        return value
-    return conv
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be above 0 and finite")
-    return value
 
 
 def _name(what: str):
@@ -80,7 +60,7 @@ def build_parser() -> ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("-i", "--interface", dest="interface", required=True, metavar="IF", help="interface to serve")
-    p.add_argument("-w", "--worker-count", dest="workers", type=_int_range(1, MAX_WORKERS, "worker count"),
+    p.add_argument("-w", "--worker-count", dest="workers", type=int_range(1, MAX_WORKERS, "worker count"),
                    default=os.cpu_count() or 1, metavar="N",
                    help=f"worker processes, 1..{MAX_WORKERS} (default: CPUs, {os.cpu_count()})")
     p.add_argument("--ac-name", required=True, type=_name("AC name"), metavar="NAME",
@@ -94,11 +74,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--encoder", choices=ENCODERS, default="struct",
                    help="how replies are encoded: struct (fast; byte-identical to scapy, the tests check it) "
                         "or scapy's layers (~350 us per reply) (default: struct)")
-    p.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this long")
-    p.add_argument("--interval", type=_seconds, default=1.0, metavar="SECONDS",
+    p.add_argument("--duration", type=positive_seconds, metavar="SECONDS", help="stop after this long")
+    p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS",
                    help="seconds between stats lines (default: 1)")
     p.add_argument("--json", action="store_true", help="print the supervisor's counter snapshot as JSON lines")
-    p.add_argument("--ready-fd", type=_int_range(0, 1 << 20, "ready fd"), metavar="FD",
+    p.add_argument("--ready-fd", type=int_range(0, 1 << 20, "ready fd"), metavar="FD",
                    help="write 'READY\\n' to this fd when every worker is ready, then close it")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level on stderr (default: info)")
