@@ -29,7 +29,7 @@ examples:
   pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --service-name internet
   pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --service-name internet --service-name voip
   pfrps-ac -i enp1s0 -w 4 --ac-name bras1                 # no --service-name: any service
-  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --steering fanout --json
+  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --steering filter --json --user nobody
   pfrps-ac -i enp1s0 -w 2 --ac-name lab --duration 60     # stop after a minute
 
 Every subscriber MAC is steered to one worker, which keeps its sessions; session ids are
@@ -69,8 +69,11 @@ def build_parser() -> ArgumentParser:
                    metavar="S", help="a Service-Name to offer; repeat for more (default: accept any service)")
     p.add_argument("-a", "--hash-alg", dest="hash_alg", default="0", metavar="ALG",
                    help="0/mac_hash, 1/mac_jhash, 2/jhash_oaat (default: 0)")
-    p.add_argument("--steering", choices=("filter", "fanout"), default="filter",
-                   help="filter: a socket filter per worker; fanout: one PACKET_FANOUT_EBPF program (default: filter)")
+    p.add_argument("--steering", choices=("filter", "fanout"), default="fanout",
+                   help="fanout: one PACKET_FANOUT_EBPF program per frame; filter: a socket filter per worker "
+                        "(default: fanout)")
+    p.add_argument("--user", metavar="NAME",
+                   help="after sockets and BPF programs are in place, run workers as NAME with no capabilities")
     p.add_argument("--encoder", choices=ENCODERS, default="struct",
                    help="how replies are encoded: struct (fast; byte-identical to scapy, the tests check it) "
                         "or scapy's layers (~350 us per reply) (default: struct)")
@@ -128,6 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             hash_alg=hash_alg,
             ethertypes=(ETH_P_PPP_DISC, ETH_P_PPP_SES),
             steering=args.steering,
+            user=args.user,
             app_counters=AC_COUNTERS,
             app_gauges=AC_GAUGES,
         )
