@@ -5,27 +5,27 @@
  * packet(7)); the kernel runs it once per frame whatever N is and queues the frame on
  * member (return value % N). It returns the same worker index as rps_filter.bpf.c.
  * It runs before af_packet pushes the MAC header back, so it reads the source address
- * relative to the MAC header (pfrps_load_src_mac). A fanout program cannot drop, so
- * each member socket also carries rps_accept.bpf.c for the ethertype check.
+ * relative to the MAC header (pfrps_load_src_mac).
  *
- * Entry point: pfrps_fanout.
+ * Entry points: pfrps_fanout; and pfrps_filter, the member sockets' ethertype check
+ * (loaded with worker_count 1: a fanout program cannot drop), defined here too so that
+ * one compilation per run gives both.
  */
 #include <uapi/linux/bpf.h>
-#include "pfrps.h"
-#include "pfrps_parse.h"
-#include "pfrps_hash.h"
+#include "pfrps_steer.h"
 
 BPF_ARRAY(pfrps_opts, struct pfrps_opts, 1);
 
 int pfrps_fanout(struct __sk_buff *skb)
 {
-	__u8 mac[PFRPS_ETH_ALEN];
 	int key = 0;
-	struct pfrps_opts *opts = pfrps_opts.lookup(&key);
 
-	if (!opts || opts->worker_count == 0)
-		return 0;
-	if (pfrps_load_src_mac(skb, mac) < 0)
-		return 0;
-	return pfrps_hash(mac, opts->hash_alg) % opts->worker_count;
+	return pfrps_steer_index(skb, pfrps_opts.lookup(&key));
+}
+
+int pfrps_filter(struct __sk_buff *skb)
+{
+	int key = 0;
+
+	return pfrps_steer_accept(skb, pfrps_opts.lookup(&key));
 }

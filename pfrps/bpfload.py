@@ -212,6 +212,10 @@ class CompiledModule:
         return fd
 
     # -- programs -----------------------------------------------------------------------------
+    def has_function(self, func: str) -> bool:
+        """True when the compiled file defines ``func``."""
+        return bool(self._lib.bpf_function_start(self._bpf.module, func.encode()))
+
     def bytecode(self, func: str) -> np.ndarray:
         """The compiled instructions of ``func`` as a structured array (dtype: code, regs, off, imm)."""
         try:

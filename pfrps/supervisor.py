@@ -249,12 +249,10 @@ class Supervisor:
                         os.close(prog)
             self._setup_rings()
             return
-        # fanout / hash: one group; members filter ethertypes only (worker_count 1 = accept all)
-        member_prog = None
-        if cfg.ethertypes and len(cfg.ethertypes) > 1:
-            with CompiledModule(builtin_program("rps_filter.bpf.c")) as mod:
-                member_prog = self._load_filter(mod, SteeringOpts(0, 1, cfg.hash_alg, cfg.ethertypes))
-        fanout_prog = None
+        # fanout / hash: one group; members filter ethertypes only (worker_count 1 = accept all).
+        # rps_fanout.bpf.c includes rps_filter.bpf.c: one compilation gives both programs.
+        member_prog = fanout_prog = None
+        want_member = bool(cfg.ethertypes) and len(cfg.ethertypes) > 1
         if cfg.steering == "fanout":
             with CompiledModule(cfg.program or builtin_program("rps_fanout.bpf.c")) as mod:
                 mfd = mod.create_opts_map(SteeringOpts(0, n, cfg.hash_alg, cfg.ethertypes))
@@ -262,6 +260,11 @@ class Supervisor:
                     fanout_prog = mod.load("pfrps_fanout", {"pfrps_opts": mfd})
                 finally:
                     os.close(mfd)
+                if want_member and mod.has_function("pfrps_filter"):
+                    member_prog = self._load_filter(mod, SteeringOpts(0, 1, cfg.hash_alg, cfg.ethertypes))
+        if want_member and member_prog is None:
+            with CompiledModule(builtin_program("rps_filter.bpf.c")) as mod:
+                member_prog = self._load_filter(mod, SteeringOpts(0, 1, cfg.hash_alg, cfg.ethertypes))
         try:
             group = (os.getpid() ^ int(time.monotonic_ns())) & 0xFFFF
             mode = packet.PACKET_FANOUT_EBPF if fanout_prog is not None else packet.PACKET_FANOUT_HASH
@@ -308,7 +311,9 @@ class Supervisor:
 
     def _drain_slot(self, slot: _Slot) -> None:
         if self._rings:
-            self._rings[slot.worker_id].discard()
+            ring = self._rings[slot.worker_id]
+            ring.discard()
+            ring.unmap()  # workers map their own ring; a mapped ring makes every fork slower
         else:
             packet.drain(slot.sock)
         packet.read_stats(slot.sock, self._v3)  # those frames are not this run's

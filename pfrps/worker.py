@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Union
 
 import numpy as np
+import setproctitle
+import uvloop
 
 from .packet import AUXDATA_SIZE, PACKET_AUXDATA, SOL_PACKET, TP_STATUS_VLAN_VALID
 from .stats import Col, SharedCounters
@@ -173,12 +175,7 @@ def reopen_log_files() -> None:
 
 
 def _set_process_name(name: str) -> None:
-    try:
-        import setproctitle  # noqa: PLC0415
-
-        setproctitle.setproctitle(name)
-    except ImportError:
-        pass
+    setproctitle.setproctitle(name)
     try:
         import ctypes  # noqa: PLC0415
 
@@ -199,8 +196,6 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
     calls ``on_stop`` and returns 0. Writes its id (4 bytes) to ``ready_fd`` once the loop is
     running and ``on_start`` has returned: that is the supervisor's readiness signal.
     """
-    import uvloop  # noqa: PLC0415
-
     _set_process_name(f"pfrps-w{worker_id}")
     if cpus:
         os.sched_setaffinity(0, {cpus[worker_id % len(cpus)]})

@@ -15,5 +15,5 @@ def test_hash_enum_matches_python():
 
 def test_sources_found_relative_to_package():
     d = bpf_source_dir()
-    for name in ("pfrps.h", "pfrps_parse.h", "pfrps_hash.h", "rps_filter.bpf.c", "rps_fanout.bpf.c"):
+    for name in ("pfrps.h", "pfrps_parse.h", "pfrps_hash.h", "pfrps_steer.h", "rps_filter.bpf.c", "rps_fanout.bpf.c"):
         assert (d / name).is_file(), name
