@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Union
@@ -30,8 +31,8 @@ __all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker"
 log = logging.getLogger("pfrps.worker")
 
 _SO_TIMESTAMPNS = 35
-_AUX = np.dtype([("status", "<u4"), ("len", "<u4"), ("snaplen", "<u4"), ("mac", "<u2"),
-                 ("net", "<u2"), ("vlan_tci", "<u2"), ("vlan_tpid", "<u2")])
+#: struct tpacket_auxdata: tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid
+_AUX_UNPACK = struct.Struct("=IIIHHHH").unpack_from
 
 
 @dataclass
@@ -147,12 +148,11 @@ class RecvReceiver:
             ts = 0.0
             for level, kind, data in anc:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA:
-                    aux = np.frombuffer(data, dtype=_AUX, count=1)[0]
-                    length = int(aux["len"])
-                    if aux["snaplen"] < aux["len"]:
+                    status, length, snaplen, _m, _n, tci, _t = _AUX_UNPACK(data)
+                    if snaplen < length:
                         truncated += 1
-                    if aux["status"] & TP_STATUS_VLAN_VALID:
-                        vlan = int(aux["vlan_tci"])
+                    if status & TP_STATUS_VLAN_VALID:
+                        vlan = tci
                 elif kind == _SO_TIMESTAMPNS:
                     sec, nsec = int.from_bytes(data[:8], "little"), int.from_bytes(data[8:16], "little")
                     ts = sec + nsec * 1e-9

@@ -40,12 +40,22 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def bpf_program_ids() -> set[int]:
-    """Ids of loaded socket-filter, XDP and TC programs (``bpftool prog show``)."""
+    """Ids of loaded socket-filter, XDP and TC programs (``bpftool prog show``), except those
+    held only by live processes outside this test run (another user's tools on the machine)."""
     if not IS_ROOT or not shutil.which("bpftool"):
         return set()
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=30).stdout
     kinds = {"socket_filter", "xdp", "sched_cls", "sched_act"}
-    return {p["id"] for p in json.loads(out or "[]") if p.get("type") in kinds}
+    ours = child_pids() | {os.getpid()}
+    ids = set()
+    for p in json.loads(out or "[]"):
+        if p.get("type") not in kinds:
+            continue
+        holders = {h["pid"] for h in p.get("pids", [])}
+        if holders and not holders & ours:
+            continue
+        ids.add(p["id"])
+    return ids
 
 
 def netns_names() -> set[str]:

@@ -14,6 +14,11 @@ from pfrps.topology import TwoNodeTopology
 from tests.helpers import PY, last_json
 
 
+#: Tests check where frames go, not speed: pacing keeps a loaded CI machine from overflowing the
+#: veth's backlog (netdev_max_backlog), which drops frames before any packet socket sees them.
+TEST_RATE = "20000"
+
+
 @pytest.fixture(scope="module")
 def topo():
     """injector(eno1) <-veth-> node(enp1s0, 52:54:00:84:d7:ff), names pft-*-<random>."""
@@ -48,7 +53,10 @@ def start_pfrps(topo: TwoNodeTopology, *args: str, module: str = "pfrps", timeou
     return Run(proc, ready)
 
 
-def inject(topo: TwoNodeTopology, *args: str) -> subprocess.CompletedProcess:
+def inject(topo: TwoNodeTopology, *args: str, fast: bool = False) -> subprocess.CompletedProcess:
+    """pfinject from the injector namespace, paced at TEST_RATE unless ``fast`` or a --rate is given."""
+    if not fast and "--rate" not in args:
+        args = (*args, "--rate", TEST_RATE)
     res = topo.run(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac, *args],
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -57,11 +65,11 @@ def inject(topo: TwoNodeTopology, *args: str) -> subprocess.CompletedProcess:
 
 def steer(topo: TwoNodeTopology, frames: int, seed: int, *pfrps_args: str, inject_args=()) -> dict:
     """Run pfrps until it has seen ``frames`` frames from ``pfinject --seed``; return its final JSON."""
-    run = start_pfrps(topo, *pfrps_args, "--json", "-c", str(frames), "--duration", "60")
+    run = start_pfrps(topo, *pfrps_args, "--json", "-c", str(frames), "--duration", "20")
     try:
         assert run.ready, run.proc.communicate(timeout=30)
         inject(topo, "-p", str(frames), "--seed", str(seed), *inject_args)
-        status, out, err = run.finish()
+        status, out, err = run.finish(timeout=60)
     finally:
         if run.proc.poll() is None:
             run.proc.send_signal(signal.SIGINT)

@@ -115,7 +115,7 @@ def test_kernel_drops_are_reported_and_account_for_every_frame(topo):
     """recv mode, a 4 KiB receive buffer overflows: every frame is received or reported dropped."""
     run = start_pfrps(topo, "-w", "1", "--rx", "recv", "--rcvbuf", "4096", "--interval", "0.2")
     assert run.ready
-    inject(topo, "-p", "20000", "--seed", "14")
+    inject(topo, "-p", "20000", "--seed", "14", fast=True)
     run.proc.send_signal(signal.SIGINT)
     status, out, err = run.finish(timeout=10)
     assert status == 0, err
@@ -132,7 +132,7 @@ def test_ring_drops_and_freezes_are_reported(topo):
     run = start_pfrps(topo, "-w", "1", "--ring-blocks", "1", "--ring-block-size", "4096", "--ring-frame-size", "256",
                       "--json", "--interval", "0.2")
     assert run.ready
-    inject(topo, "-p", "20000", "--seed", "15")
+    inject(topo, "-p", "20000", "--seed", "15", fast=True)
     run.proc.send_signal(signal.SIGINT)
     status, out, err = run.finish(timeout=10)
     assert status == 0, err

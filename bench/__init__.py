@@ -1,0 +1,1 @@
+"""pfrps benchmark suite: ``python -m bench`` (``./run bench``); see bench/README.md."""

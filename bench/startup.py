@@ -1,0 +1,115 @@
+"""Benchmark 4: start-up time, launch to every worker ready.
+
+The figure is the time from ``Popen`` of ``pfrps ... --ready-fd FD`` to ``READY`` on FD (pfrps
+writes it once every worker's event loop runs). It includes the interpreter's start-up, the
+imports, the bcc/clang compile of the steering program, loading N programs (``filter``) or
+one (``fanout``), opening N sockets and forking N workers. pfrps's own log line ("N workers
+ready in S s", measured inside ``Supervisor.start``) splits it into "before start()" and
+"start()". Not pinned: pfrps has both CPUs, as a user would run it. Measured with the default
+``--rx recv`` and with ``--rx ring`` (which also allocates and maps an 8 MiB ring per worker).
+
+Reference, measured in the same run: the interpreter start-up plus ``import pfrps.cli``
+(``python -c 'import pfrps.cli'``), the floor any Python command line pays.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from . import common
+from .common import Row, summary
+
+NAME = "startup"
+TITLE = "Start-up: launch to all workers ready"
+TARGETS = {8: 1.5, 64: 3.0}
+_READY_RE = re.compile(r"(\d+) workers ready in ([\d.]+) s")
+
+
+def _key(rx: str, mode: str, n: int) -> str:
+    return f"{mode} N={n}" + (" --rx ring" if rx == "ring" else "")
+
+
+def params(quick: bool) -> dict:
+    return {"reps": 1 if quick else 5}
+
+
+def run(ctx) -> dict:
+    reps = ctx.reps or params(ctx.quick)["reps"]
+    rxs = ["recv", "ring"] if ctx.caps["pfrps_ring"] else ["recv"]
+    configs = [(rx, mode, n) for rx in rxs for n in TARGETS for mode in ("filter", "fanout")]
+    launch = {_key(*c): [] for c in configs}
+    inner = {_key(*c): [] for c in configs}
+    floor: list[float] = []
+    with common.topology() as topo:
+        common.PfrpsProc(topo, ["-w", "1"], cpu=None).stop()  # warm-up: page cache, bcc
+        for rep in range(reps):
+            t0 = time.perf_counter()
+            res = topo.run(topo.node, [common.PY, "-c", "import pfrps.cli"], cwd=common.REPO)
+            floor.append(time.perf_counter() - t0)
+            if res.returncode:
+                raise common.HarnessError("python -c 'import pfrps.cli' failed")
+            for rx, mode, n in configs:
+                key = _key(rx, mode, n)
+                pf = common.PfrpsProc(topo, ["-w", str(n), "--steering", mode, "--rx", rx, "--log-level", "info"],
+                                      cpu=None)
+                secs = pf.launch_seconds
+                pf.stop()
+                m = _READY_RE.search(pf.err.text())
+                launch[key].append(secs)
+                inner[key].append(float(m.group(2)) if m else float("nan"))
+                common.log(f"{NAME}: rep {rep + 1}/{reps}: {key:12s} {secs:.3f} s to READY "
+                           f"(Supervisor.start {inner[key][-1]:.3f} s)")
+    ref = summary(floor)
+    rows = [Row("python -c 'import pfrps.cli' (reference)", "s", ref)]
+    for rx, mode, n in configs:
+        key = _key(rx, mode, n)
+        s = summary(launch[key])
+        rows.append(Row(f"target: {key}", "s", s, "import floor", ref, f"< {TARGETS[n]:.1f} s",
+                        s["median"] < TARGETS[n]))
+    table = []
+    for rx, mode, n in configs:
+        key = _key(rx, mode, n)
+        tot, st = common.median(launch[key]), common.median(inner[key])
+        table.append([key, f"{tot:.3f}", f"{tot - st:.3f}", f"{st:.3f}", f"{1000 * st / n:.1f}"])
+    data = {"reps": reps, "launch": launch, "supervisor_start": inner, "floor": floor}
+    plot = ctx.out_dir / f"{NAME}.png"
+    _plot(plot, data)
+    return {
+        "name": NAME, "title": TITLE, "rows": rows, "plots": [plot.name], "data": data,
+        "method": (f"Popen of pfrps to READY on --ready-fd, median of {reps} runs (configurations interleaved, "
+                   f"not pinned), with the default `--rx recv` and with `--rx ring`. Reference: python -c 'import pfrps.cli' in the same run."),
+        "tables": [{"title": "Where the time goes (medians, seconds)",
+                    "header": ["config", "launch to READY", "before Supervisor.start (interpreter, imports, "
+                               "argument parsing)", "Supervisor.start (compile, load, sockets, fork, ready)",
+                               "start() / N, ms"],
+                    "rows": table}],
+    }
+
+
+def _plot(path, data) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    keys = list(data["launch"])
+    tot = [common.median(data["launch"][k]) for k in keys]
+    inner = [common.median(data["supervisor_start"][k]) for k in keys]
+    pre = [t - i for t, i in zip(tot, inner)]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    x = range(len(keys))
+    ax.bar(x, pre, color="tab:grey", label="interpreter + imports + CLI")
+    ax.bar(x, inner, bottom=pre, color="tab:blue", label="Supervisor.start()")
+    for i, k in enumerate(keys):
+        n = int(k.split("=")[1].split()[0])
+        ax.hlines(TARGETS[n], i - 0.4, i + 0.4, colors="red", linestyles="--")
+    ax.axhline(common.median(data["floor"]), color="black", lw=0.8, ls=":", label="python + import pfrps.cli")
+    ax.set_xticks(list(x), keys, rotation=15)
+    ax.set_ylabel("seconds to READY")
+    ax.set_title("Start-up (red dashes: targets)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
