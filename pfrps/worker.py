@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, Union
 
-import numpy as np
 import setproctitle
 import uvloop
 
