@@ -116,8 +116,11 @@ class SupervisorConfig:
     program: Optional[Path] = None
     rx: str = "ring"
     rcvbuf: int = 8 << 20
-    ring_block_size: int = 1 << 20
-    ring_blocks: int = 4
+    # Many small blocks: the kernel retires a block every 10 ms even when nearly empty, so at
+    # low per-worker rates the block count, not the bytes, bounds how long a busy worker may
+    # stay unscheduled (4 x 1 MiB froze with 64 workers on 2 CPUs; 64 x 64 KiB did not).
+    ring_block_size: int = 1 << 16
+    ring_blocks: int = 64
     ring_frame_size: int = 2048
     cpus: Optional[list[int]] = None
     app_counters: tuple[str, ...] = ()
