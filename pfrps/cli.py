@@ -15,7 +15,7 @@ from .privileges import CAP_CHOWN, SUPERVISOR_CAPS, lookup_user
 from .worker import reopen_log_files
 from .supervisor import MAX_WORKERS, RX_MODES, STEERING_MODES, Supervisor, SupervisorConfig, parse_cpus
 
-__all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser", "int_range", "positive_seconds", "setup_logging"]
+__all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser", "int_range", "positive_seconds", "setup_logging", "signal_ready"]
 
 ETHERTYPE_NAMES = {
     "pppoe": (0x8863, 0x8864),
@@ -229,13 +229,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.info("%s", sup.describe())
         log.info("%d workers ready in %.3f s (%s per worker); Hit Ctrl-C to end.", config.workers, seconds,
                  _human_bytes(sup.ring_bytes_per_worker()))
-        if args.ready_fd is not None:
-            try:
-                os.write(args.ready_fd, b"READY\n")
-                os.close(args.ready_fd)
-            except OSError as exc:
-                raise UsageError(f"cannot write to --ready-fd {args.ready_fd}: {exc.strerror}",
-                                 hint="pass an fd that is open for writing") from None
+        signal_ready(args.ready_fd)
 
         def emit() -> None:
             if args.json:
@@ -264,6 +258,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if sup is not None:
             sup.close()
+
+
+def signal_ready(fd: Optional[int]) -> None:
+    """Write ``READY\n`` to ``fd`` (``--ready-fd``) and close it; nothing when ``fd`` is None.
+
+    Raises:
+        UsageError: ``fd`` is not open for writing.
+    """
+    if fd is None:
+        return
+    try:
+        os.write(fd, b"READY\n")
+        os.close(fd)
+    except OSError as exc:
+        raise UsageError(f"cannot write to --ready-fd {fd}: {exc.strerror}",
+                         hint="pass an fd that is open for writing") from None
 
 
 def _human_bytes(n: int) -> str:

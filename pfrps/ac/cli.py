@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from pfrps.cli import ArgumentParser, int_range, positive_seconds, setup_logging
+from pfrps.cli import ArgumentParser, int_range, positive_seconds, setup_logging, signal_ready
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface
@@ -147,13 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.info("%s", sup.describe())
         log.info("AC %r (%s) serving %s with %s replies; %d workers ready in %.3f s; Hit Ctrl-C to end.",
                  args.ac_name, link.mac, offered, args.encoder, args.workers, seconds)
-        if args.ready_fd is not None:
-            try:
-                os.write(args.ready_fd, b"READY\n")
-                os.close(args.ready_fd)
-            except OSError as exc:
-                raise UsageError(f"cannot write to --ready-fd {args.ready_fd}: {exc.strerror}",
-                                 hint="pass an fd that is open for writing") from None
+        signal_ready(args.ready_fd)
 
         def emit() -> None:
             snap = sup.snapshot()
