@@ -53,6 +53,18 @@ TRAFGEN_CFG = """\
 """
 
 
+
+def interrupt_and_wait(proc: subprocess.Popen, name: str, timeout: float) -> None:
+    """SIGINT ``proc`` (if still running) and wait ``timeout`` s; kill it and raise if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise HarnessError(f"{name} did not stop within {timeout:.0f} s of SIGINT") from None
+
 class HarnessError(RuntimeError):
     """The benchmark machinery itself failed (not a slow result)."""
 
@@ -303,14 +315,7 @@ class PfrpsProc:
 
     def stop(self, timeout: float = 30.0) -> dict:
         """SIGINT, wait, and return pfrps's final JSON line (counters after its workers stopped)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise HarnessError("pfrps did not stop within %.0f s of SIGINT" % timeout) from None
+        interrupt_and_wait(self.proc, "pfrps", timeout)
         self.out.join()
         self.err.join()
         snaps = self.snapshots()
@@ -409,14 +414,7 @@ class NetsniffProc:
         self.launch_seconds = time.perf_counter() - t0
 
     def stop(self, timeout: float = 30.0) -> dict:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise HarnessError("netsniff-ng did not stop after SIGINT") from None
+        interrupt_and_wait(self.proc, "netsniff-ng", timeout)
         self.out.join()
         self.err.join()
         text = self.out.text()
