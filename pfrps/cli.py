@@ -11,8 +11,8 @@ from typing import NoReturn, Optional, Sequence
 
 from .errors import PfrpsError, UsageError
 from .hashing import parse_hash_alg
-from .privileges import CAP_CHOWN, SUPERVISOR_CAPS, lookup_user
-from .worker import reopen_log_files
+from .privileges import CAP_CHOWN, SUPERVISOR_CAPS, lookup_user, unreachable_dir
+from .logs import reopen_log_files, setup_logging
 from .supervisor import MAX_WORKERS, RX_MODES, STEERING_MODES, Supervisor, SupervisorConfig, parse_cpus
 
 __all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser", "int_range", "positive_seconds", "setup_logging", "signal_ready"]
@@ -153,48 +153,6 @@ def parse_cpus_arg(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(exc.one_line()) from None
 
 
-def setup_logging(level: str, prog: str = "pfrps", path: Optional[str] = None,
-                  owner: Optional[tuple[int, int]] = None) -> None:
-    """Log to stderr (or ``path``) as ``<prog>: message`` (workers as ``pfrps.w3: message``).
-
-    A ``path`` gets a ``WatchedFileHandler`` (reopened after rotation, and on SIGHUP) and is
-    chowned to ``owner`` (uid, gid) so workers running as ``--user`` can reopen it.
-
-    Raises:
-        UsageError: the log file cannot be opened.
-    """
-    if path:
-        from logging.handlers import WatchedFileHandler  # noqa: PLC0415
-
-        try:
-            handler: logging.Handler = WatchedFileHandler(path)
-            if owner is not None:
-                os.chown(path, *owner)
-        except OSError as exc:
-            raise UsageError(f"cannot open log file {path!r}: {exc.strerror}",
-                             hint="give --log-file a writable path") from None
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(prog))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
-
-class _Formatter(logging.Formatter):
-    def __init__(self, prog: str) -> None:
-        super().__init__()
-        self.prog = prog
-
-    def format(self, record: logging.LogRecord) -> str:
-        name = record.name if record.name.startswith("pfrps.w") else self.prog
-        lvl = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        msg = f"{name}: {lvl}{record.getMessage()}"
-        if record.exc_info and record.levelno >= logging.ERROR:
-            msg += "\n" + self.formatException(record.exc_info)
-        return msg
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``pfrps``; return the exit status (0 ok, 1 runtime failure, 2 bad input)."""
     args = build_parser().parse_args(argv)
@@ -203,7 +161,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         setup_logging(args.log_level)
         if args.log_file:
-            setup_logging(args.log_level, path=args.log_file, owner=lookup_user(args.user) if args.user else None)
+            owner = lookup_user(args.user) if args.user else None
+            if owner is not None:
+                blocked = unreachable_dir(args.log_file, *owner)
+                if blocked is not None:
+                    raise UsageError(
+                        f"--user {args.user} cannot reach --log-file {args.log_file}: directory {blocked} "
+                        "is not searchable by that user, so workers could not reopen the file after rotation",
+                        hint=f"put the log file in a directory {args.user} can enter (e.g. /var/log/pfrps, mode 0755)")
+            setup_logging(args.log_level, path=args.log_file, owner=owner)
         config = SupervisorConfig(
             interface=args.interface,
             workers=args.workers,

@@ -15,11 +15,13 @@ import ctypes
 import errno
 import os
 import pwd
+import stat
 from pathlib import Path
+from typing import Optional
 
 from .errors import PrivilegeError, UsageError
 
-__all__ = ["CAP_CHOWN", "lookup_user", "drop_to_user", "keep_only_caps", "effective_caps", "SUPERVISOR_CAPS"]
+__all__ = ["CAP_CHOWN", "lookup_user", "unreachable_dir", "drop_to_user", "keep_only_caps", "effective_caps", "SUPERVISOR_CAPS"]
 
 CAP_CHOWN, CAP_KILL, CAP_SETGID, CAP_SETUID = 0, 5, 6, 7
 SUPERVISOR_CAPS = (CAP_KILL, CAP_SETGID, CAP_SETUID)
@@ -48,6 +50,32 @@ def lookup_user(name: str) -> tuple[int, int]:
     except (KeyError, ValueError):
         raise UsageError(f"unknown user {name!r}", hint="name an existing account with --user (e.g. nobody)") from None
     return pw.pw_uid, pw.pw_gid
+
+
+def unreachable_dir(path: str, uid: int, gid: int) -> Optional[str]:
+    """The first directory on the way to ``path`` that ``uid``/``gid`` may not search, or None.
+
+    Checks the search (x) bit of every ancestor directory for the owner, group or others
+    class that applies to ``uid``/``gid`` (no supplementary groups: a dropped worker has
+    none; ACLs are not consulted). Used before ``--user`` workers are told to reopen
+    ``--log-file`` by path. See path_resolution(7).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    parts = [d for d in Path(directory).parents][::-1] + [Path(directory)]
+    for d in parts:
+        try:
+            st = os.stat(d)
+        except OSError:
+            return str(d)
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return str(d)
+    return None
 
 
 def effective_caps() -> int:

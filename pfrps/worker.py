@@ -22,10 +22,11 @@ from typing import Any, Awaitable, Callable, Optional, Union
 import setproctitle
 import uvloop
 
+from .logs import reopen_log_files
 from .packet import AUXDATA_SIZE, PACKET_AUXDATA, SOL_PACKET, TP_STATUS_VLAN_VALID
 from .stats import Col, SharedCounters
 
-__all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker", "reopen_log_files"]
+__all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker"]
 
 log = logging.getLogger("pfrps.worker")
 
@@ -162,15 +163,6 @@ class RecvReceiver:
             if on_frame is not None:
                 on_frame(self.view[:n], FrameMeta(ifindex, ts or time.time(), length, vlan))
         return frames, nbytes, truncated
-
-
-def reopen_log_files() -> None:
-    """Reopen every ``WatchedFileHandler`` log file that was moved away (SIGHUP, after rotation)."""
-    from logging.handlers import WatchedFileHandler  # noqa: PLC0415
-
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, WatchedFileHandler):
-            handler.reopenIfNeeded()
 
 
 def _set_process_name(name: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,22 +70,58 @@ def test_unknown_user_is_bad_input(topo):
                      "unknown user 'no-such-user-x'")
 
 
-def test_sighup_reopens_rotated_log(topo, tmp_path):
-    log = tmp_path / "pfrps.log"
-    os.chmod(tmp_path, 0o777)
+@pytest.fixture
+def log_dir():
+    """A directory the workers' user can reach and write (pytest's tmp_path sits in a 0700 one)."""
+    d = tempfile.mkdtemp(prefix="pfrps-log-", dir="/tmp")
+    os.chmod(d, 0o777)
+    yield Path(d)
+    shutil.rmtree(d)
+
+
+def test_sighup_reopens_rotated_log(topo, log_dir):
+    log = log_dir / "pfrps.log"
     run = start_pfrps(topo, "-w", "2", "--user", "nobody", "--log-file", str(log))
     try:
         assert run.ready
         assert "2 workers ready" in log.read_text()
         assert os.stat(log).st_uid == 65534
-        log.rename(tmp_path / "pfrps.log.1")
+        workers = sorted(child_pids(run.proc.pid))
+        assert len(workers) == 2
+        log.rename(log_dir / "pfrps.log.1")
         run.proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: log.exists() and os.stat(log).st_uid == 65534)
-        victim = sorted(child_pids(run.proc.pid))[0]
-        os.kill(victim, signal.SIGKILL)
+        # the workers reopen too, and none of them dies doing it
+        assert wait_for(lambda: all(_logs_to(pid, log) for pid in workers))
+        assert sorted(child_pids(run.proc.pid)) == workers
+        os.kill(workers[0], signal.SIGKILL)
         assert wait_for(lambda: "was killed by SIGKILL" in log.read_text())
     finally:
         run.proc.send_signal(signal.SIGTERM)
     status, _, err = run.finish(timeout=10)
     assert status == 0, err
-    assert "was killed by SIGKILL" not in (tmp_path / "pfrps.log.1").read_text()
+    new = log.read_text()
+    assert new.count("was killed by SIGKILL") == 1
+    assert "exited with status" not in new
+    assert "was killed" not in (log_dir / "pfrps.log.1").read_text()
+
+
+def _logs_to(pid: int, path: Path) -> bool:
+    """True when process ``pid`` holds ``path`` (the new file, not the rotated one) open."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
+    except OSError:
+        return False
+
+
+def test_log_file_out_of_users_reach_is_bad_input(topo, tmp_path):
+    from tests.helpers import assert_bad_input
+    from tests.root.test_bad_input import run_in_node
+
+    log = tmp_path / "pfrps.log"  # under pytest's 0700 /tmp/pytest-of-root
+    line = assert_bad_input(run_in_node(topo, ["-i", topo.node_if, "--user", "nobody", "--log-file", str(log)]),
+                            "pfrps", "--user nobody cannot reach --log-file", "not searchable",
+                            "put the log file in a directory nobody can enter")
+    assert "/tmp/pytest-of-root" in line
+    assert not log.exists()
