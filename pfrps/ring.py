@@ -295,8 +295,6 @@ class RingReceiver:
         self._u32 = self._mv.cast("I")
         self._a32 = np.frombuffer(ring._mm, dtype=np.uint32)
         self._st = memoryview(ring._state_mm).cast("Q")
-        # Frame k of a uniform block sits at first + k * stride; frames take >= 80 bytes.
-        self._ar = np.arange(max(ring.block_size // 64, 1), dtype=np.int64)
         self._recover()
 
     def fileno(self) -> int:
@@ -424,15 +422,16 @@ class RingReceiver:
             length = u[i + 4]
             return 1, length, int(u[i + 3] < length)
         stride = u[i]
-        if stride and not stride & 3 and n <= self._ar.size and (n - 1) * stride < self._bs:
-            # Same-size frames (the usual case) sit at a fixed stride: check that, then gather.
+        if stride and not stride & 3 and (n - 1) * stride < self._bs:
+            # Same-size frames (the usual case) sit at a fixed stride: check that, then read
+            # tp_next_offset, tp_snaplen and tp_len as strided views (no index arrays, no copies).
             a = self._a32
-            idx = self._ar[:n] * (stride >> 2)
-            idx += i
-            nxt = a[idx]
-            if nxt[-1] == 0 and np.all(nxt[:-1] == stride):
-                lens = a[idx + 4]
-                snaps = a[idx + 3]
+            k = stride >> 2
+            end = i + (n - 1) * k + 1
+            nxt = a[i:end:k]
+            if nxt[-1] == 0 and (nxt[:-1] == stride).all():
+                lens = a[i + 4:end + 4:k]
+                snaps = a[i + 3:end + 3:k]
                 return n, int(lens.sum()), int(np.count_nonzero(snaps < lens))
         nbytes = truncated = 0
         for _ in range(n):
