@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .errors import InterfaceError
 
-__all__ = ["LinkInfo", "check_interface"]
+__all__ = ["LinkInfo", "check_interface", "rx_dropped"]
 
 IFF_UP = 0x1
 ARPHRD_ETHER = 1
@@ -61,3 +61,24 @@ def check_interface(ifname: str, netns: str | None = None) -> LinkInfo:
         operstate=link.get_attr("IFLA_OPERSTATE") or "UNKNOWN",
         mtu=link.get_attr("IFLA_MTU") or 0,
     )
+
+
+def rx_dropped(ifindex: int) -> int:
+    """Frames interface ``ifindex`` dropped on receive: ``rx_dropped + rx_missed_errors``.
+
+    From ``IFLA_STATS64`` (what ``ip -s link`` shows), in the current network namespace.
+    These frames never reached a packet socket, so PACKET_STATISTICS cannot count them:
+    ``rx_dropped`` counts backlog overflows (``net.core.netdev_max_backlog``) and frames that
+    no protocol handler took, ``rx_missed_errors`` frames the NIC's own ring had no room for.
+    Returns 0 when the interface is gone.
+    """
+    from pyroute2 import IPRoute  # noqa: PLC0415
+    from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
+
+    try:
+        with IPRoute() as ipr:
+            link = ipr.get_links(ifindex)[0]
+    except NetlinkError:
+        return 0
+    st = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS") or {}
+    return int(st.get("rx_dropped", 0)) + int(st.get("rx_missed_errors", 0))

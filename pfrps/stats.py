@@ -94,16 +94,19 @@ class SharedCounters:
 
 
 def format_line(frames: np.ndarray, drops: np.ndarray | None = None, freezes: np.ndarray | None = None,
-                truncated: np.ndarray | None = None) -> str:
+                truncated: np.ndarray | None = None, if_rx_dropped: int = 0) -> str:
     """The seed's stats line, cumulative per worker, population standard deviation.
 
     ``#0:3165 #1:3155 ... (total:25000 std_dev:31.784430)``; then, only when non-zero,
     `` drops #2:5 (total:5)`` (kernel drops, PACKET_STATISTICS), `` freezes ...`` (TPACKET_V3
-    ring freezes) and `` truncated ...``, so that no lost or cut frame goes unreported.
+    ring freezes), `` truncated ...`` and `` if_rx_dropped:N`` (frames the interface dropped
+    before any packet socket saw them, :func:`pfrps.links.rx_dropped`, since start), so that
+    no lost or cut frame goes unreported.
 
     Args:
         frames: ``(N,)`` frames per worker.
         drops, freezes, truncated: ``(N,)`` per worker, or None.
+        if_rx_dropped: frames, whole interface.
     """
     frames = np.asarray(frames, dtype=np.uint64)
     parts = [" ".join(f"#{i}:{int(c):04d}" for i, c in enumerate(frames))]
@@ -113,13 +116,16 @@ def format_line(frames: np.ndarray, drops: np.ndarray | None = None, freezes: np
         if arr is not None and np.any(arr):
             nz = " ".join(f"#{i}:{int(v)}" for i, v in enumerate(arr) if v)
             parts.append(f"{name} {nz} (total:{int(np.sum(arr))})")
+    if if_rx_dropped:
+        parts.append(f"if_rx_dropped:{int(if_rx_dropped)}")
     return " ".join(parts)
 
 
-def snapshot(counters: SharedCounters, elapsed: float) -> dict:
+def snapshot(counters: SharedCounters, elapsed: float, if_rx_dropped: int = 0) -> dict:
     """A JSON-ready dict of every counter: the ``--json`` line.
 
-    Keys: ``time`` (seconds since start), ``total`` (frames), ``std_dev``, and per-worker lists
+    Keys: ``time`` (seconds since start), ``total`` (frames), ``std_dev``, ``if_rx_dropped``
+    (frames the interface dropped before any packet socket, since start), and per-worker lists
     ``frames``, ``bytes``, ``truncated``, ``drops``, ``freezes``, ``restarts``,
     ``handler_errors``, ``tx_frames``, ``tx_errors``, plus one list per application counter
     and gauge (gauges signed).
@@ -130,6 +136,7 @@ def snapshot(counters: SharedCounters, elapsed: float) -> dict:
         "time": round(elapsed, 3),
         "total": int(frames.sum()),
         "std_dev": round(float(np.std(frames.astype(np.float64))), 6),
+        "if_rx_dropped": int(if_rx_dropped),
     }
     for col in Col:
         if col is Col.KERNEL_PACKETS:

@@ -39,7 +39,7 @@ from . import packet
 from .bpfload import CompiledModule, SteeringOpts, builtin_program
 from .errors import PfrpsError, PrivilegeError, UsageError, WorkerError
 from .hashing import alg_name
-from .links import check_interface
+from .links import check_interface, rx_dropped
 from .privileges import SUPERVISOR_CAPS, drop_to_user, keep_only_caps, lookup_user
 from .stats import Col, SharedCounters, format_line, snapshot
 from .worker import Handler, WorkerContext, run_worker
@@ -187,6 +187,8 @@ class Supervisor:
         self.counters: Optional[SharedCounters] = None
         self.slots: list[_Slot] = []
         self.ifindex = 0
+        self.if_rx_dropped = 0
+        self._if_rx_dropped0 = 0
         self.ready_seconds = 0.0
         self.started_at = 0.0
         self._ready_r = self._ready_w = -1
@@ -217,6 +219,7 @@ class Supervisor:
             check_privileges()
         try:
             self._open_sockets()
+            self._if_rx_dropped0 = rx_dropped(self.ifindex)
             self.counters = SharedCounters(cfg.workers, cfg.app_counters, cfg.app_gauges)
             self._ready_r, self._ready_w = os.pipe()
             self._sig_r, self._sig_w = os.pipe()
@@ -453,7 +456,9 @@ class Supervisor:
             self._spawn(slot)
 
     def poll_stats(self) -> None:
-        """Read every socket's PACKET_STATISTICS and add drops/freezes to the shared counters."""
+        """Read every socket's PACKET_STATISTICS and add drops/freezes to the shared counters;
+        read the interface's receive drops since start into ``if_rx_dropped`` (frames)."""
+        self.if_rx_dropped = max(rx_dropped(self.ifindex) - self._if_rx_dropped0, 0)
         arr = self.counters.array
         for slot in self.slots:
             st = packet.read_stats(slot.sock, self._v3)
@@ -466,11 +471,11 @@ class Supervisor:
         """The current stats line (see :func:`pfrps.stats.format_line`)."""
         arr = self.counters.array
         return format_line(arr[:, Col.FRAMES], arr[:, Col.KERNEL_DROPS], arr[:, Col.FREEZES],
-                           arr[:, Col.TRUNCATED])
+                           arr[:, Col.TRUNCATED], self.if_rx_dropped)
 
     def snapshot(self) -> dict:
         """Every counter as a dict (the ``--json`` line)."""
-        return snapshot(self.counters, time.monotonic() - self.started_at)
+        return snapshot(self.counters, time.monotonic() - self.started_at, self.if_rx_dropped)
 
     def total(self) -> int:
         """Frames received so far, all workers."""

@@ -90,7 +90,7 @@ def build_parser() -> ArgumentParser:
 
 def format_line(snap: dict) -> str:
     """The per-interval line: ``padi/pado/padr/pads/sessions #0:a/b/c/d/e ... total:...``, then any
-    non-zero error counters, per worker."""
+    non-zero error counters, per worker, and the interface's receive drops (frames)."""
     cols = ("padi", "pado", "padr", "pads", "sessions")
     n = len(snap["padi"])
     parts = ["padi/pado/padr/pads/sessions"]
@@ -101,6 +101,8 @@ def format_line(snap: dict) -> str:
         vals = snap.get(name) or []
         if any(vals):
             parts.append(f"{name} " + " ".join(f"#{w}:{v}" for w, v in enumerate(vals) if v) + f" (total:{sum(vals)})")
+    if snap.get("if_rx_dropped"):
+        parts.append(f"if_rx_dropped:{snap['if_rx_dropped']}")
     return " ".join(parts)
 
 
