@@ -25,8 +25,8 @@ as fast as it can; recorded: kernel drops.
 
 pfrps uses ``--steering fanout`` here (one steering program per frame whatever N), so the
 sender's cost differs between receivers only by how frames are queued, not by N filters.
-netsniff-ng gets one TPACKET_V3 ring of 64 MiB (the total of pfrps's eight 8 MiB rings) and a
-PPPoE ethertype filter, like pfrps.
+netsniff-ng gets one TPACKET_V3 ring of 64 MiB (pfrps's default is 4 MiB per worker: 16 x 256 KiB
+blocks up to 16 workers) and a PPPoE ethertype filter, like pfrps.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def run(ctx) -> dict:
                    f"so receivers that keep up all score the offered rate in the first figure). Targets are checked "
                    f"on both. Seed workload: pfinject -p {SEED_FRAMES} into a "
                    f"fresh receiver; kernel drops from PACKET_STATISTICS. pfrps runs --steering fanout; netsniff-ng "
-                   f"a 64 MiB ring. Median of {reps} runs. Reference: netsniff-ng in the same run."),
+                   f"a 64 MiB ring (pfrps: its default 4 MiB per worker). Median of {reps} runs. Reference: netsniff-ng in the same run."),
         "tables": [{"title": "Saturation and seed-workload detail (medians)",
                     "header": ["receiver", "offered frames/s", "received frames/s", "receiver CPU",
                                "frames/CPU-s", "kernel drops (saturation)", f"received of {SEED_FRAMES:,} (seed)",

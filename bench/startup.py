@@ -5,8 +5,9 @@ writes it once every worker's event loop runs). It includes the interpreter's st
 imports, the bcc/clang compile of the steering program, loading N programs (``filter``) or
 one (``fanout``), opening N sockets and forking N workers. pfrps's own log line ("N workers
 ready in S s", measured inside ``Supervisor.start``) splits it into "before start()" and
-"start()". Not pinned: pfrps has both CPUs, as a user would run it. Measured with the default
-``--rx recv`` and with ``--rx ring`` (which also allocates and maps an 8 MiB ring per worker).
+"start()". Not pinned: pfrps has both CPUs, as a user would run it. Measured with ``--rx recv``
+(rows without a suffix) and with the default ``--rx ring`` (which also allocates a 4 MiB ring
+per worker: 16 x 256 KiB up to 16 workers, 64 x 64 KiB above).
 
 Reference, measured in the same run: the interpreter start-up plus ``import pfrps.cli``
 (``python -c 'import pfrps.cli'``), the floor any Python command line pays.
@@ -78,7 +79,7 @@ def run(ctx) -> dict:
     return {
         "name": NAME, "title": TITLE, "rows": rows, "plots": [plot.name], "data": data,
         "method": (f"Popen of pfrps to READY on --ready-fd, median of {reps} runs (configurations interleaved, "
-                   f"not pinned), with the default `--rx recv` and with `--rx ring`. Reference: python -c 'import pfrps.cli' in the same run."),
+                   f"not pinned), with `--rx recv` (rows without a suffix) and with the default `--rx ring`. Reference: python -c 'import pfrps.cli' in the same run."),
         "tables": [{"title": "Where the time goes (medians, seconds)",
                     "header": ["config", "launch to READY", "before Supervisor.start (interpreter, imports, "
                                "argument parsing)", "Supervisor.start (compile, load, sockets, fork, ready)",

@@ -113,10 +113,10 @@ def check_geometry(block_size: int, blocks: int, frame_size: int, page_size: int
         if not isinstance(value, int) or isinstance(value, bool):
             raise UsageError(f"ring {name} {value!r} is not an integer", hint="give ring sizes as whole numbers")
     if blocks < 1:
-        raise UsageError(f"ring block count {blocks} is below 1", hint="use at least 1 block (64 is the default)")
+        raise UsageError(f"ring block count {blocks} is below 1", hint="use at least 1 block (the default is 4 MiB / block size)")
     if block_size <= 0 or block_size % page_size:
         raise UsageError(f"ring block size {block_size} is not a positive multiple of the page size ({page_size} bytes)",
-                         hint="use a power of two such as 65536 (64 KiB, the default)")
+                         hint="use a power of two such as 262144 (256 KiB) or 65536 (64 KiB), the defaults")
     if block_size > _MAX_BLOCK_SIZE:
         raise UsageError(f"ring block size {block_size} is above {_MAX_BLOCK_SIZE} bytes (1 GiB)",
                          hint="use more, smaller blocks (e.g. 1 MiB each)")

@@ -49,6 +49,10 @@ __all__ = ["SupervisorConfig", "Supervisor", "MAX_WORKERS", "STEERING_MODES", "c
 log = logging.getLogger("pfrps")
 
 MAX_WORKERS = 1024
+#: Default ring memory per worker, bytes (``--rx ring``).
+RING_BYTES = 4 << 20
+#: Up to this many workers the default ring uses 256 KiB blocks, above it 64 KiB blocks.
+BIG_BLOCK_MAX_WORKERS = 16
 STEERING_MODES = ("filter", "fanout", "hash")
 RX_MODES = ("recv", "ring")
 DEFAULT_ETHERTYPES = (packet.ETH_P_PPP_DISC, packet.ETH_P_PPP_SES)
@@ -99,6 +103,8 @@ class SupervisorConfig:
             default) or ``"recv"`` (one syscall per frame, kept for comparison).
         rcvbuf: socket receive buffer, bytes (recv mode).
         ring_block_size, ring_blocks, ring_frame_size: TPACKET_V3 geometry (ring mode), bytes/count.
+            ``None`` picks the default (:meth:`ring_geometry`): 4 MiB per worker, in 256 KiB
+            blocks up to 16 workers and 64 KiB blocks above.
         cpus: CPUs to pin workers to (worker i on cpus[i % len]), or None.
         app_counters: names of extra per-worker counters for the handler (``ctx.count``).
         app_gauges: names of per-worker gauges (``ctx.count(name, -1)`` allowed), zeroed when a
@@ -116,17 +122,31 @@ class SupervisorConfig:
     program: Optional[Path] = None
     rx: str = "ring"
     rcvbuf: int = 8 << 20
-    # Many small blocks: the kernel retires a block every 10 ms even when nearly empty, so at
-    # low per-worker rates the block count, not the bytes, bounds how long a busy worker may
-    # stay unscheduled (4 x 1 MiB froze with 64 workers on 2 CPUs; 64 x 64 KiB did not).
-    ring_block_size: int = 1 << 16
-    ring_blocks: int = 64
+    ring_block_size: Optional[int] = None
+    ring_blocks: Optional[int] = None
     ring_frame_size: int = 2048
     cpus: Optional[list[int]] = None
     app_counters: tuple[str, ...] = ()
     app_gauges: tuple[str, ...] = ()
     user: Optional[str] = None
     supervisor_caps: tuple[int, ...] = SUPERVISOR_CAPS
+
+    def ring_geometry(self) -> tuple[int, int]:
+        """``(block_size, blocks)`` of each worker's ring: the options, or the default.
+
+        The default is :data:`RING_BYTES` (4 MiB) per worker. Its block size trades wake-ups
+        against slack: a worker wakes once per retired block, and the kernel retires a block
+        when full or 10 ms after opening it however empty, so at low per-worker rates the
+        block count, not the bytes, bounds how long a worker may stay unscheduled before its
+        ring freezes. Up to :data:`BIG_BLOCK_MAX_WORKERS` (16) workers: 16 x 256 KiB (2.7x fewer
+        wake-ups than 64 KiB blocks at 8 workers, 1.6x the frames per CPU-second: bench/PROFILE.md);
+        more workers: 64 x 64 KiB (4 x 1 MiB froze with 64 workers on 2 CPUs).
+        """
+        bs = self.ring_block_size
+        if bs is None:
+            bs = 256 << 10 if self.workers <= BIG_BLOCK_MAX_WORKERS else 64 << 10
+        blocks = self.ring_blocks if self.ring_blocks is not None else max(1, RING_BYTES // bs)
+        return bs, blocks
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values out of range (before anything is opened)."""
@@ -142,7 +162,7 @@ class SupervisorConfig:
         if self.rx == "ring":
             from .ring import check_geometry  # noqa: PLC0415
 
-            check_geometry(self.ring_block_size, self.ring_blocks, self.ring_frame_size)
+            check_geometry(*self.ring_geometry(), self.ring_frame_size)
         if self.program is not None and self.steering == "hash":
             raise UsageError("-b has no effect with --steering hash", hint="drop -b or use --steering filter/fanout")
 
@@ -313,7 +333,7 @@ class Supervisor:
         from .ring import RxRing  # noqa: PLC0415
 
         cfg = self.config
-        self._rings.append(RxRing(sock, cfg.ring_block_size, cfg.ring_blocks, cfg.ring_frame_size))
+        self._rings.append(RxRing(sock, *cfg.ring_geometry(), cfg.ring_frame_size))
 
     def _drain_slot(self, slot: _Slot) -> None:
         if self._rings:
@@ -327,7 +347,8 @@ class Supervisor:
     def ring_bytes_per_worker(self) -> int:
         """Memory of one worker's receive ring (ring mode) or socket buffer (recv mode), bytes."""
         cfg = self.config
-        return cfg.ring_block_size * cfg.ring_blocks if cfg.rx == "ring" else cfg.rcvbuf
+        bs, blocks = cfg.ring_geometry()
+        return bs * blocks if cfg.rx == "ring" else cfg.rcvbuf
 
     def _install_signals(self) -> None:
         def on_signal(signum, _frame):

@@ -58,3 +58,21 @@ def test_rxring_checks_before_touching_the_socket():
 
     with pytest.raises(UsageError, match="frame size"):
         RxRing(NoSocket(), 1 << 20, 8, 1000)
+
+
+@pytest.mark.parametrize("workers, block_size, blocks, want", [
+    (1, None, None, (256 << 10, 16)),
+    (16, None, None, (256 << 10, 16)),
+    (17, None, None, (64 << 10, 64)),
+    (64, None, None, (64 << 10, 64)),
+    (8, 1 << 20, None, (1 << 20, 4)),       # a block size alone keeps 4 MiB per worker
+    (8, 8 << 20, None, (8 << 20, 1)),       # at least one block
+    (64, None, 8, (64 << 10, 8)),           # a block count alone keeps the default block size
+    (8, 4096, 3, (4096, 3)),
+])
+def test_default_ring_geometry_depends_on_worker_count(workers, block_size, blocks, want):
+    from pfrps.supervisor import SupervisorConfig
+
+    cfg = SupervisorConfig("eth0", workers=workers, ring_block_size=block_size, ring_blocks=blocks)
+    assert cfg.ring_geometry() == want
+    cfg.validate()
