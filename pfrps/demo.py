@@ -19,7 +19,7 @@ import time
 from typing import Optional, Sequence
 
 from .cli import ArgumentParser
-from .errors import PfrpsError, UsageError
+from .errors import PfrpsError
 from .supervisor import check_privileges
 from .topology import TwoNodeTopology
 

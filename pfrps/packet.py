@@ -124,7 +124,7 @@ def open_rx_socket(ifname: str, prog_fd: int | None, proto: int = ETH_P_ALL,
         PrivilegeError: no CAP_NET_RAW (or CAP_NET_ADMIN for a forced buffer size).
         PfrpsError: the kernel refused the filter.
     """
-    ifindex = _ifindex(ifname)
+    _ifindex(ifname)  # InterfaceError before any socket exists
     sock = _socket(0)
     try:
         if prog_fd is not None:

@@ -98,3 +98,18 @@ def nothing_left_behind():
     assert not leaked_ns, f"network namespaces left: {sorted(leaked_ns)}"
     assert not leaked_links, f"links left in the root namespace: {sorted(leaked_links)}"
     assert not leaked_kids, f"child processes left running: {sorted(leaked_kids)}"
+
+
+@pytest.fixture
+def open_tmp():
+    """A fresh directory under /tmp that every user can enter and write (mode 0777), removed
+    afterwards; pytest's ``tmp_path`` sits below a 0700 directory that ``--user`` workers
+    cannot reach."""
+    import tempfile  # noqa: PLC0415
+
+    d = tempfile.mkdtemp(prefix="pfrps-test-", dir="/tmp")
+    os.chmod(d, 0o777)
+    try:
+        yield Path(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -7,6 +7,7 @@ import selectors
 import signal
 import subprocess
 from dataclasses import dataclass
+from typing import Callable
 
 import pytest
 
@@ -63,16 +64,24 @@ def inject(topo: TwoNodeTopology, *args: str, fast: bool = False) -> subprocess.
     return res
 
 
-def steer(topo: TwoNodeTopology, frames: int, seed: int, *pfrps_args: str, inject_args=()) -> dict:
-    """Run pfrps until it has seen ``frames`` frames from ``pfinject --seed``; return its final JSON."""
-    run = start_pfrps(topo, *pfrps_args, "--json", "-c", str(frames), "--duration", "20")
+def run_until(topo: TwoNodeTopology, frames: int, traffic: Callable[[], None], *pfrps_args: str) -> str:
+    """Start pfrps with ``-c frames``, call ``traffic()`` once it is ready, and return its
+    stdout after it stopped by itself (exit status 0 asserted)."""
+    run = start_pfrps(topo, *pfrps_args, "-c", str(frames), "--duration", "20")
     try:
         assert run.ready, run.proc.communicate(timeout=30)
-        inject(topo, "-p", str(frames), "--seed", str(seed), *inject_args)
+        traffic()
         status, out, err = run.finish(timeout=60)
     finally:
         if run.proc.poll() is None:
             run.proc.send_signal(signal.SIGINT)
             run.proc.communicate(timeout=30)
     assert status == 0, err
+    return out
+
+
+def steer(topo: TwoNodeTopology, frames: int, seed: int, *pfrps_args: str, inject_args=()) -> dict:
+    """Run pfrps until it has seen ``frames`` frames from ``pfinject --seed``; return its final JSON."""
+    out = run_until(topo, frames, lambda: inject(topo, "-p", str(frames), "--seed", str(seed), *inject_args),
+                    *pfrps_args, "--json")
     return last_json(out)

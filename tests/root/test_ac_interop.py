@@ -16,13 +16,20 @@ import subprocess
 import pytest
 
 from pfrps.hashing import worker_for
-from tests.root.test_ac import AC_NAME, WORKERS, ACProcess, client_mac, topo, totals  # noqa: F401  (fixture)
+from pfrps.topology import TwoNodeTopology
+from tests.root.test_ac import AC_NAME, WORKERS, ACProcess, client_mac, totals
 
 pytestmark = pytest.mark.root
 
 SERVICE = "internet"
 CLIENTS = 8
 ENDED = 3
+
+
+@pytest.fixture
+def topo():
+    with TwoNodeTopology.unique(prefix="hI") as t:
+        yield t
 
 
 def client(topo, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -10,7 +10,6 @@ frame instead, which the kernel does not count as a drop.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 
 import pytest
@@ -19,7 +18,7 @@ from pfinject.macs import random_macs
 from pfrps.hashing import expected_counts
 from pfrps.stats import format_line
 from tests.helpers import PY, last_json
-from tests.root.conftest import inject, start_pfrps
+from tests.root.conftest import inject, run_until
 
 pytestmark = pytest.mark.root
 
@@ -38,38 +37,24 @@ def send_stray(topo, count: int) -> None:
     assert res.returncode == 0, res.stderr
 
 
+def stray_then_pppoe(topo, stray: int, frames: int, seed: int):
+    def traffic() -> None:
+        send_stray(topo, stray)
+        inject(topo, "-p", str(frames), "--seed", str(seed))
+    return traffic
+
+
 @pytest.mark.parametrize("ethertypes, want", [("pppoe-discovery", STRAY), ("pppoe", 0)])
 def test_if_rx_dropped_is_reported(topo, ethertypes, want):
-    frames = 300
-    run = start_pfrps(topo, "-w", "3", "-e", ethertypes, "--json", "-c", str(frames), "--duration", "20",
-                      "--interval", "0.2")
-    try:
-        assert run.ready
-        send_stray(topo, STRAY)
-        inject(topo, "-p", str(frames), "--seed", "5")
-        status, out, err = run.finish(timeout=60)
-    finally:
-        if run.proc.poll() is None:
-            run.proc.send_signal(signal.SIGINT)
-            run.proc.communicate(timeout=30)
-    assert status == 0, err
+    out = run_until(topo, 300, stray_then_pppoe(topo, STRAY, 300, 5), "-w", "3", "-e", ethertypes, "--json",
+                    "--interval", "0.2")
     snap = last_json(out)
-    assert snap["frames"] == expected_counts(random_macs(frames, 5), 3, 0).tolist()
+    assert snap["frames"] == expected_counts(random_macs(300, 5), 3, 0).tolist()
     assert snap["drops"] == [0, 0, 0]
     assert snap["if_rx_dropped"] == want
 
 
 def test_stats_line_names_interface_drops(topo):
-    run = start_pfrps(topo, "-w", "2", "-e", "pppoe-discovery", "-c", "100", "--duration", "20")
-    try:
-        assert run.ready
-        send_stray(topo, 5)
-        inject(topo, "-p", "100", "--seed", "6")
-        status, out, err = run.finish(timeout=60)
-    finally:
-        if run.proc.poll() is None:
-            run.proc.send_signal(signal.SIGINT)
-            run.proc.communicate(timeout=30)
-    assert status == 0, err
+    out = run_until(topo, 100, stray_then_pppoe(topo, 5, 100, 6), "-w", "2", "-e", "pppoe-discovery")
     counts = expected_counts(random_macs(100, 6), 2, 0)
     assert out.splitlines()[-1] == format_line(counts) + " if_rx_dropped:5"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,16 +68,8 @@ def test_unknown_user_is_bad_input(topo):
                      "unknown user 'no-such-user-x'")
 
 
-@pytest.fixture
-def log_dir():
-    """A directory the workers' user can reach and write (pytest's tmp_path sits in a 0700 one)."""
-    d = tempfile.mkdtemp(prefix="pfrps-log-", dir="/tmp")
-    os.chmod(d, 0o777)
-    yield Path(d)
-    shutil.rmtree(d)
-
-
-def test_sighup_reopens_rotated_log(topo, log_dir):
+def test_sighup_reopens_rotated_log(topo, open_tmp):
+    log_dir = open_tmp
     log = log_dir / "pfrps.log"
     run = start_pfrps(topo, "-w", "2", "--user", "nobody", "--log-file", str(log))
     try:

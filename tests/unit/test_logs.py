@@ -5,10 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import stat
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -89,15 +86,6 @@ def test_reopen_log_files_touches_only_file_handlers(tmp_path):
     finally:
         root.handlers[:] = saved
         fh.close()
-
-
-@pytest.fixture
-def open_tmp():
-    """A directory under /tmp that every user can reach (pytest's tmp_path sits in a 0700 one)."""
-    d = tempfile.mkdtemp(prefix="pfrps-logs-", dir="/tmp")
-    os.chmod(d, 0o755)
-    yield Path(d)
-    shutil.rmtree(d)
 
 
 def test_unreachable_dir(open_tmp):

@@ -7,7 +7,7 @@ import mmap
 import pytest
 
 from pfrps.errors import UsageError
-from pfrps.ring import MIN_FRAME_SIZE, RxRing, check_geometry
+from pfrps.ring import RxRing, check_geometry
 
 PAGE = mmap.PAGESIZE
 
