@@ -54,10 +54,10 @@ TRAFGEN_CFG = """\
 
 
 
-def interrupt_and_wait(proc: subprocess.Popen, name: str, timeout: float) -> None:
-    """SIGINT ``proc`` (if still running) and wait ``timeout`` s; kill it and raise if it hangs."""
+def interrupt_and_wait(proc: subprocess.Popen, name: str, timeout: float, sig: int = signal.SIGINT) -> None:
+    """Send ``sig`` to ``proc`` (if still running) and wait ``timeout`` s; kill it and raise if it hangs."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -313,9 +313,12 @@ class PfrpsProc:
         hit = self.out.wait_for(lambda line: line.startswith("{") and pred(json.loads(line)), timeout)
         return json.loads(hit[1]) if hit else None
 
-    def stop(self, timeout: float = 30.0) -> dict:
-        """SIGINT, wait, and return pfrps's final JSON line (counters after its workers stopped)."""
-        interrupt_and_wait(self.proc, "pfrps", timeout)
+    def stop(self, timeout: float = 30.0, sig: int = signal.SIGINT) -> dict:
+        """Send ``sig`` (SIGINT), wait, and return pfrps's final JSON line (counters after its
+        workers stopped). Sets ``stop_seconds``: from the signal to the process's exit."""
+        t0 = time.monotonic()
+        interrupt_and_wait(self.proc, "pfrps", timeout, sig)
+        self.stop_seconds = time.monotonic() - t0
         self.out.join()
         self.err.join()
         snaps = self.snapshots()

@@ -613,8 +613,7 @@ class Supervisor:
         for ring in self._rings:
             ring.close()
         self._rings.clear()
-        for s in self.slots:
-            s.sock.close()
+        _close_all([s.sock for s in self.slots])
         self.slots.clear()
         self._restore_signals()
         for fd in (self._ready_r, self._ready_w, self._sig_r, self._sig_w):
@@ -638,6 +637,23 @@ class Supervisor:
         prog = f", program {cfg.program}" if cfg.program else ""
         return (f"steering {cfg.interface} (ifindex {self.ifindex}) across {cfg.workers} workers: "
                 f"steering {cfg.steering}, hash {alg_name(cfg.hash_alg)}, ethertypes {et}, rx {cfg.rx}{prog}")
+
+
+def _close_all(socks: list[socket.socket]) -> None:
+    """Close PF_PACKET sockets concurrently.
+
+    Each close waits for an RCU grace period (``packet_release -> synchronize_net``) and, with a
+    ring, frees it: 12-25 ms apiece, so 64 sockets closed one after the other took 0.8-1.6 s.
+    ``close()`` releases the GIL, and concurrent waiters share grace periods.
+    """
+    if len(socks) <= 2:
+        for sock in socks:
+            sock.close()
+        return
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(max_workers=min(len(socks), 64), thread_name_prefix="pfrps-close") as pool:
+        list(pool.map(lambda sock: sock.close(), socks))
 
 
 def _describe_status(status: int) -> str:
