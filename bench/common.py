@@ -433,9 +433,8 @@ class NetsniffProc:
 _TOPOLOGIES: list[TwoNodeTopology] = []
 
 
-def cpu_ns(pids: Sequence[int]) -> int:
-    """CPU time (user + system, ns) used so far by every thread of ``pids`` (/proc/PID/task/*/schedstat)."""
-    total = 0
+def _task_files(pids: Sequence[int], name: str):
+    """The text of /proc/PID/task/TID/<name> for every thread of ``pids`` still alive."""
     for pid in pids:
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
@@ -443,11 +442,21 @@ def cpu_ns(pids: Sequence[int]) -> int:
             continue
         for tid in tasks:
             try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/task/{tid}/{name}") as f:
+                    yield f.read()
+            except OSError:
                 continue
-    return total
+
+
+def cpu_ns(pids: Sequence[int]) -> int:
+    """CPU time (user + system, ns) used so far by every thread of ``pids`` (/proc/PID/task/*/schedstat)."""
+    return sum(int(text.split()[0]) for text in _task_files(pids, "schedstat") if text.split())
+
+
+def context_switches(pids: Sequence[int]) -> int:
+    """Voluntary + involuntary context switches so far of every thread of ``pids`` (wake-ups)."""
+    return sum(int(line.split()[1]) for text in _task_files(pids, "status") for line in text.splitlines()
+               if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
 
 
 def topology() -> TwoNodeTopology:

@@ -10,7 +10,6 @@ frames per CPU-second. A profiling aid, not part of ``./run bench``'s targets.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -27,25 +26,6 @@ RECEIVERS = [
 ]
 
 
-def context_switches(pids: Sequence[int]) -> int:
-    """Voluntary + involuntary context switches so far of every thread of ``pids``."""
-    total = 0
-    for pid in pids:
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/status") as f:
-                    for line in f:
-                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                            total += int(line.split()[1])
-            except OSError:
-                pass
-    return total
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile_wakeups", description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=2_000_000, help="frames trafgen offers per receiver")
@@ -59,9 +39,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 proc = common.PfrpsProc(topo, [*pf_args, "--steering", "fanout", "--rx", "ring", "--interval", "0.1"])
             try:
                 pids = netns_pids(topo.node)
-                c0, w0 = common.cpu_ns(pids), context_switches(pids)
+                c0, w0 = common.cpu_ns(pids), common.context_switches(pids)
                 sent = common.run_trafgen(topo, cfg, args.frames)
-                c1, w1 = common.cpu_ns(pids), context_switches(pids)
+                c1, w1 = common.cpu_ns(pids), common.context_switches(pids)
             finally:
                 proc.stop()
             cpu = (c1 - c0) / 1e9
