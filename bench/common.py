@@ -249,6 +249,7 @@ class PfrpsProc:
             argv = pinned(cpu, [PY, "-m", "pfrps", "-i", NODE_IF, "--json", "--log-level", "warning",
                                 "--ready-fd", str(w), *args])
             t0 = time.perf_counter()
+            self.stop_seconds = float("nan")  # set by stop()
             self.proc = topo.popen(topo.node, argv, pass_fds=(w,), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, cwd=REPO)
             os.close(w)

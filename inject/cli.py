@@ -130,8 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{res.rate:.0f} frames/s", flush=True)
         return 0
     except PfrpsError as exc:
-        print(f"pfinject: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_status
+        return exc.report("pfinject")
     except KeyboardInterrupt:
         return 130
 

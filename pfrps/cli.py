@@ -218,8 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          on_hup=on_hup)
         return status
     except PfrpsError as exc:
-        print(f"pfrps: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_status
+        return exc.report("pfrps")
     except KeyboardInterrupt:
         return 0
     finally:

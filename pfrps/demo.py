@@ -109,8 +109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"demo: pfrps exited with status {status}; {time.monotonic() - t_start:.1f} s in all", flush=True)
         return status
     except PfrpsError as exc:
-        print(f"demo: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_status
+        return exc.report("demo")
     except KeyboardInterrupt:
         print("demo: interrupted", file=sys.stderr)
         return 130

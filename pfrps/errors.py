@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
 __all__ = [
     "PfrpsError",
@@ -41,6 +42,11 @@ class PfrpsError(Exception):
         self.msg = msg or (os.strerror(code) if code else self.__class__.__name__)
         self.hint = hint
         super().__init__(self.msg)
+
+    def report(self, prog: str) -> int:
+        """Print ``<prog>: error: <message>; <fix>`` as one line on stderr; return :attr:`exit_status`."""
+        print(f"{prog}: error: {self.one_line()}", file=sys.stderr)
+        return self.exit_status
 
     def one_line(self) -> str:
         """The message and the fix on one line, as the command-line tools print it."""

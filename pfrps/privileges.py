@@ -60,9 +60,8 @@ def unreachable_dir(path: str, uid: int, gid: int) -> Optional[str]:
     none; ACLs are not consulted). Used before ``--user`` workers are told to reopen
     ``--log-file`` by path. See path_resolution(7).
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    parts = [d for d in Path(directory).parents][::-1] + [Path(directory)]
-    for d in parts:
+    directory = Path(os.path.abspath(path)).parent
+    for d in [*reversed(directory.parents), directory]:
         try:
             st = os.stat(d)
         except OSError:

@@ -162,8 +162,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         return sup.run(emit, interval=args.interval, duration=args.duration)
     except PfrpsError as exc:
-        print(f"{PROG}: error: {exc.one_line()}", file=sys.stderr)
-        return exc.exit_status
+        return exc.report(PROG)
     except KeyboardInterrupt:
         return 0
     finally:
