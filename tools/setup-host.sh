@@ -2,7 +2,9 @@
 # Prepare a Debian 12 host for pfrps, idempotently. Run as root from the repository.
 #
 # What it may change on the system, each printed as "changed: ..." when it happens:
-#   1. Debian packages: python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe
+#   1. Debian packages: python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe,
+#      and for the XDP labs, tests and benches: iputils-ping iputils-arping tcpdump ethtool
+#      nftables haproxy
 #      (apt-get update runs only when one of them is missing).
 #   2. Kernel headers for bcc. Exact headers (linux-headers-$(uname -r)) when Debian has them;
 #      otherwise Debian's generic headers (linux-headers-<arch>) plus a shim: two symlinks
@@ -42,7 +44,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 # --- 1. Debian packages --------------------------------------------------------------------
-want=(python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe)
+want=(python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe
+      iputils-ping iputils-arping tcpdump ethtool nftables haproxy)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
