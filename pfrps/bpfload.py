@@ -8,6 +8,10 @@ relative to the package (``importlib.resources.files("pfrps.bpf")``), never the 
 Compile once, load N times: clang runs once; each worker's copy of the socket filter is the
 same bytecode with the map reference (``BPF_LD_IMM64`` with ``BPF_PSEUDO_MAP_FD``) relocated
 to that worker's own ``pfrps_opts`` array, so ids differ without recompiling.
+
+Only bcc's public Python API is used (``BPF(text=, cflags=)``, ``BPF.dump_func``, tables'
+``Key``/``Leaf``/``map_fd``, ``BPF.cleanup``): maps are created, filled and programs loaded by
+pfrps's own ``bpf(2)`` wrappers (:mod:`pfrps.bpfsys`), never through libbcc's C symbols.
 """
 
 from __future__ import annotations
@@ -25,12 +29,16 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from . import bpfsys
 from .errors import BccMissingError, BpfCompileError, BpfLoadError, KernelHeadersError
 
 __all__ = ["bpf_source_dir", "builtin_program", "check_kernel_headers", "import_bcc", "CompiledModule", "SteeringOpts"]
 
 BPF_MAP_TYPE_ARRAY = 2
 BPF_PROG_TYPE_SOCKET_FILTER = 1
+#: License string every program is loaded with (pfrps's programs are GPL; so must a ``-b``
+#: program be when it calls GPL-only helpers).
+PROG_LICENSE = "GPL"
 _BPF_LD_IMM64 = 0x18
 _BPF_PSEUDO_MAP_FD = 1
 _INSN = np.dtype([("code", "u1"), ("regs", "u1"), ("off", "<i2"), ("imm", "<i4")])
@@ -157,9 +165,6 @@ class CompiledModule:
                 f"{self.source.name} does not compile: {_first_error(diag)}",
                 hint="fix the C source (see clang's message) or drop -b to use the built-in program",
             )
-        self._lib = bcc.libbcc.lib
-        self._lib.bcc_create_map.restype = ctypes.c_int
-        self._lib.bcc_create_map.argtypes = [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_int] * 4
 
     # -- maps ---------------------------------------------------------------------------------
     def table(self, name: str):
@@ -198,23 +203,23 @@ class CompiledModule:
         """
         table = self.table(map_name)
         leaf = self.opts_leaf(opts, map_name)
-        fd = self._lib.bcc_create_map(
-            BPF_MAP_TYPE_ARRAY, map_name.encode(), ctypes.sizeof(table.Key), ctypes.sizeof(leaf), 1, 0
-        )
-        if fd < 0:
-            code = ctypes.get_errno() or -fd
-            raise BpfLoadError(f"cannot create BPF map {map_name}: {os.strerror(code)}", code=code)
-        key = table.Key(0)
-        if self._lib.bpf_update_elem(fd, ctypes.byref(key), ctypes.byref(leaf), 0) < 0:
-            code = ctypes.get_errno()
+        fd = bpfsys.map_create(BPF_MAP_TYPE_ARRAY, ctypes.sizeof(table.Key), ctypes.sizeof(leaf), 1,
+                               name=map_name[:15])
+        try:
+            bpfsys.map_update(fd, bytes(table.Key(0)), bytes(leaf))
+        except BpfLoadError:
             os.close(fd)
-            raise BpfLoadError(f"cannot write BPF map {map_name}: {os.strerror(code)}", code=code)
+            raise
         return fd
 
     # -- programs -----------------------------------------------------------------------------
     def has_function(self, func: str) -> bool:
         """True when the compiled file defines ``func``."""
-        return bool(self._lib.bpf_function_start(self._bpf.module, func.encode()))
+        try:
+            self._bpf.dump_func(func.encode())
+        except Exception:  # bcc raises a bare Exception("Unknown program ...")
+            return False
+        return True
 
     def bytecode(self, func: str) -> np.ndarray:
         """The compiled instructions of ``func`` as a structured array (dtype: code, regs, off, imm)."""
@@ -237,8 +242,13 @@ class CompiledModule:
                 this is how each worker gets its own ``pfrps_opts`` from one compilation.
             prog_type: ``BPF_PROG_TYPE_*`` (default SOCKET_FILTER, which fanout uses too).
 
+        The program is loaded under the name ``func`` (first 15 characters; pfrps's own
+        entry points start with ``pfrps_``, which the test suite's leak check looks for) and
+        the license :data:`PROG_LICENSE`.
+
         Raises:
-            BpfLoadError: the verifier or the kernel refused the program.
+            BpfLoadError: the verifier or the kernel refused the program (the message ends with
+            the verifier log's last line); EPERM without CAP_BPF.
         """
         insns = self.bytecode(func)
         for name, new_fd in (map_fds or {}).items():
@@ -246,31 +256,7 @@ class CompiledModule:
             hit = (insns["code"] == _BPF_LD_IMM64) & ((insns["regs"] >> 4) == _BPF_PSEUDO_MAP_FD) \
                 & (insns["imm"] == old_fd)
             insns["imm"][hit] = new_fd
-        buf = insns.tobytes()
-        cbuf = ctypes.create_string_buffer(buf, len(buf))
-        lib = self._lib
-        mod = self._bpf.module
-        log = ctypes.create_string_buffer(1 << 16)
-        fd = lib.bcc_func_load(
-            mod, prog_type, func.encode(), cbuf, len(buf), lib.bpf_module_license(mod),
-            lib.bpf_module_kern_version(mod), 0, None, 0, None, -1,
-        )
-        if fd < 0:
-            code = ctypes.get_errno()
-            # Load again with the verifier log, for the message.
-            with _capture_stderr() as diag:
-                lib.bcc_func_load(
-                    mod, prog_type, func.encode(), cbuf, len(buf), lib.bpf_module_license(mod),
-                    lib.bpf_module_kern_version(mod), 1, log, ctypes.sizeof(log), None, -1,
-                )
-            detail = [ln for ln in log.value.decode(errors="replace").splitlines() if ln.strip()]
-            detail = detail[-1] if detail else _first_error(diag)
-            raise BpfLoadError(
-                f"the kernel refused BPF program {func} ({os.strerror(code)}): {detail}",
-                code=code,
-                hint="run as root or with CAP_BPF and CAP_NET_ADMIN" if code == errno.EPERM else "",
-            )
-        return fd
+        return bpfsys.prog_load(prog_type, insns.tobytes(), license=PROG_LICENSE, name=func[:15])
 
     def close(self) -> None:
         """Release the compile-time maps and the compiled module (loaded programs stay valid)."""
