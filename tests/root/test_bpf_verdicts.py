@@ -39,6 +39,12 @@ def filters():
         os.close(fd)
 
 
+def tagged(ethertype: int, *tpids: int, src: bytes = SRC, payload: bytes = b"\x11\x09\x00\x00\x00\x00") -> bytes:
+    """An Ethernet frame with VLAN tags ``tpids`` (outer first; VIDs 100, 101, ...) before ``ethertype``."""
+    tags = b"".join(t.to_bytes(2, "big") + (100 + i).to_bytes(2, "big") for i, t in enumerate(tpids))
+    return NODE + src + tags + ethertype.to_bytes(2, "big") + payload
+
+
 def verdicts(fds, frame):
     return [bpfsys.prog_test_run(fd, frame)[0] for fd in fds]
 
@@ -53,6 +59,20 @@ CASES = [
      eth(0x8863, payload=b""), [0, 0, 0]),
     ("02:00:00:00:00:03 -> worker 0", eth(0x8863, src=parse_mac("02:00:00:00:00:03")), [6, 0, 0]),
     ("02:00:00:00:00:05 -> worker 2", eth(0x8863, src=parse_mac("02:00:00:00:00:05")), [0, 0, 6]),
+    # VLAN tags in the frame (BPF_PROG_TEST_RUN does not strip them: skb->protocol is the outer TPID)
+    ("802.1Q PADI, same MAC -> worker 1, whole frame", tagged(0x8863, 0x8100), [0, 10, 0]),
+    ("QinQ 0x88a8/0x8100 PADI -> worker 1", tagged(0x8863, 0x88A8, 0x8100), [0, 14, 0]),
+    ("QinQ 0x8100/0x8100 session frame -> worker 1",
+     tagged(0x8864, 0x8100, 0x8100, payload=b"\x11\x00\xca\xfe" + bytes(60)), [0, 72, 0]),
+    ("802.1ad S-tag alone, PADI -> worker 1", tagged(0x8863, 0x88A8), [0, 10, 0]),
+    ("802.1Q PADI from 02:00:00:00:00:05 -> worker 2", tagged(0x8863, 0x8100, src=parse_mac("02:00:00:00:00:05")),
+     [0, 0, 10]),
+    ("802.1Q IPv4 -> nobody", tagged(0x0800, 0x8100, payload=bytes(46)), [0, 0, 0]),
+    ("QinQ ARP -> nobody", tagged(0x0806, 0x88A8, 0x8100, payload=bytes(28)), [0, 0, 0]),
+    ("three tags -> nobody (at most two are looked through)", tagged(0x8863, 0x88A8, 0x8100, 0x8100), [0, 0, 0]),
+    ("802.1Q tag with no ethertype after it -> nobody", NODE + SRC + b"\x81\x00\x00\x64", [0, 0, 0]),
+    ("QinQ cut inside the inner tag -> nobody", NODE + SRC + b"\x88\xa8\x00\x64\x81\x00\x00", [0, 0, 0]),
+    ("tag TPID 0x9100 (not 802.1Q/802.1ad) -> nobody", tagged(0x8863, 0x9100), [0, 0, 0]),
 ]
 
 
@@ -97,6 +117,26 @@ def test_fanout_program_returns_full_hash():
                 os.close(fd)
             want = (hash_macs(macs, alg) % np.uint32(0xFFFFFFFF)).tolist()
             assert got == want, f"algorithm {alg}"
+
+
+def test_fanout_index_is_the_same_whatever_the_tags():
+    """A subscriber's frames reach one worker untagged, 802.1Q, QinQ (either TPID) or 3-tagged: the
+    fanout program hashes the source MAC at offset 6 only, as pfrps.hashing does."""
+    macs = np.random.default_rng(8021).integers(0, 256, (100, 6), dtype=np.uint8)
+    n = 7
+    with CompiledModule(builtin_program("rps_fanout.bpf.c")) as mod:
+        mfd = mod.create_opts_map(SteeringOpts(0, n, 0, (0x8863, 0x8864)))
+        fd = mod.load("pfrps_fanout", {"pfrps_opts": mfd})
+        os.close(mfd)
+        try:
+            for mac, want in zip(macs, hash_macs(macs, 0) % n):
+                src = mac.tobytes()
+                frames = [eth(0x8863, src=src), tagged(0x8863, 0x8100, src=src),
+                          tagged(0x8864, 0x88A8, 0x8100, src=src), tagged(0x8863, 0x8100, 0x8100, src=src),
+                          tagged(0x8863, 0x88A8, 0x8100, 0x8100, src=src)]
+                assert [bpfsys.prog_test_run(fd, f)[0] for f in frames] == [int(want)] * len(frames)
+        finally:
+            os.close(fd)
 
 
 def test_compiled_once_loaded_many():
