@@ -24,7 +24,7 @@ from .errors import BpfLoadError
 __all__ = [
     "prog_test_run", "prog_id", "prog_name", "map_create", "map_update", "map_lookup",
     "map_delete", "map_keys", "obj_pin", "obj_get", "prog_load", "PROG_NAME_PREFIX",
-    "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST",
+    "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "prog_name_by_id", "prog_test_run_frame",
 ]
 
 _NR_BPF = 321  # x86_64
@@ -38,6 +38,7 @@ _BPF_OBJ_PIN = 6
 _BPF_OBJ_GET = 7
 _BPF_PROG_TEST_RUN = 10
 _BPF_OBJ_GET_INFO_BY_FD = 15
+_BPF_PROG_GET_FD_BY_ID = 13
 
 #: ``flags`` of :func:`map_update` (uapi/linux/bpf.h).
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
@@ -377,3 +378,55 @@ def prog_name(prog_fd: int) -> str:
     # name[16] -> offsets 0,4,8,16,20,24,32,40,48,52,56,64.
     return _prog_info(prog_fd)[64:64 + _BPF_OBJ_NAME_LEN].split(b"\0", 1)[0].decode(errors="replace")
 
+
+
+def _prog_info(prog_fd: int) -> bytes:
+    """``struct bpf_prog_info`` of ``prog_fd`` (the first 256 bytes), BPF_OBJ_GET_INFO_BY_FD."""
+    info = (ctypes.c_uint8 * 256)()
+    attr = _InfoAttr(bpf_fd=prog_fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    try:
+        _bpf(_BPF_OBJ_GET_INFO_BY_FD, attr, "BPF_OBJ_GET_INFO_BY_FD")
+    except BpfLoadError as exc:
+        if exc.code == errno.EBADF:
+            raise BpfLoadError(f"fd {prog_fd} is not a BPF program", code=errno.EBADF) from None
+        raise
+    return bytes(info)
+
+
+class _GetFdByIdAttr(ctypes.Structure):
+    """``union bpf_attr`` for BPF_PROG_GET_FD_BY_ID (``prog_id``, ``next_id``, ``open_flags``)."""
+
+    _fields_ = [("id", ctypes.c_uint32), ("next_id", ctypes.c_uint32), ("open_flags", ctypes.c_uint32)]
+
+
+def prog_name_by_id(prog_id_: int) -> str:
+    """The name of loaded program ``prog_id_`` (as ``bpftool prog show id N`` shows it), or
+    ``""`` when it is gone or cannot be opened (BPF_PROG_GET_FD_BY_ID needs CAP_SYS_ADMIN)."""
+    try:
+        fd = _bpf(_BPF_PROG_GET_FD_BY_ID, _GetFdByIdAttr(id=prog_id_), "BPF_PROG_GET_FD_BY_ID")
+    except BpfLoadError:
+        return ""
+    try:
+        return prog_name(fd)
+    except BpfLoadError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+def prog_test_run_frame(prog_fd: int, frame: bytes, repeat: int = 1) -> tuple[int, bytes]:
+    """Like :func:`prog_test_run`, returning ``(retval, frame as the program left it)``.
+
+    For XDP and SCHED_CLS programs the output is the whole (rewritten) frame, ``data_out``
+    cut to ``data_size_out`` bytes. A program that redirects or clones really transmits, to
+    ifindexes of the caller's network namespace: run it only inside a fresh namespace.
+
+    Raises:
+        BpfLoadError: as :func:`prog_test_run`.
+    """
+    buf = ctypes.create_string_buffer(bytes(frame), len(frame))
+    out = ctypes.create_string_buffer(max(len(frame), 64) + 256)
+    attr = _TestRunAttr(prog_fd=prog_fd, data_size_in=len(frame), data_in=ctypes.addressof(buf),
+                        data_size_out=ctypes.sizeof(out), data_out=ctypes.addressof(out), repeat=repeat)
+    _bpf(_BPF_PROG_TEST_RUN, attr, "BPF_PROG_TEST_RUN")
+    return attr.retval, out.raw[:attr.data_size_out]
