@@ -31,10 +31,43 @@ examples:
   pfrps-ac -i enp1s0 -w 4 --ac-name bras1                 # no --service-name: any service
   pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --steering filter --json --user nobody
   pfrps-ac -i enp1s0 -w 2 --ac-name lab --duration 60     # stop after a minute
+  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --max-sessions 4000 --echo-interval 10 --echo-misses 3
+  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --padt-rate 20 --padt-burst 40 --cookie-window 30
 
 Every subscriber MAC is steered to one worker, which keeps its sessions; session ids are
-unique across workers (worker w of N hands out w, w+N, w+2N, ...).
+unique across workers (worker w of N hands out w, w+N, w+2N, ...). 802.1Q and QinQ
+(0x88a8/0x8100 or 0x8100/0x8100) PPPoE is served with the tags echoed in every reply.
+State is bounded: --max-sessions per worker, --sessions-per-mac, keepalive expiry
+(--echo-interval, --echo-misses), cookies good for one to two --cookie-window, and PADTs for
+unknown sessions at most --padt-rate per second per worker.
 """
+
+
+def _seconds(allow_zero: bool, what: str):
+    def conv(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be seconds, not {text!r}") from None
+        if not (0 <= value if allow_zero else 0 < value) or value == float("inf") or value != value:
+            bound = "0 or above" if allow_zero else "above 0"
+            raise argparse.ArgumentTypeError(f"{what} {text} must be {bound} and finite")
+        return value
+    return conv
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"PADT rate must be frames/s, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"PADT rate {text} must be above 0 and finite (frames/s)")
+    return value
+
+
+_TPIDS = {"auto": None, "0x8100": 0x8100, "8100": 0x8100, "0x88a8": 0x88A8, "88a8": 0x88A8}
+
 
 
 
@@ -77,6 +110,27 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--encoder", choices=ENCODERS, default="struct",
                    help="how replies are encoded: struct (fast; byte-identical to scapy, the tests check it) "
                         "or scapy's layers (~350 us per reply) (default: struct)")
+    p.add_argument("--max-sessions", type=int_range(0, 65534, "max sessions"), default=0, metavar="N",
+                   help="sessions per worker; beyond it a PADR gets PADS with AC-System-Error (default: 0, the "
+                        "worker's whole session-id partition, 65534/N)")
+    p.add_argument("--sessions-per-mac", type=int_range(1, 65534, "sessions per MAC"), default=1, metavar="K",
+                   help="sessions one client MAC (per VLAN) may hold; a new Host-Uniq beyond it replaces the "
+                        "oldest (default: 1)")
+    p.add_argument("--echo-interval", type=_seconds(True, "echo interval"), default=30.0, metavar="SECONDS",
+                   help="LCP Echo-Request to each session silent this long, every this long; 0: no keepalive "
+                        "and no expiry (default: 30)")
+    p.add_argument("--echo-misses", type=int_range(1, 255, "echo misses"), default=3, metavar="N",
+                   help="unanswered Echo-Requests after which a session expires with PADT (default: 3)")
+    p.add_argument("--cookie-window", type=_seconds(False, "cookie window"), default=60.0, metavar="SECONDS",
+                   help="AC-Cookie time window; a cookie is accepted in its window and the next (default: 60)")
+    p.add_argument("--padt-rate", type=_rate, default=100.0, metavar="FPS",
+                   help="PADTs per second per worker answering frames on unknown sessions (token bucket; "
+                        "default: 100)")
+    p.add_argument("--padt-burst", type=int_range(1, 1 << 20, "PADT burst"), default=100, metavar="N",
+                   help="depth of that token bucket, frames (default: 100)")
+    p.add_argument("--outer-tpid", choices=("auto", "0x8100", "0x88a8"), default="auto",
+                   help="TPID of the outer VLAN tag the kernel strips, put back in replies; auto: 0x88a8 when "
+                        "an inner tag follows, else 0x8100 (default: auto)")
     p.add_argument("--duration", type=positive_seconds, metavar="SECONDS", help="stop after this long")
     p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS",
                    help="seconds between stats lines (default: 1)")
@@ -96,8 +150,8 @@ def format_line(snap: dict) -> str:
     parts = ["padi/pado/padr/pads/sessions"]
     parts += [f"#{w}:" + "/".join(str(snap[c][w]) for c in cols) for w in range(n)]
     parts.append("total:" + "/".join(str(sum(snap[c])) for c in cols))
-    for name in ("pads_error", "bad_cookie", "malformed", "padt_rx", "padt_tx", "echo", "drops", "restarts",
-                 "handler_errors", "tx_errors"):
+    for name in ("pads_error", "bad_cookie", "malformed", "padt_rx", "padt_tx", "echo", "echo_tx", "expired",
+                 "replaced", "padt_ratelimited", "tagged", "drops", "restarts", "handler_errors", "tx_errors"):
         vals = snap.get(name) or []
         if any(vals):
             parts.append(f"{name} " + " ".join(f"#{w}:{v}" for w, v in enumerate(vals) if v) + f" (total:{sum(vals)})")
@@ -142,13 +196,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # restarted one) verifies cookies that any other sent.
         ac = AccessConcentrator(ACConfig(mac=mac, ac_name=args.ac_name.encode("utf-8", "surrogateescape"),
                                          services=services, secret=os.urandom(32), encoder=args.encoder,
-                                         max_frame=14 + (link.mtu or 1500)), args.workers)
+                                         max_frame=14 + (link.mtu or 1500), max_sessions=args.max_sessions,
+                                         sessions_per_mac=args.sessions_per_mac, echo_interval=args.echo_interval,
+                                         echo_misses=args.echo_misses, cookie_window=args.cookie_window,
+                                         padt_rate=args.padt_rate, padt_burst=args.padt_burst,
+                                         outer_tpid=_TPIDS[args.outer_tpid]), args.workers)
         sup = Supervisor(config, handler=ac.handle, on_start=ac.on_start, on_stop=ac.on_stop)
         seconds = sup.start()
         offered = ", ".join(s.decode("utf-8", "replace") for s in services) if services else "any service"
         log.info("%s", sup.describe())
         log.info("AC %r (%s) serving %s with %s replies; %d workers ready in %.3f s; Hit Ctrl-C to end.",
                  args.ac_name, link.mac, offered, args.encoder, args.workers, seconds)
+        keepalive = (f"keepalive every {args.echo_interval:g} s, expiry after {args.echo_misses} misses"
+                     if args.echo_interval else "no keepalive")
+        log.info("AC bounds: %s sessions per worker, %d per MAC; %s; cookie window %g s; PADT to unknown "
+                 "sessions at most %g/s (burst %d) per worker", args.max_sessions or "65534/N", args.sessions_per_mac,
+                 keepalive, args.cookie_window, args.padt_rate, args.padt_burst)
         signal_ready(args.ready_fd)
 
         def emit() -> None:

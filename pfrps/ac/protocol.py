@@ -14,9 +14,16 @@ Building
     give identical bytes for every reply, so the access concentrator uses ``"struct"`` on its
     hot path by default.
 
+VLAN tags
+    Up to two 802.1Q (0x8100) / 802.1ad (0x88a8) tags between the source MAC and the PPPoE
+    ethertype are read through (IEEE 802.1Q 9.5; QinQ is S-tag + C-tag); their raw bytes are
+    kept in the parsed frame's ``vlan`` so a reply can carry them back (:func:`with_vlan`).
+
 AC-Cookie
-    Stateless and verifiable by any worker: ``HMAC-SHA256(secret, client MAC || Service-Name)``
-    cut to 16 bytes (:func:`make_cookie`, :func:`verify_cookie`).
+    Stateless and verifiable by any worker:
+    ``HMAC-SHA256(secret, window || client MAC || Service-Name)`` cut to 16 bytes, where
+    ``window`` is a time-window number (8 bytes, big-endian); a cookie of the current or the
+    previous window verifies (:func:`make_cookie`, :func:`verify_cookie`).
 
 Session ids
     Unique across workers with no coordination: worker ``w`` of ``N`` owns the ids
@@ -37,19 +44,28 @@ __all__ = [
     "TAG_END_OF_LIST", "TAG_SERVICE_NAME", "TAG_AC_NAME", "TAG_HOST_UNIQ", "TAG_AC_COOKIE",
     "TAG_VENDOR_SPECIFIC", "TAG_RELAY_SESSION_ID", "TAG_SERVICE_NAME_ERROR", "TAG_AC_SYSTEM_ERROR",
     "TAG_GENERIC_ERROR",
+    "ETH_P_8021Q", "ETH_P_8021AD", "VLAN_TPIDS", "MAX_VLAN_TAGS", "MAX_PADI",
     "PPP_LCP", "LCP_ECHO_REQUEST", "LCP_ECHO_REPLY",
     "COOKIE_LEN", "MAX_PAYLOAD", "ENCODERS",
     "Reason", "Malformed", "Discovery", "Session", "Parsed", "parse_frame",
-    "make_cookie", "verify_cookie",
+    "make_cookie", "verify_cookie", "cookie_window",
+    "with_vlan", "vlan_key",
     "session_ids", "session_id_capacity", "session_id_owner", "SessionIdAllocator",
     "encode_discovery", "encode_session",
     "build_padi", "build_pado", "build_padr", "build_pads", "build_pads_error", "build_padt",
-    "build_lcp_echo_request", "build_lcp_echo_reply",
+    "build_lcp_echo_request", "build_lcp_echo_reply", "build_ac_echo_request",
 ]
 
 ETH_P_PPP_DISC = 0x8863  # discovery stage
 ETH_P_PPP_SES = 0x8864   # session stage
 BROADCAST = b"\xff" * 6
+ETH_P_8021Q = 0x8100   # IEEE 802.1Q C-tag (also used as the outer tag of 0x8100/0x8100 QinQ)
+ETH_P_8021AD = 0x88A8  # IEEE 802.1ad S-tag
+VLAN_TPIDS = (ETH_P_8021Q, ETH_P_8021AD)
+#: VLAN tags read through before the PPPoE ethertype (a tag the kernel stripped counts too).
+MAX_VLAN_TAGS = 2
+#: RFC 2516 5.1: "The PADI packet MUST NOT exceed 1484 octets", the PPPoE header included.
+MAX_PADI = 1484
 
 # RFC 2516 section 5: discovery CODE values.
 PADI = 0x09  # Active Discovery Initiation (host -> broadcast)
@@ -82,6 +98,7 @@ ENCODERS = ("struct", "scapy")
 
 _SESSION_ID_RESERVED = (0x0000, 0xFFFF)
 _HDR = struct.Struct("!6s6sHBBHH")  # dst, src, ethertype, ver|type, code, session id, length
+_PPPOE = struct.Struct("!BBHH")      # ver|type, code, session id, length (RFC 2516 section 4)
 _TAG = struct.Struct("!HH")
 _LCP = struct.Struct("!HBBH")       # PPP protocol, LCP code, identifier, length
 _U32 = struct.Struct("!I")
@@ -101,6 +118,8 @@ class Reason(str, Enum):
     BAD_SESSION_ID = "bad_session_id"            # non-zero in PADI/PADR, zero in PADT, 0/0xffff in a session
     SERVICE_NAME_COUNT = "service_name_count"    # PADI/PADR without exactly one Service-Name TAG
     TRUNCATED_PPP = "truncated_ppp"              # session payload too short for its PPP/LCP header
+    VLAN_DEPTH = "vlan_depth"                    # more than MAX_VLAN_TAGS VLAN tags (stripped one included)
+    PADI_TOO_LONG = "padi_too_long"              # PADI over MAX_PADI octets (RFC 2516 5.1)
 
 
 class Malformed(NamedTuple):
@@ -114,7 +133,8 @@ class Discovery(NamedTuple):
     """A well-formed discovery-stage frame (ethertype 0x8863).
 
     ``tags`` holds every TAG in order (unknown ones too) as ``(type, value)``; the others are
-    the value of the first TAG of that type, or None when absent.
+    the value of the first TAG of that type, or None when absent. ``vlan`` is the VLAN tags
+    that were in the frame, raw (4 bytes each, outer first; b"" when untagged).
     """
 
     dst: bytes
@@ -126,6 +146,7 @@ class Discovery(NamedTuple):
     host_uniq: Optional[bytes]
     ac_cookie: Optional[bytes]
     relay_session_id: Optional[bytes]
+    vlan: bytes = b""
 
 
 class Session(NamedTuple):
@@ -133,7 +154,8 @@ class Session(NamedTuple):
 
     ``ppp`` is the PPP frame (protocol field onwards, without Ethernet padding). For LCP
     (``protocol == 0xc021``) ``lcp_code``/``lcp_id`` are set, and for Echo-Request/Reply also
-    ``lcp_magic`` and ``lcp_data``; otherwise they are -1/-1/None/b"".
+    ``lcp_magic`` and ``lcp_data``; otherwise they are -1/-1/None/b"". ``vlan`` as in
+    :class:`Discovery`.
     """
 
     dst: bytes
@@ -145,54 +167,78 @@ class Session(NamedTuple):
     lcp_id: int = -1
     lcp_magic: Optional[int] = None
     lcp_data: bytes = b""
+    vlan: bytes = b""
 
 
 Parsed = Union[Discovery, Session, Malformed]
 
 
-def parse_frame(frame) -> Parsed:
+def parse_frame(frame, max_vlan: int = MAX_VLAN_TAGS) -> Parsed:
     """Parse one Ethernet frame (bytes-like) as PPPoE; never raises.
 
-    Bytes after the PPPoE LENGTH are Ethernet padding and ignored. TAGs after an
-    End-Of-List TAG are ignored (RFC 2516 appendix A).
+    Up to ``max_vlan`` VLAN tags (0x8100/0x88a8, 4 bytes each) may follow the source MAC; pass
+    ``MAX_VLAN_TAGS - 1`` when the kernel already stripped one (``meta.vlan_tci`` set). Bytes
+    after the PPPoE LENGTH are Ethernet padding and ignored. TAGs after an End-Of-List TAG are
+    ignored (RFC 2516 appendix A). A PADI longer than :data:`MAX_PADI` octets (PPPoE header
+    included) is malformed (RFC 2516 5.1).
     """
     data = bytes(frame)
     n = len(data)
     if n < 20:
         return Malformed(Reason.TRUNCATED_HEADER, f"{n} bytes, need 20 (Ethernet + PPPoE header)")
-    dst, src, etype, vt, code, sid, length = _HDR.unpack_from(data)
+    etype = (data[12] << 8) | data[13]
+    base = 14  # the PPPoE header's offset
+    if etype == ETH_P_8021Q or etype == ETH_P_8021AD:
+        while etype == ETH_P_8021Q or etype == ETH_P_8021AD:
+            if (base - 14) // 4 >= max_vlan:
+                return Malformed(Reason.VLAN_DEPTH, f"more than {max_vlan} VLAN tags in the frame")
+            base += 4
+            if n < base + 6:
+                return Malformed(Reason.TRUNCATED_HEADER,
+                                 f"{n} bytes, need {base + 6} (Ethernet + VLAN tags + PPPoE header)")
+            etype = (data[base - 2] << 8) | data[base - 1]
+        vlan = data[12:base - 2]
+    else:
+        vlan = b""
     if etype != ETH_P_PPP_DISC and etype != ETH_P_PPP_SES:
         return Malformed(Reason.NOT_PPPOE, f"ethertype 0x{etype:04x}")
+    dst = data[0:6]
+    src = data[6:12]
     if src[0] & 1:
         return Malformed(Reason.MULTICAST_SOURCE, f"source {src.hex(':')}")
+    vt, code, sid, length = _PPPOE.unpack_from(data, base)
     if vt != 0x11:
         return Malformed(Reason.BAD_VERSION_TYPE, f"ver {vt >> 4} type {vt & 15}")
-    end = 20 + length
+    start = base + 6
+    end = start + length
     if end > n:
-        return Malformed(Reason.LENGTH_PAST_END, f"LENGTH {length} but {n - 20} payload bytes")
+        return Malformed(Reason.LENGTH_PAST_END, f"LENGTH {length} but {n - start} payload bytes")
     if etype == ETH_P_PPP_SES:
-        return _parse_session(data, dst, src, code, sid, end)
+        return _parse_session(data, dst, src, code, sid, start, end, vlan)
     if code not in _DISC_CODES:
         return Malformed(Reason.UNKNOWN_CODE, f"discovery code 0x{code:02x}")
     if code == PADI or code == PADR:
         if sid != 0:
             return Malformed(Reason.BAD_SESSION_ID, f"{CODE_NAMES[code]} with session id 0x{sid:04x}")
+        if code == PADI and 6 + length > MAX_PADI:
+            return Malformed(Reason.PADI_TOO_LONG, f"PADI of {6 + length} octets, at most {MAX_PADI}")
     elif code == PADT and sid == 0:
         return Malformed(Reason.BAD_SESSION_ID, "PADT with session id 0")
     tags = []
     service = host_uniq = cookie = relay = None
     services = 0
-    off = 20
+    off = start
     while off < end:
         if end - off < 4:
-            return Malformed(Reason.TAG_PAST_END, f"TAG header at offset {off - 20} needs 4 bytes, {end - off} left")
+            return Malformed(Reason.TAG_PAST_END,
+                             f"TAG header at offset {off - start} needs 4 bytes, {end - off} left")
         ttype, tlen = _TAG.unpack_from(data, off)
         off += 4
         if ttype == TAG_END_OF_LIST:
             break
         if off + tlen > end:
             return Malformed(Reason.TAG_PAST_END,
-                             f"TAG 0x{ttype:04x} of {tlen} bytes at offset {off - 24}, {end - off} left")
+                             f"TAG 0x{ttype:04x} of {tlen} bytes at offset {off - start - 4}, {end - off} left")
         value = data[off:off + tlen]
         off += tlen
         tags.append((ttype, value))
@@ -211,20 +257,21 @@ def parse_frame(frame) -> Parsed:
                 relay = value
     if services != 1 and (code == PADI or code == PADR):
         return Malformed(Reason.SERVICE_NAME_COUNT, f"{CODE_NAMES[code]} with {services} Service-Name TAGs")
-    return Discovery(dst, src, code, sid, tuple(tags), service, host_uniq, cookie, relay)
+    return Discovery(dst, src, code, sid, tuple(tags), service, host_uniq, cookie, relay, vlan)
 
 
-def _parse_session(data: bytes, dst: bytes, src: bytes, code: int, sid: int, end: int) -> Parsed:
+def _parse_session(data: bytes, dst: bytes, src: bytes, code: int, sid: int, start: int, end: int,
+                   vlan: bytes) -> Parsed:
     if code != 0:
         return Malformed(Reason.UNKNOWN_CODE, f"session stage code 0x{code:02x}")
     if sid in _SESSION_ID_RESERVED:
         return Malformed(Reason.BAD_SESSION_ID, f"session frame with session id 0x{sid:04x}")
-    if end - 20 < 2:
-        return Malformed(Reason.TRUNCATED_PPP, f"{end - 20} PPP bytes, need 2")
-    ppp = data[20:end]
+    if end - start < 2:
+        return Malformed(Reason.TRUNCATED_PPP, f"{end - start} PPP bytes, need 2")
+    ppp = data[start:end]
     proto = (ppp[0] << 8) | ppp[1]
     if proto != PPP_LCP:
-        return Session(dst, src, sid, proto, ppp)
+        return Session(dst, src, sid, proto, ppp, vlan=vlan)
     if len(ppp) < 6:
         return Malformed(Reason.TRUNCATED_PPP, f"LCP packet of {len(ppp) - 2} bytes, need 4")
     _, lcode, lid, llen = _LCP.unpack_from(ppp)
@@ -234,21 +281,51 @@ def _parse_session(data: bytes, dst: bytes, src: bytes, code: int, sid: int, end
         if llen < 8:
             return Malformed(Reason.TRUNCATED_PPP, f"LCP echo of length {llen}, need 8")
         (magic,) = _U32.unpack_from(ppp, 6)
-        return Session(dst, src, sid, proto, ppp, lcode, lid, magic, ppp[10:2 + llen])
-    return Session(dst, src, sid, proto, ppp, lcode, lid)
+        return Session(dst, src, sid, proto, ppp, lcode, lid, magic, ppp[10:2 + llen], vlan)
+    return Session(dst, src, sid, proto, ppp, lcode, lid, vlan=vlan)
+
+
+# -- VLAN tags --------------------------------------------------------------------------------
+def with_vlan(frame: bytes, vlan: bytes) -> bytes:
+    """``frame`` with the raw VLAN tags ``vlan`` (4 bytes each, outer first) inserted after the
+    source MAC (IEEE 802.1Q 9.5); ``frame`` itself when ``vlan`` is empty."""
+    return frame[:12] + vlan + frame[12:] if vlan else frame
+
+
+def vlan_key(vlan: bytes) -> bytes:
+    """The VLAN identity of raw tags ``vlan``: each tag's TPID and VID, with the priority (PCP)
+    and DEI bits cleared, so frames of one subscriber match whatever priority they carry."""
+    if not vlan:
+        return b""
+    key = bytearray(vlan)
+    for i in range(2, len(key), 4):
+        key[i] &= 0x0F
+    return bytes(key)
 
 
 # -- AC-Cookie --------------------------------------------------------------------------------
-def make_cookie(secret: bytes, client_mac: bytes, service_name: bytes) -> bytes:
-    """``HMAC-SHA256(secret, client_mac || service_name)[:16]`` (the MAC is always 6 bytes)."""
-    return hmac.digest(secret, client_mac + service_name, "sha256")[:COOKIE_LEN]
+def make_cookie(secret: bytes, client_mac: bytes, service_name: bytes, window: int = 0) -> bytes:
+    """``HMAC-SHA256(secret, window || client_mac || service_name)[:16]``: ``window`` is the
+    cookie's time-window number (8 bytes big-endian, signed; see :func:`cookie_window`), the MAC always
+    6 bytes."""
+    return hmac.digest(secret, window.to_bytes(8, "big", signed=True) + client_mac + service_name, "sha256")[:COOKIE_LEN]
 
 
-def verify_cookie(secret: bytes, client_mac: bytes, service_name: bytes, cookie: Optional[bytes]) -> bool:
-    """True when ``cookie`` is the one :func:`make_cookie` gives (constant-time compare)."""
+def cookie_window(now: float, window_seconds: float) -> int:
+    """The window number of time ``now`` (seconds, any clock all workers share) for windows of
+    ``window_seconds``: ``floor(now / window_seconds)``."""
+    return int(now // window_seconds)
+
+
+def verify_cookie(secret: bytes, client_mac: bytes, service_name: bytes, cookie: Optional[bytes],
+                  window: int = 0) -> bool:
+    """True when ``cookie`` is the one :func:`make_cookie` gives for window ``window`` or
+    ``window - 1`` (a cookie from the previous window stays good for one window; constant-time
+    compare)."""
     if cookie is None or len(cookie) != COOKIE_LEN:
         return False
-    return hmac.compare_digest(cookie, make_cookie(secret, client_mac, service_name))
+    ok = hmac.compare_digest(cookie, make_cookie(secret, client_mac, service_name, window))
+    return hmac.compare_digest(cookie, make_cookie(secret, client_mac, service_name, window - 1)) or ok
 
 
 # -- session ids ------------------------------------------------------------------------------
@@ -426,3 +503,10 @@ def build_lcp_echo_reply(client: bytes, ac: bytes, session_id: int, identifier: 
     """The AC's LCP Echo-Reply (RFC 1661 5.8): same Identifier, the AC's Magic-Number (zero when
     none was negotiated, as here), the request's Data copied back."""
     return _lcp_echo(client, ac, session_id, LCP_ECHO_REPLY, identifier, magic, data, encoder)
+
+
+def build_ac_echo_request(client: bytes, ac: bytes, session_id: int, identifier: int, magic: int = 0,
+                          data: bytes = b"", encoder: str = "scapy") -> bytes:
+    """The AC's own LCP Echo-Request to ``client`` (RFC 1661 5.8), its keepalive probe: Magic-Number
+    0 (LCP is not negotiated here)."""
+    return _lcp_echo(client, ac, session_id, LCP_ECHO_REQUEST, identifier, magic, data, encoder)

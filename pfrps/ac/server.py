@@ -3,8 +3,9 @@
 Steering sends every frame of one client MAC to one worker, so a worker keeps its
 subscribers' sessions in ``ctx.storage`` with no lock, and needs no other worker to answer:
 
-* the AC-Cookie is an HMAC under a secret made before the workers fork, so the worker that
-  checks a PADR need not be the process that sent the PADO (it matters after a restart);
+* the AC-Cookie is an HMAC under a secret made before the workers fork, and the current
+  time window (any worker, or a restarted one, verifies it; a cookie stays good for one to
+  two windows, see :func:`pfrps.ac.protocol.verify_cookie`);
 * session ids come from the worker's own slice of the 16-bit space (``sid % N == worker``).
 
 Per frame (RFC 2516 section 5, RFC 1661 section 5.8):
@@ -12,15 +13,31 @@ Per frame (RFC 2516 section 5, RFC 1661 section 5.8):
 =============================  ===============================================================
 PADI (broadcast or to us)      PADO, unless a Service-Name is asked that is not offered
 PADR (to us)                   unknown Service-Name: PADS with Service-Name-Error, session id 0;
-                               AC-Cookie missing or wrong: nothing (``bad_cookie``);
+                               AC-Cookie missing, wrong or expired: nothing (``bad_cookie``);
+                               worker at its session limit: PADS with AC-System-Error;
                                else PADS with a session id; the same client MAC and Host-Uniq
-                               again get the same session (a retransmitted PADR is idempotent)
+                               again get the same session (a retransmitted PADR is idempotent);
+                               a new Host-Uniq from a MAC that has ``sessions_per_mac`` sessions
+                               replaces its oldest (``replaced``: the client started over)
 PADT (to us)                   ends the session
-session frame, unknown session PADT to the sender with that session id
+session frame, unknown session PADT to the sender with that session id, at most ``padt_rate``
+                               per second per worker (token bucket; ``padt_ratelimited``)
 LCP Echo-Request, known        Echo-Reply: same Identifier and Data, our Magic-Number (0: LCP is
 session                        not negotiated here, and RFC 1661 says to send 0 then)
 anything else                  counted ``ignored`` (or ``malformed``) and dropped
 =============================  ===============================================================
+
+Every handled frame counts exactly one of ``served``, ``ignored`` or ``malformed``, so those
+three add up to the frames the worker was given.
+
+Keepalive: every ``echo_interval`` seconds a worker timer (``ctx.loop``) sends an LCP
+Echo-Request on each session silent for an interval; after ``echo_misses`` unanswered ones the
+session expires: PADT, id freed (``expired``). Any frame on the session answers.
+
+VLANs: 802.1Q and QinQ frames are served like untagged ones and every reply carries the
+request's tags back: the outer tag the kernel stripped (``meta.vlan_tci``; its TPID from
+``meta.vlan_tpid`` when the framework gives it, else 0x88a8 when another tag follows and
+0x8100 when not) and any tag still in the frame. A session belongs to its MAC and VLANs.
 
 When a worker stops (SIGTERM) it sends PADT for each of its sessions. A worker that is
 killed loses its sessions; its replacement answers their next session frame with PADT, which
@@ -29,10 +46,12 @@ makes the clients start over (RFC 2516's recovery path).
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 
 from . import protocol as p
@@ -47,11 +66,17 @@ AC_COUNTERS = (
     "pads",        # PADS sent that grant a session (a retransmitted PADR counts again)
     "pads_error",  # PADS sent with Service-Name-Error or AC-System-Error
     "padt_rx",     # PADT received (addressed to us)
-    "padt_tx",     # PADT sent (unknown session, or at shutdown)
-    "malformed",   # frames protocol.parse_frame rejected
+    "padt_tx",     # PADT sent (unknown session, expiry, or at shutdown)
+    "malformed",   # frames protocol.parse_frame rejected (outcome)
     "echo",        # LCP Echo-Replies sent
-    "bad_cookie",  # PADR with a missing or wrong AC-Cookie (dropped)
-    "ignored",     # well-formed frames not answered (not for us, unoffered service in PADI, ...)
+    "bad_cookie",  # PADR with a missing, wrong or expired AC-Cookie (dropped; also counted ignored)
+    "ignored",     # well-formed frames not answered (not for us, unoffered service in PADI, ...) (outcome)
+    "served",      # frames answered or acted on (outcome: served + ignored + malformed = frames handled)
+    "tagged",      # frames that carried one or two VLAN tags
+    "echo_tx",     # LCP Echo-Requests the AC sent (keepalive)
+    "expired",     # sessions ended after echo_misses unanswered Echo-Requests
+    "replaced",    # sessions replaced by a new Host-Uniq from the same MAC
+    "padt_ratelimited",  # PADTs for unknown sessions not sent: token bucket empty (also counted ignored)
 )
 
 #: Per-worker gauges; give them to SupervisorConfig(app_gauges=...). The supervisor zeroes a
@@ -61,7 +86,7 @@ AC_GAUGES = ("sessions",)  # sessions open on this worker
 
 @dataclass(frozen=True)
 class ACConfig:
-    """What the AC answers with.
+    """What the AC answers with, and the bounds of its state.
 
     Attributes:
         mac: the AC's MAC (the interface's), 6 bytes: replies come from it, and unicast
@@ -70,7 +95,21 @@ class ACConfig:
         services: offered Service-Names; empty means any (a PADI/PADR may ask for anything).
         secret: the AC-Cookie HMAC key; make it once, before the workers fork.
         encoder: ``"struct"`` (fast) or ``"scapy"``; see :mod:`pfrps.ac.protocol`.
-        max_frame: largest frame to send, bytes (14 + the interface MTU).
+        max_frame: largest untagged frame to send, bytes (14 + the interface MTU); a tagged
+            reply may be 4 bytes longer (one tag: what af_packet allows above the MTU).
+        max_sessions: sessions per worker, at most its session-id partition; 0 means the
+            whole partition (``65536 / N`` ids). Beyond it a PADR gets PADS with AC-System-Error.
+        sessions_per_mac: sessions one client MAC (on one VLAN) may hold; a PADR with a new
+            Host-Uniq beyond it replaces that MAC's oldest session.
+        echo_interval: seconds between keepalive sweeps (LCP Echo-Request to each session
+            silent for that long); 0 turns keepalive and expiry off.
+        echo_misses: unanswered Echo-Requests after which a session expires (PADT), >= 1.
+        cookie_window: seconds of one AC-Cookie window (a cookie is good for one to two).
+        padt_rate: PADTs per second a worker may send for frames on unknown sessions
+            (token bucket refill rate, frames/s).
+        padt_burst: that bucket's depth, frames.
+        outer_tpid: TPID for the tag the kernel stripped when the framework does not say
+            (``meta.vlan_tpid``); None: 0x88a8 when another tag follows, else 0x8100.
     """
 
     mac: bytes
@@ -79,6 +118,14 @@ class ACConfig:
     secret: bytes = field(default_factory=lambda: os.urandom(32), repr=False)
     encoder: str = "struct"
     max_frame: int = 1514
+    max_sessions: int = 0
+    sessions_per_mac: int = 1
+    echo_interval: float = 30.0
+    echo_misses: int = 3
+    cookie_window: float = 60.0
+    padt_rate: float = 100.0
+    padt_burst: int = 100
+    outer_tpid: Optional[int] = None
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6 or self.mac[0] & 1:
@@ -87,6 +134,14 @@ class ACConfig:
             raise ValueError("the cookie secret must be at least 16 bytes")
         if self.encoder not in p.ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}")
+        if self.max_sessions < 0 or self.sessions_per_mac < 1 or self.echo_misses < 1 or self.padt_burst < 1:
+            raise ValueError("max_sessions must be >= 0, sessions_per_mac, echo_misses and padt_burst >= 1")
+        for name in ("echo_interval", "cookie_window", "padt_rate"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (value == 0 and name != "echo_interval"):
+                raise ValueError(f"{name} must be a finite number of seconds above 0, not {value!r}")
+        if self.outer_tpid is not None and self.outer_tpid not in p.VLAN_TPIDS:
+            raise ValueError(f"outer_tpid must be one of {[hex(t) for t in p.VLAN_TPIDS]}")
 
     def offers(self, service_name: bytes) -> bool:
         """True when a host asking for ``service_name`` can be served (empty asks for any)."""
@@ -95,7 +150,12 @@ class ACConfig:
 
 @dataclass(slots=True)
 class ACSession:
-    """One session: the client's MAC, its session id and what its PADR carried."""
+    """One session: the client's MAC, its session id and what its PADR carried.
+
+    ``vlan`` is the raw VLAN tags its PADR came with (replies and probes carry them);
+    ``last_rx`` the clock time of its last frame (seconds); ``misses`` the Echo-Requests sent
+    since then.
+    """
 
     mac: bytes
     session_id: int
@@ -103,37 +163,81 @@ class ACSession:
     service_name: bytes
     relay_session_id: Optional[bytes]
     magic: int = 0
+    vlan: bytes = b""
+    last_rx: float = 0.0
+    misses: int = 0
+    echo_id: int = 0
 
 
 class WorkerState:
-    """A worker's sessions (``ctx.storage["ac"]``), keyed by (client MAC, session id)."""
+    """A worker's sessions (``ctx.storage["ac"]``), keyed by (client MAC, session id).
 
-    def __init__(self, worker_id: int, worker_count: int, start: int = 0) -> None:
+    Bounded: at most ``limit`` sessions (and the id partition), at most ``per_mac`` per
+    (MAC, VLAN); ids of closed sessions go back to the allocator.
+    """
+
+    def __init__(self, worker_id: int, worker_count: int, start: int = 0, limit: int = 0,
+                 per_mac: int = 1) -> None:
         self.ids = p.SessionIdAllocator(worker_id, worker_count, start)
+        self.limit = min(limit, self.ids.capacity) if limit else self.ids.capacity
+        self.per_mac = per_mac
         self.sessions: dict[tuple[bytes, int], ACSession] = {}
-        self.by_uniq: dict[tuple[bytes, Optional[bytes]], int] = {}
+        self.by_uniq: dict[tuple[bytes, bytes, Optional[bytes]], int] = {}
+        self.by_mac: dict[tuple[bytes, bytes], list[int]] = {}
+        self.padt_tokens = 0.0
+        self.padt_time: Optional[float] = None  # None: the bucket starts full
+        self.timer: Any = None
 
-    def open(self, mac: bytes, host_uniq: Optional[bytes], service: bytes,
-             relay: Optional[bytes]) -> tuple[Optional[ACSession], bool]:
-        """The session for (mac, host_uniq): ``(session, created)``; ``(None, False)`` when out of ids."""
-        sid = self.by_uniq.get((mac, host_uniq))
+    def open(self, mac: bytes, host_uniq: Optional[bytes], service: bytes, relay: Optional[bytes],
+             vlan: bytes = b"", now: float = 0.0) -> tuple[Optional[ACSession], bool, list[ACSession]]:
+        """The session for (mac, VLAN, host_uniq): ``(session, created, replaced sessions)``;
+        session None when the worker is at its limit."""
+        vkey = p.vlan_key(vlan)
+        sid = self.by_uniq.get((mac, vkey, host_uniq))
         if sid is not None:
-            return self.sessions[(mac, sid)], False
+            sess = self.sessions[(mac, sid)]
+            sess.last_rx, sess.misses = now, 0
+            return sess, False, []
+        replaced = []
+        mine = self.by_mac.get((mac, vkey))
+        while mine and len(mine) >= self.per_mac:
+            replaced.append(self.close(mac, mine[0]))
+        if len(self.sessions) >= self.limit:
+            return None, False, replaced
         sid = self.ids.allocate()
         if sid is None:
-            return None, False
-        sess = ACSession(mac, sid, host_uniq, service, relay)
+            return None, False, replaced
+        sess = ACSession(mac, sid, host_uniq, service, relay, vlan=vlan, last_rx=now)
         self.sessions[(mac, sid)] = sess
-        self.by_uniq[(mac, host_uniq)] = sid
-        return sess, True
+        self.by_uniq[(mac, vkey, host_uniq)] = sid
+        self.by_mac.setdefault((mac, vkey), []).append(sid)
+        return sess, True, replaced
 
     def close(self, mac: bytes, session_id: int) -> Optional[ACSession]:
         """Remove and return the session, or None when there is none."""
         sess = self.sessions.pop((mac, session_id), None)
         if sess is not None:
-            self.by_uniq.pop((mac, sess.host_uniq), None)
+            vkey = p.vlan_key(sess.vlan)
+            self.by_uniq.pop((mac, vkey, sess.host_uniq), None)
+            mine = self.by_mac.get((mac, vkey))
+            if mine is not None:
+                mine.remove(session_id)
+                if not mine:
+                    del self.by_mac[(mac, vkey)]
             self.ids.release(session_id)
         return sess
+
+    def take_padt_token(self, now: float, rate: float, burst: int) -> bool:
+        """Token bucket (``rate`` tokens/s, ``burst`` deep, starts full): True when a PADT may go."""
+        if self.padt_time is None:
+            self.padt_tokens, self.padt_time = float(burst), now
+        tokens = min(float(burst), self.padt_tokens + (now - self.padt_time) * rate)
+        self.padt_time = now
+        if tokens >= 1.0:
+            self.padt_tokens = tokens - 1.0
+            return True
+        self.padt_tokens = tokens
+        return False
 
 
 class AccessConcentrator:
@@ -151,78 +255,136 @@ class AccessConcentrator:
     Args:
         config: an :class:`ACConfig`.
         workers: the supervisor's worker count.
+        clock: seconds on a clock every worker shares (cookie windows, keepalive, token
+            bucket); ``time.monotonic`` (CLOCK_MONOTONIC is system-wide). Tests pass their own.
     """
 
-    def __init__(self, config: ACConfig, workers: int) -> None:
+    def __init__(self, config: ACConfig, workers: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.workers = workers
+        self.clock = clock
         self._others = config.services   # listed in every PADO after the requested one
         self._ac_name = config.ac_name
         self._enc = config.encoder
 
     # -- worker hooks -------------------------------------------------------------------------
     def on_start(self, ctx: Any) -> None:
-        """Worker start (and restart): a fresh session table. After a restart the sessions of the
-        dead process are gone; their clients get PADT on their next session frame."""
-        state = WorkerState(ctx.worker_id, ctx.worker_count, start=random.randrange(1 << 16))
+        """Worker start (and restart): a fresh session table, and the keepalive timer on
+        ``ctx.loop`` (when there is a loop and ``echo_interval`` > 0). After a restart the
+        sessions of the dead process are gone; their clients get PADT on their next session frame."""
+        cfg = self.config
+        state = WorkerState(ctx.worker_id, ctx.worker_count, start=random.randrange(1 << 16),
+                            limit=cfg.max_sessions, per_mac=cfg.sessions_per_mac)
         ctx.storage["ac"] = state
+        if ctx.loop is not None and cfg.echo_interval > 0:
+            state.timer = ctx.loop.call_later(cfg.echo_interval, self._tick, ctx)
+
+    def _tick(self, ctx: Any) -> None:
+        state: WorkerState = ctx.storage["ac"]
+        try:
+            self.sweep(ctx)
+        finally:
+            state.timer = ctx.loop.call_later(self.config.echo_interval, self._tick, ctx)
+
+    def sweep(self, ctx: Any, now: Optional[float] = None) -> None:
+        """One keepalive pass (RFC 1661 5.8 Echo-Request as a liveness probe): each session
+        silent for ``echo_interval`` gets an Echo-Request, or, after ``echo_misses`` of them,
+        a PADT and is closed (``expired``). A session ends between ``echo_misses + 1`` and
+        ``echo_misses + 2`` intervals after its last frame."""
+        cfg = self.config
+        state: WorkerState = ctx.storage["ac"]
+        now = self.clock() if now is None else now
+        for sess in list(state.sessions.values()):
+            if now - sess.last_rx < cfg.echo_interval:
+                continue
+            if sess.misses >= cfg.echo_misses:
+                state.close(sess.mac, sess.session_id)
+                ctx.count("expired")
+                ctx.count("sessions", -1)
+                self._transmit(ctx, p.with_vlan(p.build_padt(sess.mac, cfg.mac, sess.session_id, b"keepalive timeout",
+                                                             relay_session_id=sess.relay_session_id,
+                                                             encoder=self._enc), sess.vlan), "padt_tx")
+            else:
+                sess.misses += 1
+                sess.echo_id = (sess.echo_id + 1) & 0xFF
+                self._transmit(ctx, p.with_vlan(p.build_ac_echo_request(sess.mac, cfg.mac, sess.session_id,
+                                                                        sess.echo_id, sess.magic, encoder=self._enc),
+                                                sess.vlan), "echo_tx")
 
     def on_stop(self, ctx: Any) -> None:
-        """Worker stop: PADT every session (RFC 2516 5.5: the AC ends them)."""
+        """Worker stop: cancel the keepalive timer, PADT every session (RFC 2516 5.5: the AC ends them)."""
         state: WorkerState = ctx.storage.get("ac")
         if state is None:
             return
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
         mac, enc = self.config.mac, self._enc
         for sess in list(state.sessions.values()):
             state.close(sess.mac, sess.session_id)
             frame = p.build_padt(sess.mac, mac, sess.session_id, b"AC shutting down",
                                  relay_session_id=sess.relay_session_id, encoder=enc)
-            if ctx.transmit(frame):
-                ctx.count("padt_tx")
+            self._transmit(ctx, p.with_vlan(frame, sess.vlan), "padt_tx")
             ctx.count("sessions", -1)
 
     # -- the handler --------------------------------------------------------------------------
     def handle(self, frame, meta: Any, ctx: Any) -> None:
-        """The Supervisor handler: answer one frame."""
-        if meta.vlan_tci is not None:  # the kernel stripped a VLAN tag; an untagged reply would go astray
-            ctx.count("ignored")
-            return
-        msg = p.parse_frame(frame)
+        """The Supervisor handler: answer one frame (``meta.vlan_tci``: a tag the kernel stripped)."""
+        tci = meta.vlan_tci
+        if tci is None:
+            msg = p.parse_frame(frame)
+        else:
+            msg = p.parse_frame(frame, p.MAX_VLAN_TAGS - 1)
         kind = type(msg)
+        if kind is p.Malformed:
+            ctx.count("malformed")
+            if ctx.log.isEnabledFor(10):
+                ctx.log.debug("malformed frame: %s (%s)", msg.reason.value, msg.detail)
+            return
+        vlan = msg.vlan
+        if tci is not None:
+            tpid = getattr(meta, "vlan_tpid", None) or self.config.outer_tpid or (
+                p.ETH_P_8021AD if vlan else p.ETH_P_8021Q)
+            vlan = tpid.to_bytes(2, "big") + (tci & 0xFFFF).to_bytes(2, "big") + vlan
+        if vlan:
+            ctx.count("tagged")
         if kind is p.Discovery:
             code = msg.code
             if code == p.PADI:
-                self._padi(msg, ctx)
+                self._padi(msg, vlan, ctx)
             elif code == p.PADR:
-                self._padr(msg, ctx)
+                self._padr(msg, vlan, ctx)
             elif code == p.PADT:
                 self._padt(msg, ctx)
             else:  # PADO/PADS from another AC on the segment
                 ctx.count("ignored")
-        elif kind is p.Session:
-            self._session(msg, ctx)
         else:
-            ctx.count("malformed")
-            if ctx.log.isEnabledFor(10):
-                ctx.log.debug("malformed frame: %s (%s)", msg.reason.value, msg.detail)
+            self._session(msg, vlan, ctx)
 
-    def _send(self, ctx: Any, frame: bytes, counter: str) -> None:
-        if len(frame) > self.config.max_frame:
-            ctx.count("ignored")  # echoed TAGs would not fit the MTU
-        elif ctx.transmit(frame):
+    def _transmit(self, ctx: Any, frame: bytes, counter: str) -> None:
+        if ctx.transmit(frame):
             ctx.count(counter)
 
-    def _padi(self, m: p.Discovery, ctx: Any) -> None:
+    def _send(self, ctx: Any, frame: bytes, vlan: bytes, counter: str) -> None:
+        """Reply to the frame being handled (with its VLAN tags) and count its outcome."""
+        if len(frame) > self.config.max_frame:
+            ctx.count("ignored")  # echoed TAGs would not fit the MTU
+            return
+        ctx.count("served")
+        self._transmit(ctx, p.with_vlan(frame, vlan), counter)
+
+    def _padi(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
         ctx.count("padi")
         cfg = self.config
         if (m.dst != p.BROADCAST and m.dst != cfg.mac) or not cfg.offers(m.service_name):
             ctx.count("ignored")  # RFC 2516 5.2: an AC that cannot serve the PADI MUST NOT send a PADO
             return
-        cookie = p.make_cookie(cfg.secret, m.src, m.service_name)
+        window = p.cookie_window(self.clock(), cfg.cookie_window)
+        cookie = p.make_cookie(cfg.secret, m.src, m.service_name, window)
         self._send(ctx, p.build_pado(m.src, cfg.mac, self._ac_name, m.service_name, cookie, m.host_uniq,
-                                     m.relay_session_id, self._others, self._enc), "pado")
+                                     m.relay_session_id, self._others, self._enc), vlan, "pado")
 
-    def _padr(self, m: p.Discovery, ctx: Any) -> None:
+    def _padr(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
         ctx.count("padr")
         cfg = self.config
         if m.dst != cfg.mac:
@@ -231,45 +393,62 @@ class AccessConcentrator:
         if not cfg.offers(m.service_name):
             self._send(ctx, p.build_pads_error(m.src, cfg.mac, m.service_name, p.TAG_SERVICE_NAME_ERROR,
                                                b"service not offered", m.host_uniq, m.relay_session_id,
-                                               self._enc), "pads_error")
+                                               self._enc), vlan, "pads_error")
             return
-        if not p.verify_cookie(cfg.secret, m.src, m.service_name, m.ac_cookie):
+        now = self.clock()
+        if not p.verify_cookie(cfg.secret, m.src, m.service_name, m.ac_cookie, p.cookie_window(now, cfg.cookie_window)):
             ctx.count("bad_cookie")
+            ctx.count("ignored")
             return
         state: WorkerState = ctx.storage["ac"]
-        sess, created = state.open(m.src, m.host_uniq, m.service_name, m.relay_session_id)
+        sess, created, replaced = state.open(m.src, m.host_uniq, m.service_name, m.relay_session_id, vlan, now)
+        if replaced:
+            ctx.count("replaced", len(replaced))
+            ctx.count("sessions", -len(replaced))
         if sess is None:
             self._send(ctx, p.build_pads_error(m.src, cfg.mac, m.service_name, p.TAG_AC_SYSTEM_ERROR,
-                                               b"no free session id", m.host_uniq, m.relay_session_id,
-                                               self._enc), "pads_error")
+                                               b"session limit reached (%d on this worker)" % state.limit,
+                                               m.host_uniq, m.relay_session_id, self._enc), vlan, "pads_error")
             return
         if created:
             ctx.count("sessions", 1)
         self._send(ctx, p.build_pads(m.src, cfg.mac, sess.session_id, m.service_name, m.host_uniq,
-                                     m.relay_session_id, self._enc), "pads")
+                                     m.relay_session_id, self._enc), vlan, "pads")
 
     def _padt(self, m: p.Discovery, ctx: Any) -> None:
         if m.dst != self.config.mac:
             ctx.count("ignored")
             return
         ctx.count("padt_rx")
+        ctx.count("served")
         state: WorkerState = ctx.storage["ac"]
         if state.close(m.src, m.session_id) is not None:
             ctx.count("sessions", -1)
 
-    def _session(self, m: p.Session, ctx: Any) -> None:
+    def _session(self, m: p.Session, vlan: bytes, ctx: Any) -> None:
         cfg = self.config
         if m.dst != cfg.mac:
             ctx.count("ignored")
             return
         state: WorkerState = ctx.storage["ac"]
         sess = state.sessions.get((m.src, m.session_id))
+        if sess is not None and p.vlan_key(sess.vlan) != p.vlan_key(vlan):
+            sess = None  # that session id on another VLAN is not that session
         if sess is None:
-            self._send(ctx, p.build_padt(m.src, cfg.mac, m.session_id, b"session unknown", encoder=self._enc),
-                       "padt_tx")
-        elif m.lcp_code == p.LCP_ECHO_REQUEST:
+            if state.take_padt_token(self.clock(), cfg.padt_rate, cfg.padt_burst):
+                self._send(ctx, p.build_padt(m.src, cfg.mac, m.session_id, b"session unknown", encoder=self._enc),
+                           vlan, "padt_tx")
+            else:
+                ctx.count("padt_ratelimited")
+                ctx.count("ignored")
+            return
+        sess.last_rx = self.clock()
+        sess.misses = 0
+        if m.lcp_code == p.LCP_ECHO_REQUEST:
             self._send(ctx, p.build_lcp_echo_reply(m.src, cfg.mac, m.session_id, m.lcp_id, sess.magic,
-                                                   m.lcp_data, self._enc), "echo")
+                                                   m.lcp_data, self._enc), vlan, "echo")
+        elif m.lcp_code == p.LCP_ECHO_REPLY:
+            ctx.count("served")  # the answer to a keepalive probe
         else:
             ctx.count("ignored")
 

@@ -50,6 +50,31 @@ def patch(frame: bytes, off: int, fmt: str, value: int) -> bytes:
 
 PADI_OK = disc(p.PADI, [(0x0101, b"internet"), (0x0103, b"\x01\x02\x03\x04")])
 ECHO_REQ = sess(PPP(proto=0xC021) / PPP_LCP_Echo(code=9, id=7, magic_number=0xCAFEBABE, data=b"ping"))
+S_TAG = b"\x88\xa8\x00\x0a"  # 802.1ad, VID 10
+C_TAG = b"\x81\x00\x20\x64"  # 802.1Q, PCP 1, VID 100
+
+
+def vlan(frame: bytes, tags: bytes) -> bytes:
+    """``frame`` with raw VLAN ``tags`` after the source MAC, built with scapy's Dot1Q/Dot1AD layers."""
+    from scapy.layers.l2 import Dot1AD, Dot1Q
+
+    pkt = Ether(frame)
+    inner = pkt.payload
+    layers = []
+    for i in range(0, len(tags), 4):
+        tpid, tci = struct.unpack_from("!HH", tags, i)
+        layers.append((tpid, tci))
+    out = Ether(dst=pkt.dst, src=pkt.src, type=layers[0][0])
+    for k, (_tpid, tci) in enumerate(layers):
+        nxt = layers[k + 1][0] if k + 1 < len(layers) else pkt.type
+        out = out / (Dot1AD if _tpid == 0x88A8 else Dot1Q)(prio=tci >> 13, dei=(tci >> 12) & 1, vlan=tci & 0xFFF,
+                                                           type=nxt)
+    return bytes(out / inner)
+
+
+def big_padi(octets: int) -> bytes:
+    """A PADI of ``octets`` octets, PPPoE header included (a Service-Name and a padding TAG)."""
+    return disc(p.PADI, [(0x0101, b""), (0x7777, b"x" * (octets - 6 - 8))])
 
 # (description, frame, expected): expected is a Reason, or a dict of fields the parse must have.
 PARSE_CASES = [
@@ -79,7 +104,25 @@ PARSE_CASES = [
     ("LCP Configure-Request", sess(PPP(proto=0xC021) / b"\x01\x05\x00\x04"),
      {"type": Session, "lcp_code": 1, "lcp_id": 5, "lcp_magic": None}),
     ("IPv4 in a session", sess(PPP(proto=0x0021) / (b"\x45" + b"\x00" * 19)), {"type": Session, "protocol": 0x0021}),
+    ("802.1Q PADI", vlan(PADI_OK, C_TAG), {"type": Discovery, "code": p.PADI, "vlan": C_TAG, "service_name": b"internet",
+                                            "host_uniq": b"\x01\x02\x03\x04"}),
+    ("QinQ 0x88a8/0x8100 PADI", vlan(PADI_OK, S_TAG + C_TAG), {"type": Discovery, "vlan": S_TAG + C_TAG,
+                                                                "service_name": b"internet"}),
+    ("QinQ 0x8100/0x8100 LCP Echo-Request", vlan(ECHO_REQ, C_TAG + C_TAG),
+     {"type": Session, "vlan": C_TAG + C_TAG, "session_id": 0x1234, "lcp_code": 9, "lcp_data": b"ping"}),
+    ("untagged: vlan is empty", PADI_OK, {"type": Discovery, "vlan": b""}),
+    ("a PADI of exactly 1484 octets (RFC 2516 5.1)", big_padi(1484), {"type": Discovery, "code": p.PADI}),
+    ("a 1485-octet PADO is not a PADI: no size limit", patch(big_padi(1485), 15, "!B", p.PADO),
+     {"type": Discovery, "code": p.PADO}),
     # malformed
+    ("a PADI of 1485 octets", big_padi(1485), Reason.PADI_TOO_LONG),
+    ("an 802.1Q PADI of 1485 octets", vlan(big_padi(1485), C_TAG), Reason.PADI_TOO_LONG),
+    ("three VLAN tags", vlan(PADI_OK, S_TAG + C_TAG + C_TAG), Reason.VLAN_DEPTH),
+    ("802.1Q IPv4", vlan(patch(PADI_OK, 12, "!H", 0x0800), C_TAG), Reason.NOT_PPPOE),
+    ("802.1Q tag, then the frame ends", PADI_OK[:12] + C_TAG + b"\x88\x63", Reason.TRUNCATED_HEADER),
+    ("QinQ, PPPoE header cut", vlan(PADI_OK, S_TAG + C_TAG)[:25], Reason.TRUNCATED_HEADER),
+    ("802.1Q, LENGTH past the end", vlan(patch(PADI_OK, 18, "!H", 0xFFFF), C_TAG), Reason.LENGTH_PAST_END),
+    ("802.1Q, version 2", vlan(patch(PADI_OK, 14, "!B", 0x21), C_TAG), Reason.BAD_VERSION_TYPE),
     ("empty frame", b"", Reason.TRUNCATED_HEADER),
     ("Ethernet header only", PADI_OK[:14], Reason.TRUNCATED_HEADER),
     ("PPPoE header cut", PADI_OK[:19], Reason.TRUNCATED_HEADER),
@@ -122,6 +165,24 @@ def test_parse_table(desc, frame, expected):
         assert type(res) is expected.pop("type"), (desc, res)
         for k, v in expected.items():
             assert getattr(res, k) == v, (desc, k)
+
+
+def test_parse_counts_a_stripped_tag():
+    """With one tag stripped by the kernel (max_vlan=1), a frame may hold one more, not two."""
+    assert parse_frame(vlan(PADI_OK, C_TAG), max_vlan=1).vlan == C_TAG
+    assert parse_frame(vlan(PADI_OK, S_TAG + C_TAG), max_vlan=1).reason is Reason.VLAN_DEPTH
+    assert parse_frame(vlan(PADI_OK, C_TAG), max_vlan=0).reason is Reason.VLAN_DEPTH
+
+
+@pytest.mark.parametrize("tags", [C_TAG, S_TAG + C_TAG, C_TAG + C_TAG])
+def test_with_vlan_puts_the_tags_back(tags):
+    assert p.with_vlan(PADI_OK, tags) == vlan(PADI_OK, tags)
+    assert p.with_vlan(PADI_OK, b"") == PADI_OK
+
+
+def test_vlan_key_ignores_priority():
+    assert p.vlan_key(C_TAG) == b"\x81\x00\x00\x64" == p.vlan_key(b"\x81\x00\xe0\x64")
+    assert p.vlan_key(S_TAG + C_TAG) == S_TAG + b"\x81\x00\x00\x64" and p.vlan_key(b"") == b""
 
 
 def test_parse_accepts_memoryview_and_bytearray():
@@ -260,8 +321,24 @@ def test_cookie_is_hmac_sha256_prefix():
     import hmac
 
     c = p.make_cookie(SECRET, HOST, b"internet")
-    assert c == hmac.new(SECRET, HOST + b"internet", hashlib.sha256).digest()[:16]
+    assert c == hmac.new(SECRET, bytes(8) + HOST + b"internet", hashlib.sha256).digest()[:16]
     assert len(c) == p.COOKIE_LEN
+    c = p.make_cookie(SECRET, HOST, b"internet", window=0x1234)
+    assert c == hmac.new(SECRET, (0x1234).to_bytes(8, "big") + HOST + b"internet", hashlib.sha256).digest()[:16]
+
+
+@pytest.mark.parametrize("made,checked,ok", [
+    (7, 7, True), (6, 7, True), (5, 7, False), (8, 7, False), (0, 1, True), (-1, 0, True), (0, 2, False),
+])
+def test_cookie_window(made, checked, ok):
+    """A cookie verifies in its own window and the next one only (a window boundary between PADO
+    and PADR does not fail the client; an old cookie cannot be replayed for long)."""
+    assert p.verify_cookie(SECRET, HOST, b"s", p.make_cookie(SECRET, HOST, b"s", made), checked) is ok
+
+
+@pytest.mark.parametrize("now,seconds,want", [(0.0, 60, 0), (59.999, 60, 0), (60.0, 60, 1), (125.0, 0.5, 250)])
+def test_cookie_window_number(now, seconds, want):
+    assert p.cookie_window(now, seconds) == want
 
 
 @pytest.mark.parametrize("desc,mac_,service,cookie_of,ok", [

@@ -29,22 +29,47 @@ def host(i: int) -> bytes:
     return bytes([0x02, 0, 0, 0, i >> 8, i & 0xFF])
 
 
+OUTCOMES = ("served", "ignored", "malformed")
+
+
+class Clock:
+    """A clock the test moves by hand (seconds)."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Harness:
-    """One worker of an AC, without sockets to a network."""
+    """One worker of an AC, without sockets to a network; its clock stands still unless moved."""
 
     def __init__(self, services=SERVICES, workers=4, worker_id=0, encoder="struct", secret=SECRET,
-                 max_frame=1514, ac: AccessConcentrator | None = None, counters: SharedCounters | None = None):
+                 max_frame=1514, ac: AccessConcentrator | None = None, counters: SharedCounters | None = None,
+                 **bounds):
         self.counters = counters or SharedCounters(workers, AC_COUNTERS, AC_GAUGES)
         self.tx, self.rx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.rx.setblocking(False)
-        self.ac = ac or AccessConcentrator(ACConfig(AC, b"test-ac", services, secret, encoder, max_frame), workers)
+        self.clock = Clock()
+        self.ac = ac or AccessConcentrator(ACConfig(AC, b"test-ac", services, secret, encoder, max_frame, **bounds),
+                                           workers, clock=self.clock)
         self.worker_id = worker_id
         self.ctx = WorkerContext(worker_id, workers, 1, self.tx, self.counters, loop=None)
         self.ac.on_start(self.ctx)
 
-    def send(self, frame: bytes, vlan: int | None = None) -> list[bytes]:
-        self.ac.handle(memoryview(frame), SimpleNamespace(vlan_tci=vlan), self.ctx)
+    def send(self, frame: bytes, vlan: int | None = None, tpid: int | None = None) -> list[bytes]:
+        """Handle one frame (``vlan``: a TCI the kernel stripped); exactly one outcome counter moves."""
+        before = self.outcomes()
+        meta = SimpleNamespace(vlan_tci=vlan) if tpid is None else SimpleNamespace(vlan_tci=vlan, vlan_tpid=tpid)
+        self.ac.handle(memoryview(frame), meta, self.ctx)
+        after = self.outcomes()
+        assert sum(after) - sum(before) == 1 and all(a >= b for a, b in zip(after, before)), (before, after)
         return self.replies()
+
+    def outcomes(self) -> list[int]:
+        row = self.counters.array[self.worker_id].view("i8")
+        return [int(row[self.counters.column(n)]) for n in OUTCOMES]
 
     def replies(self) -> list[bytes]:
         out = []
@@ -57,7 +82,8 @@ class Harness:
     def counts(self) -> dict[str, int]:
         row = self.counters.array[self.worker_id]
         row = row.view("i8")
-        return {n: int(row[self.counters.column(n)]) for n in AC_COUNTERS + AC_GAUGES if row[self.counters.column(n)]}
+        return {n: int(row[self.counters.column(n)]) for n in AC_COUNTERS + AC_GAUGES
+                if row[self.counters.column(n)] and n != "served"}
 
     def handshake(self, mac: bytes, service=b"internet", host_uniq=b"hu") -> int:
         (pado,) = self.send(p.build_padi(mac, service, host_uniq, encoder="struct"))
@@ -94,11 +120,24 @@ FRAME_CASES = [
      p.encode_discovery(OTHER_AC, C, p.PADI, 0, [(p.TAG_SERVICE_NAME, b"")]), None, {"padi": 1, "ignored": 1}),
     ("PADR for an unoffered service -> PADS Service-Name-Error",
      p.build_padr(C, AC, b"iptv", cookie(C, b"iptv")), (p.PADS, 0), {"padr": 1, "pads_error": 1}),
-    ("PADR without AC-Cookie -> nothing", p.build_padr(C, AC, b"internet", None), None, {"padr": 1, "bad_cookie": 1}),
+    ("PADR without AC-Cookie -> nothing", p.build_padr(C, AC, b"internet", None), None,
+     {"padr": 1, "bad_cookie": 1, "ignored": 1}),
     ("PADR with another MAC's cookie -> nothing", p.build_padr(C, AC, b"internet", cookie(host(2), b"internet")),
-     None, {"padr": 1, "bad_cookie": 1}),
+     None, {"padr": 1, "bad_cookie": 1, "ignored": 1}),
     ("PADR with another service's cookie -> nothing", p.build_padr(C, AC, b"internet", cookie(C, b"voip")),
-     None, {"padr": 1, "bad_cookie": 1}),
+     None, {"padr": 1, "bad_cookie": 1, "ignored": 1}),
+    ("PADR with a cookie of the previous window -> PADS",
+     p.build_padr(C, AC, b"internet", p.make_cookie(SECRET, C, b"internet", -1), b"hu"), (p.PADS, "any"),
+     {"padr": 1, "pads": 1, "sessions": 1}),
+    ("PADR with a cookie two windows old -> nothing",
+     p.build_padr(C, AC, b"internet", p.make_cookie(SECRET, C, b"internet", -2), b"hu"), None,
+     {"padr": 1, "bad_cookie": 1, "ignored": 1}),
+    ("PADR with a cookie of the next window -> nothing",
+     p.build_padr(C, AC, b"internet", p.make_cookie(SECRET, C, b"internet", 1), b"hu"), None,
+     {"padr": 1, "bad_cookie": 1, "ignored": 1}),
+    ("PADI of 1485 octets -> malformed (RFC 2516 5.1)",
+     p.encode_discovery(p.BROADCAST, C, p.PADI, 0, [(p.TAG_SERVICE_NAME, b""), (0x7777, b"x" * 1471)], "struct"),
+     None, {"malformed": 1}),
     ("PADR with a good cookie -> PADS", p.build_padr(C, AC, b"internet", cookie(C, b"internet"), b"hu"),
      (p.PADS, "any"), {"padr": 1, "pads": 1, "sessions": 1}),
     ("PADR for any service -> PADS", p.build_padr(C, AC, b"", cookie(C, b"")), (p.PADS, "any"),
@@ -138,9 +177,68 @@ def test_frame_table(h, desc, frame, reply, counts):
     assert h.counts() == counts, desc
 
 
-def test_vlan_tagged_frames_are_ignored(h):
-    assert h.send(p.build_padi(C, b"internet"), vlan=100) == []
-    assert h.counts() == {"ignored": 1}
+S_TAG = b"\x88\xa8\x00\x0a"       # 802.1ad, VID 10
+C_TAG = b"\x81\x00\x20\x64"       # 802.1Q, PCP 1, VID 100
+C_TAG_PCP5 = b"\x81\x00\xa0\x64"  # the same VID, another priority
+
+
+# (description, tags in the frame, TCI stripped by the kernel, its TPID from meta, tags the reply must carry)
+VLAN_CASES = [
+    ("802.1Q in the frame", C_TAG, None, None, C_TAG),
+    ("QinQ 0x88a8/0x8100 in the frame", S_TAG + C_TAG, None, None, S_TAG + C_TAG),
+    ("QinQ 0x8100/0x8100 in the frame", C_TAG + C_TAG, None, None, C_TAG + C_TAG),
+    ("802.1Q stripped by the kernel: 0x8100 put back", b"", 0x2064, None, C_TAG),
+    ("QinQ, S-tag stripped: 0x88a8 put back before the C-tag", C_TAG, 0x000A, None, S_TAG + C_TAG),
+    ("0x8100/0x8100 with meta.vlan_tpid: the TPID the kernel reported", C_TAG, 0x2064, 0x8100, C_TAG + C_TAG),
+]
+
+
+@pytest.mark.parametrize("desc,tags,tci,tpid,want", VLAN_CASES, ids=[c[0] for c in VLAN_CASES])
+def test_vlan_tagged_discovery_and_session_echo_the_tags(desc, tags, tci, tpid, want):
+    h = Harness()
+    try:
+        tagit = lambda f: p.with_vlan(f, tags)  # noqa: E731
+        (pado,) = h.send(tagit(p.build_padi(C, b"internet", b"hu", encoder="struct")), tci, tpid)
+        assert pado[12:12 + len(want)] == want, desc
+        untagged = pado[:12] + pado[12 + len(want):]
+        d = p.parse_frame(untagged)
+        assert d.code == p.PADO and d.dst == C and d.host_uniq == b"hu"
+        (pads,) = h.send(tagit(p.build_padr(C, AC, b"internet", d.ac_cookie, b"hu", encoder="struct")), tci, tpid)
+        assert pads[12:12 + len(want)] == want
+        s = p.parse_frame(pads)
+        assert s.code == p.PADS and s.vlan == (want if tci is None or tpid else s.vlan)
+        sid = s.session_id
+        (echo,) = h.send(tagit(p.build_lcp_echo_request(C, AC, sid, 5, data=b"d", encoder="struct")), tci, tpid)
+        assert echo[12:12 + len(want)] == want and p.parse_frame(echo).lcp_code == p.LCP_ECHO_REPLY
+        (padt,) = h.send(tagit(p.build_lcp_echo_request(C, AC, 0x0BAD, 1, encoder="struct")), tci, tpid)
+        assert padt[12:12 + len(want)] == want and p.parse_frame(padt).code == p.PADT
+        h.ac.on_stop(h.ctx)  # the shutdown PADT goes out on the session's VLANs
+        (bye,) = h.replies()
+        assert bye[12:12 + len(want)] == want and p.parse_frame(bye).session_id == sid
+        assert h.counts() == {"padi": 1, "pado": 1, "padr": 1, "pads": 1, "echo": 1, "padt_tx": 2, "tagged": 4}
+    finally:
+        h.close()
+
+
+def test_a_session_belongs_to_its_vlan(h):
+    """The same MAC on another C-VLAN is another subscriber; another priority is the same one."""
+    (pado,) = h.send(p.with_vlan(p.build_padi(C, b"internet", b"hu", encoder="struct"), S_TAG + C_TAG))
+    cookie_ = p.parse_frame(pado).ac_cookie
+    (pads,) = h.send(p.with_vlan(p.build_padr(C, AC, b"internet", cookie_, b"hu", encoder="struct"), S_TAG + C_TAG))
+    sid = p.parse_frame(pads).session_id
+    (echo,) = h.send(p.with_vlan(p.build_lcp_echo_request(C, AC, sid, 1, encoder="struct"), S_TAG + C_TAG_PCP5))
+    assert p.parse_frame(echo).lcp_code == p.LCP_ECHO_REPLY
+    (padt,) = h.send(p.with_vlan(p.build_lcp_echo_request(C, AC, sid, 2, encoder="struct"), S_TAG))
+    assert p.parse_frame(padt).code == p.PADT
+    # a PADR on another VLAN with the same Host-Uniq opens another session, not the first one
+    (pads2,) = h.send(p.with_vlan(p.build_padr(C, AC, b"internet", cookie_, b"hu", encoder="struct"), C_TAG))
+    assert p.parse_frame(pads2).session_id != sid and h.counts()["sessions"] == 2
+
+
+def test_three_tags_are_malformed(h):
+    assert h.send(p.with_vlan(p.build_padi(C, b"internet", encoder="struct"), S_TAG + C_TAG + C_TAG)) == []
+    assert h.send(p.with_vlan(p.build_padi(C, b"internet", encoder="struct"), S_TAG + C_TAG), vlan=7) == []
+    assert h.counts() == {"malformed": 2}
 
 
 def test_pado_contents(h):
@@ -171,15 +269,127 @@ def test_full_handshake_echoes_host_uniq_and_relay(h):
     assert h.counts() == {"padi": 1, "pado": 1, "padr": 1, "pads": 1, "sessions": 1}
 
 
-def test_repeated_padr_is_idempotent(h):
-    sid = h.handshake(C, host_uniq=b"A")
-    padr = p.build_padr(C, AC, b"internet", cookie(C, b"internet"), b"A")
-    for _ in range(3):
-        (pads,) = h.send(padr)
-        assert p.parse_frame(pads).session_id == sid
-    other = h.handshake(C, host_uniq=b"B")  # another Host-Uniq from the same MAC: another session
-    assert other != sid
-    assert h.counts()["sessions"] == 2 and h.counts()["pads"] == 5
+def test_repeated_padr_is_idempotent():
+    h = Harness(sessions_per_mac=2)
+    try:
+        sid = h.handshake(C, host_uniq=b"A")
+        padr = p.build_padr(C, AC, b"internet", cookie(C, b"internet"), b"A")
+        for _ in range(3):
+            (pads,) = h.send(padr)
+            assert p.parse_frame(pads).session_id == sid
+        other = h.handshake(C, host_uniq=b"B")  # another Host-Uniq from the same MAC: another session
+        assert other != sid
+        assert h.counts()["sessions"] == 2 and h.counts()["pads"] == 5
+    finally:
+        h.close()
+
+
+def test_a_new_host_uniq_replaces_the_old_session_instead_of_leaking_an_id(h):
+    """A client that restarts discovery with a fresh Host-Uniq 1000 times holds one id, not 1000."""
+    first = h.handshake(C, host_uniq=b"hu-0")
+    for i in range(1, 1000):
+        h.handshake(C, host_uniq=b"hu-%d" % i)
+    st = h.ctx.storage["ac"]
+    assert len(st.sessions) == len(st.ids) == 1 and len(st.by_uniq) == 1 and len(st.by_mac) == 1
+    c = h.counts()
+    assert (c["sessions"], c["replaced"], c["pads"]) == (1, 999, 1000)
+    (padt,) = h.send(p.build_lcp_echo_request(C, AC, first, 1))  # the first session is gone
+    assert p.parse_frame(padt).code == p.PADT
+
+
+def test_session_limit_per_worker_gives_ac_system_error_and_freed_ids_are_reused():
+    h = Harness(max_sessions=3)
+    try:
+        sids = [h.handshake(host(i)) for i in range(3)]
+        (pads,) = h.send(p.build_padr(host(9), AC, b"internet", cookie(host(9), b"internet"), b"x"))
+        res = p.parse_frame(pads)
+        assert res.code == p.PADS and res.session_id == 0
+        assert dict(res.tags)[p.TAG_AC_SYSTEM_ERROR] == b"session limit reached (3 on this worker)"
+        assert dict(res.tags)[p.TAG_HOST_UNIQ] == b"x"
+        assert h.counts()["pads_error"] == 1 and h.counts()["sessions"] == 3
+        h.send(p.build_padt(AC, host(1), sids[1]))
+        assert h.handshake(host(9)) not in (0, sids[0], sids[2])
+        assert h.counts()["sessions"] == 3
+    finally:
+        h.close()
+
+
+def test_ids_freed_on_padt_are_reused_so_they_never_run_out():
+    h = Harness(workers=1024, worker_id=5)  # a 64-id partition
+    try:
+        for i in range(64 * 20):  # 20 times the partition, each session ended by PADT
+            sid = h.handshake(host(i))
+            assert sid % 1024 == 5
+            h.send(p.build_padt(AC, host(i), sid))
+        assert h.counts().get("sessions", 0) == 0 and h.counts().get("pads_error", 0) == 0
+    finally:
+        h.close()
+
+
+def test_keepalive_echo_then_expiry_with_padt():
+    h = Harness(echo_interval=10.0, echo_misses=2)
+    try:
+        quiet = h.handshake(host(1))
+        alive = h.handshake(host(2))
+        h.clock.now = 5.0
+        h.ac.sweep(h.ctx)  # nobody silent for an interval yet
+        assert h.replies() == []
+        for t in (10.0, 20.0):
+            h.clock.now = t
+            (echo,) = h.send(p.build_lcp_echo_request(host(2), AC, alive, 1))  # host 2 keeps talking
+            h.ac.sweep(h.ctx)
+            (probe,) = h.replies()
+            m = p.parse_frame(probe)
+            assert (m.dst, m.src, m.session_id, m.lcp_code, m.lcp_magic) == (host(1), AC, quiet, p.LCP_ECHO_REQUEST, 0)
+        h.clock.now = 30.0
+        h.send(p.build_lcp_echo_reply(AC, host(2), alive, 1))  # an Echo-Reply also counts as alive
+        h.ac.sweep(h.ctx)
+        (padt,) = h.replies()
+        m = p.parse_frame(padt)
+        assert (m.code, m.dst, m.session_id) == (p.PADT, host(1), quiet)
+        assert dict(m.tags)[p.TAG_GENERIC_ERROR] == b"keepalive timeout"
+        c = h.counts()
+        assert (c["sessions"], c["expired"], c["echo_tx"], c["padt_tx"]) == (1, 1, 2, 1)
+        h.clock.now = 45.0  # host 2 falls silent: probed at 45 and 55, gone at 65
+        for t, want in ((45.0, p.LCP_ECHO_REQUEST), (55.0, p.LCP_ECHO_REQUEST), (65.0, p.PADT)):
+            h.clock.now = t
+            h.ac.sweep(h.ctx)
+            (f,) = h.replies()
+            m = p.parse_frame(f)
+            assert (m.lcp_code if type(m) is p.Session else m.code) == want and m.dst == host(2)
+        assert h.counts().get("sessions", 0) == 0 and h.counts()["expired"] == 2
+        assert h.handshake(host(1)) != 0  # its id is free again; the PADR cookie is still in window
+    finally:
+        h.close()
+
+
+def test_padt_for_unknown_sessions_is_rate_limited():
+    h = Harness(padt_rate=10.0, padt_burst=5)
+    try:
+        junk = [p.build_lcp_echo_request(host(i), AC, 0x0100 + i, 1) for i in range(20)]
+        sent = sum(len(h.send(f)) for f in junk)
+        assert sent == 5 and h.counts()["padt_ratelimited"] == 15 and h.counts()["ignored"] == 15
+        h.clock.now = 0.35  # 3.5 tokens refilled at 10/s
+        assert sum(len(h.send(f)) for f in junk) == 3
+        c = h.counts()
+        assert (c["padt_tx"], c["padt_ratelimited"]) == (8, 32)
+    finally:
+        h.close()
+
+
+def test_cookie_expires_after_two_windows():
+    h = Harness(cookie_window=60.0)
+    try:
+        (pado,) = h.send(p.build_padi(C, b"internet", b"hu"))
+        old = p.parse_frame(pado).ac_cookie
+        h.clock.now = 119.9  # the next window: still good
+        (pads,) = h.send(p.build_padr(C, AC, b"internet", old, b"hu"))
+        assert p.parse_frame(pads).session_id != 0
+        h.clock.now = 120.0  # two windows on: refused
+        assert h.send(p.build_padr(host(2), AC, b"internet", cookie(host(2), b"internet"), b"hu")) == []
+        assert h.counts()["bad_cookie"] == 1
+    finally:
+        h.close()
 
 
 def test_echo_padt_and_gauge(h):
