@@ -1,0 +1,438 @@
+"""``./run qemu``: the seed's two-node topology on two QEMU guests.
+
+Builds or reuses the guest image (:mod:`pfrps.qemu.image`), boots ``node`` (enp1s0,
+52:54:00:84:d7:ff) and ``injector`` (eno1) on one link (:mod:`pfrps.qemu.machine`), runs
+``pfrps -i enp1s0 -w 8`` in the node and ``pfinject -i eno1 -d 52:54:00:84:d7:ff -p 25000`` in
+the injector (:mod:`pfrps.qemu.guest`), shows the node's per-second lines live until
+``total:25000``, then the native-XDP check, and exits 0 when every check passed (1 when one
+failed, 2 for bad input or a second run while one is running). Interrupted or timed out, it
+kills both guests; no QEMU process, tap, namespace or socket file outlives it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..cli import ArgumentParser, int_range, positive_seconds
+from ..errors import PfrpsError, PrivilegeError, UsageError
+from ..hashing import parse_hash_alg
+from ..topology import unique_suffix
+from .guest import parse_seed_line
+from .image import CACHE_DIR, ensure_image, checkout_root
+from .machine import LINKS, NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kvm_usable, probe_kvm
+
+__all__ = ["main", "RunLock", "RunError", "read_results", "Tail", "PREFIX"]
+
+PREFIX = "px9"
+RUN_DIR = Path("/run/pfrps-qemu")
+EPILOG = """\
+examples:
+  ./run qemu                          # 8 workers, 25000 frames, then the native-XDP check
+  ./run qemu -w 4 -p 2000 -a mac_jhash --steering filter --seed 7
+  ./run qemu --link tap               # taps on a bridge in a private namespace, multi-queue virtio-net
+  ./run qemu --shell node             # a root shell in the node (the injector runs its part)
+  ./run qemu --rebuild-image          # build the guest image again
+"""
+
+
+class RunError(PfrpsError):
+    """The run failed (a guest check, a timeout, a guest that died): exit status 1."""
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``path`` holding the owner's pid, so a second run is refused.
+
+    Raises (from :meth:`acquire`):
+        UsageError: another run holds it (its pid named), exit status 2.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(f"another ./run qemu is running (pid {owner}, lock {self.path})", code=errno.EBUSY,
+                             hint=f"wait for it to finish or stop it with kill {owner}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+
+class Tail:
+    """New complete lines of a file another process appends to (a guest's output on 9p)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pos = 0
+        self.partial = b""
+
+    def lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return []
+        self.pos += len(data)
+        data = self.partial + data
+        *done, self.partial = data.split(b"\n")
+        return [d.decode(errors="replace") for d in done]
+
+
+def read_results(results: Path, names: Sequence[str] = ("node", "injector")) -> dict:
+    """The guests' results: ``{name: {"status": int|None, "out": [lines], "last": ([counts], total)|None}}``
+    plus ``"node_json"`` (the node's report, or None). A status is None when the guest never
+    wrote one (it crashed, timed out or was killed)."""
+    res: dict = {}
+    for name in names:
+        try:
+            status: Optional[int] = int((results / f"{name}.status").read_text().strip())
+        except (OSError, ValueError):
+            status = None
+        try:
+            out = (results / f"{name}.out").read_text(errors="replace").splitlines()
+        except OSError:
+            out = []
+        last = None
+        for line in out:
+            parsed = parse_seed_line(line)
+            if parsed:
+                last = parsed
+        res[name] = {"status": status, "out": out, "last": last}
+    try:
+        res["node_json"] = json.loads((results / "node.json").read_text())
+    except (OSError, ValueError):
+        res["node_json"] = None
+    return res
+
+
+def _serial_tail(path: Optional[Path], n: int = 12) -> list[str]:
+    if path is None:
+        return []
+    try:
+        text = path.read_bytes().decode(errors="replace").replace("\r", "")
+    except OSError:
+        return []
+    return [ln for ln in text.splitlines() if ln.strip()][-n:]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _child_setup(netns: Optional[str]):
+    """preexec_fn: die with the runner (PR_SET_PDEATHSIG), and enter ``netns`` when given."""
+    def setup() -> None:
+        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if netns:
+            from pyroute2 import netns as pnetns
+            pnetns.setns(netns)
+    return setup
+
+
+class TapLink:
+    """The tap link: a private namespace ``px9-<suffix>`` with a bridge; QEMU (started inside it)
+    creates each guest's multi-queue tap, which :meth:`enslave` then puts on the bridge. The taps
+    go away with QEMU, the namespace with :meth:`destroy`."""
+
+    def __init__(self, suffix: str) -> None:
+        from pyroute2 import netns as pnetns
+        self.name = f"{PREFIX}-{suffix}"
+        self.taps = (f"{PREFIX}n{suffix[:6]}", f"{PREFIX}i{suffix[:6]}")
+        pnetns.create(self.name)
+        try:
+            with self._ns() as ns:
+                ns.link("add", ifname="br0", kind="bridge")
+                ns.link("set", index=ns.link_lookup(ifname="br0")[0], state="up")
+        except Exception:
+            self.destroy()
+            raise
+
+    def _ns(self):
+        from pyroute2 import NetNS
+        return NetNS(self.name)
+
+    def enslave(self, timeout: float = 60.0, alive=lambda: True) -> None:
+        """Wait until QEMU created both taps, then put them on the bridge, up."""
+        end = time.monotonic() + timeout
+        with self._ns() as ns:
+            br = ns.link_lookup(ifname="br0")[0]
+            for tap in self.taps:
+                while not ns.link_lookup(ifname=tap):
+                    if time.monotonic() > end or not alive():
+                        raise RunError(f"QEMU did not create the tap {tap} within {timeout:.0f} s",
+                                       hint="look at the QEMU log printed above")
+                    time.sleep(0.05)
+                idx = ns.link_lookup(ifname=tap)[0]
+                ns.link("set", index=idx, master=br, state="up")
+
+    def destroy(self) -> None:
+        from pyroute2 import netns as pnetns
+        try:
+            pnetns.remove(self.name)
+        except OSError:
+            pass
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="pfrps-qemu", description=__doc__.split("\n\n")[0],
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-w", "--worker-count", dest="workers", type=int_range(1, 1024, "worker count"), default=8,
+                   help="pfrps workers in the node (default: 8)")
+    p.add_argument("-p", "--pkt-count", dest="frames", type=int_range(1, 10_000_000, "frame count"), default=25000,
+                   help="frames the injector sends, per phase (default: 25000)")
+    p.add_argument("-a", "--hash-alg", default="0", help="hash algorithm: 0/mac_hash, 1/mac_jhash, 2/jhash_oaat (default: 0)")
+    p.add_argument("--steering", choices=("fanout", "filter", "hash"), default=None,
+                   help="pfrps's steering mode (default: pfrps's, fanout)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="pfinject's MAC seed (the XDP phase uses seed+1; default: random)")
+    p.add_argument("--rate", type=float, default=5000.0,
+                   help="injection rate in frames/s, so the per-second lines show the split growing "
+                        "(default: 5000; 0 = as fast as the guest can)")
+    p.add_argument("--link", choices=LINKS, default="dgram",
+                   help="dgram: -netdev dgram over two unix sockets (default); tap: taps on a bridge in a "
+                        "private namespace, multi-queue virtio-net")
+    p.add_argument("--queues", type=int_range(1, 16, "queue count"), default=None,
+                   help="tap link: queue pairs per NIC (default: 2 x --smp, what native XDP wants)")
+    p.add_argument("--no-xdp", dest="xdp", action="store_false", help="skip the native-XDP check")
+    p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto",
+                   help="auto: KVM only with vmx/svm and a successful probe boot, else TCG (default)")
+    p.add_argument("--smp", type=int_range(1, 8, "vCPU count"), default=2, help="vCPUs per guest (default: 2)")
+    p.add_argument("--memory", type=int_range(512, 16384, "memory"), default=1024, help="MiB per guest (default: 1024)")
+    p.add_argument("--timeout", type=positive_seconds, default=900.0,
+                   help="seconds the guests may take from boot to power-off (default: 900)")
+    p.add_argument("--shell", choices=("node", "injector"), default=None,
+                   help="a root shell on this guest's console (the other runs its part); poweroff ends the run")
+    p.add_argument("--rebuild-image", action="store_true", help="build the guest image again")
+    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"image cache (default: {CACHE_DIR})")
+    p.add_argument("--run-dir", type=Path, default=RUN_DIR,
+                   help=f"lock file and per-run folders: sockets, results, serial logs (default: {RUN_DIR})")
+    return p
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _stop(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    end = time.monotonic() + 10
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run(args: argparse.Namespace) -> int:
+    """The whole run under the lock; raises :class:`RunError` for a failed check or timeout."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        raise UsageError("qemu-system-x86_64 is not installed", code=errno.ENOENT,
+                         hint="run tools/setup-host.sh (./run setup), which installs qemu-system-x86")
+    alg = parse_hash_alg(args.hash_alg)
+    t0 = time.monotonic()
+    image = ensure_image(sys.executable, args.cache_dir, _say, rebuild=args.rebuild_image)
+    _say(f"qemu: image {image.dir} ({'built in %.0f s' % image.build_seconds if image.build_seconds else 'cached'})")
+    accel, why = choose_accel(cpu_flags(), kvm_usable(), lambda: probe_kvm(image.kernel, qemu=qemu), args.accel)
+    if args.accel == "kvm" and accel != "kvm":
+        raise UsageError(f"KVM is not usable here ({why})", code=errno.ENODEV, hint="use --accel auto or tcg")
+    _say(f"qemu: accelerator {why}")
+
+    suffix = unique_suffix()
+    rundir = args.run_dir / f"{PREFIX}-{suffix}"
+    results = rundir / "results"
+    results.mkdir(parents=True)
+    inj_mac = "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))
+    queues = (args.queues or 2 * args.smp) if args.link == "tap" else 1
+    cfg = {"workers": args.workers, "frames": args.frames, "hash_alg": alg, "steering": args.steering,
+           "seed": args.seed, "rate": args.rate, "xdp": args.xdp, "node_if": "enp1s0", "injector_if": "eno1",
+           "node_mac": NODE_MAC, "sync_timeout": min(300.0, args.timeout)}
+    (results / "run.json").write_text(json.dumps(cfg) + "\n")
+    specs = {}
+    for name, mac, ifname in (("node", NODE_MAC, "enp1s0"), ("injector", inj_mac, "eno1")):
+        specs[name] = GuestSpec(name, mac, ifname, smp=args.smp, memory=args.memory,
+                                serial=None if args.shell == name else rundir / f"{name}.serial",
+                                shell=args.shell == name, queues=queues)
+    tap = None
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        if args.link == "tap":
+            tap = TapLink(suffix)
+            specs["node"].tap, specs["injector"].tap = tap.taps
+            _say(f"qemu: link tap: {tap.taps[0]} and {tap.taps[1]} on br0 in namespace {tap.name}, "
+                 f"{queues} queue pairs per NIC")
+        else:
+            specs["node"].sock, specs["node"].peer_sock = rundir / "node.sock", rundir / "injector.sock"
+            specs["injector"].sock, specs["injector"].peer_sock = rundir / "injector.sock", rundir / "node.sock"
+            _say("qemu: link dgram: -netdev dgram over unix sockets " f"{rundir}/node.sock <-> injector.sock")
+        _say(f"qemu: topology: injector/eno1 ({inj_mac}) <-{args.link}-> node/enp1s0 ({NODE_MAC}); "
+             f"{args.smp} vCPUs, {args.memory} MiB each")
+        t_boot = time.monotonic()
+        for name, spec in specs.items():
+            argv = guest_argv(spec, image.kernel, image.initrd, image.root, checkout_root(), results, accel, qemu)
+            (rundir / f"{name}.argv").write_text(json.dumps(argv) + "\n")
+            shell = args.shell == name
+            log = None if shell else open(rundir / f"{name}.qemu.log", "wb")
+            procs[name] = subprocess.Popen(argv, stdin=None if shell else subprocess.DEVNULL, stdout=log,
+                                           stderr=None if shell else subprocess.STDOUT,
+                                           start_new_session=not shell,
+                                           preexec_fn=_child_setup(tap.name if tap else None))
+            if log:
+                log.close()
+        if tap:
+            tap.enslave(alive=lambda: all(p.poll() is None for p in procs.values()))
+        _say(f"qemu: booting node and injector ({accel}); guest output follows")
+        if args.shell:
+            _say(f"qemu: {args.shell}: root shell on this terminal; the checkout is /mnt/src, "
+                 f"'/mnt/src/qemu/guest-run {args.shell}' runs its part, poweroff ends the run (Ctrl-a x kills QEMU)")
+            procs[args.shell].wait()
+            return 0
+        return _follow(args, procs, specs, rundir, results, t_boot, t0, image.build_seconds, accel)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        _stop(procs)
+        if tap:
+            tap.destroy()
+        _keep_logs(rundir, args.cache_dir)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def _keep_logs(rundir: Path, cache: Path) -> None:
+    """Copy the run's logs (not its sockets) to ``cache/last-run/`` for a look afterwards."""
+    dest = cache / "last-run"
+    shutil.rmtree(dest, ignore_errors=True)
+    try:
+        dest.mkdir(parents=True)
+        for f in list(rundir.glob("*.serial")) + list(rundir.glob("*.log")) + list(rundir.glob("*.argv")) + \
+                list((rundir / "results").glob("*")):
+            if f.is_file():
+                shutil.copy2(f, dest / f.name)
+    except OSError:
+        pass
+
+
+def _follow(args, procs, specs, rundir: Path, results: Path, t_boot: float, t0: float,
+            build_seconds: float, accel: str) -> int:
+    tails = {name: Tail(results / f"{name}.out") for name in procs}
+    first_line: dict[str, float] = {}
+    deadline = t_boot + args.timeout
+    failed: Optional[str] = None
+    while True:
+        for name, tail in tails.items():
+            for line in tail.lines():
+                first_line.setdefault(name, time.monotonic())
+                _say(line)
+        done = {name: p.poll() is not None for name, p in procs.items()}
+        if all(done.values()):
+            break
+        status = read_results(results)
+        for name in procs:
+            if done[name] and status[name]["status"] not in (0, None) and failed is None:
+                failed = name
+                _stop(procs)  # the other guest would wait for it until its own timeout
+        if time.monotonic() > deadline:
+            lines = []
+            for name in procs:
+                if not done[name]:
+                    lines.append(f"last serial lines of {name}:")
+                    lines += ["  " + ln for ln in _serial_tail(specs[name].serial)]
+            _stop(procs)
+            raise RunError(f"the guests did not finish within {args.timeout:.0f} s; both were killed\n"
+                           + "\n".join(lines), hint="look at the serial lines above; give more time with --timeout")
+        time.sleep(0.2)
+    for name, tail in tails.items():
+        for line in tail.lines():
+            _say(line)
+    t_end = time.monotonic()
+    res = read_results(results)
+    problems = []
+    for name in procs:
+        st = res[name]["status"]
+        if st is None:
+            problems.append(f"{name} powered off without a result (QEMU status {procs[name].returncode}); "
+                            f"last serial lines: " + " | ".join(_serial_tail(specs[name].serial, 6)))
+        elif st != 0:
+            problems.append(f"{name}'s part failed with status {st}")
+    boot = {n: first_line[n] - t_boot for n in first_line}
+    _say(f"qemu: node status {res['node']['status']}, injector status {res['injector']['status']}; "
+         f"times ({accel}): image build {build_seconds:.0f} s{' (cached)' if not build_seconds else ''}, "
+         f"boot {boot.get('node', float('nan')):.1f} s (node) / {boot.get('injector', float('nan')):.1f} s "
+         f"(injector), run {t_end - min(first_line.values(), default=t_boot):.1f} s, "
+         f"{t_end - t0:.1f} s in all")
+    if problems:
+        raise RunError("; ".join(problems), hint=f"see the guests' output above and {args.cache_dir}/last-run/")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``./run qemu [options]``: 0 when every check passed, 1 when the run failed, 2 for bad input."""
+    args = build_parser().parse_args(argv)
+    main_pid = os.getpid()
+
+    def interrupted(signum, _frame):
+        if os.getpid() != main_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    lock = RunLock(args.run_dir / "lock")
+    try:
+        if os.geteuid() != 0:
+            raise PrivilegeError("./run qemu needs root (mmdebstrap, 9p shares, taps, namespaces)",
+                                 hint="run it with sudo")
+        _say(f"qemu: ./run qemu -w {args.workers} -p {args.frames} -a {args.hash_alg}"
+             f"{' --steering ' + args.steering if args.steering else ''} --link {args.link} (pid {os.getpid()})")
+        lock.acquire()
+        return run(args)
+    except PfrpsError as exc:
+        return exc.report("qemu")
+    except KeyboardInterrupt:
+        print("qemu: interrupted; both guests stopped", file=sys.stderr)
+        return 130
+    finally:
+        for sig in old:
+            signal.signal(sig, signal.SIG_IGN)
+        lock.release()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
