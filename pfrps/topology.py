@@ -26,7 +26,7 @@ from typing import Sequence
 
 from .errors import TopologyError
 
-__all__ = ["TwoNodeTopology", "unique_suffix", "netns_exists", "netns_pids"]
+__all__ = ["TwoNodeTopology", "unique_suffix", "netns_exists", "netns_pids", "create_netns", "remove_netns"]
 
 NETNS_RUN_DIR = Path("/var/run/netns")
 
@@ -84,6 +84,46 @@ def _write_sysctl(ns: str, path: str, value: str) -> None:
         netns.popns()
 
 
+def create_netns(name: str, ipv6: bool = False) -> None:
+    """Create network namespace ``name``; refuse a name that exists (it is left alone).
+
+    Args:
+        ipv6: keep IPv6 (without duplicate address detection, so addresses are usable at
+            once); by default IPv6 is disabled before any link exists (no autoconf, no MLD).
+
+    Raises:
+        TopologyError: the name is taken.
+    """
+    from pyroute2 import netns  # noqa: PLC0415
+
+    if netns_exists(name):
+        raise TopologyError(
+            f"network namespace {name!r} already exists",
+            hint=f"remove it with `ip netns del {name}` if it is a leftover, or choose other names",
+        )
+    netns.create(name)
+    for knob in ("all", "default"):
+        if ipv6:
+            _write_sysctl(name, f"net/ipv6/conf/{knob}/accept_dad", "0")
+        else:
+            _write_sysctl(name, f"net/ipv6/conf/{knob}/disable_ipv6", "1")
+
+
+def remove_netns(name: str) -> None:
+    """SIGKILL every process still in namespace ``name``, then remove it (a missing one is fine)."""
+    from pyroute2 import netns  # noqa: PLC0415
+
+    for pid in netns_pids(name):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        netns.remove(name)
+    except OSError:
+        pass
+
+
 class TwoNodeTopology:
     """An ``injector`` and a ``node`` namespace joined by a veth pair.
 
@@ -128,20 +168,15 @@ class TwoNodeTopology:
         Raises:
             TopologyError: a namespace of that name exists (it is left alone).
         """
-        from pyroute2 import IPRoute, netns  # noqa: PLC0415
+        from pyroute2 import IPRoute  # noqa: PLC0415
 
         for name in self.namespaces:
             if netns_exists(name):
-                raise TopologyError(
-                    f"network namespace {name!r} already exists",
-                    hint=f"remove it with `ip netns del {name}` if it is a leftover, or choose other names",
-                )
+                create_netns(name)  # raises TopologyError: the name is taken
         try:
             for name in self.namespaces:
-                netns.create(name)
+                create_netns(name)
                 self._created.append(name)
-                for knob in ("all", "default"):
-                    _write_sysctl(name, f"net/ipv6/conf/{knob}/disable_ipv6", "1")
             with IPRoute(netns=self.injector, flags=0) as ipr:
                 spec = {"ifname": self.injector_if, "kind": "veth",
                         "peer": {"ifname": self.node_if, "net_ns_fd": self.node, "address": self.node_mac}}
@@ -184,8 +219,6 @@ class TwoNodeTopology:
 
     def destroy(self) -> None:
         """End the processes started in the namespaces and remove every namespace created."""
-        from pyroute2 import netns  # noqa: PLC0415
-
         for proc in self._procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -196,15 +229,7 @@ class TwoNodeTopology:
                     proc.wait()
         self._procs.clear()
         for name in reversed(self._created):
-            for pid in netns_pids(name):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                netns.remove(name)
-            except OSError:
-                pass
+            remove_netns(name)
         self._created.clear()
 
     def __enter__(self) -> "TwoNodeTopology":

@@ -1,0 +1,354 @@
+"""``pfrps-xdp lab NAME``: the seed documents' topologies, rebuilt and checked with real traffic.
+
+:class:`Lab` is the base of every lab: it creates uniquely named network namespaces
+(``add_ns``), veth pairs, addresses, routes, neighbours and sysctls with pyroute2, runs commands
+(``run``/``popen``, and :meth:`Lab.start_xdp` for a ``pfrps-xdp`` subcommand, ready when its
+startup line is printed) and Python functions (``call``: a forked child inside the namespace,
+needed for DEVMAP writes and for test runs of redirecting programs) in them, prints one
+``PASS name: detail`` / ``FAIL name: detail`` line per :meth:`Lab.check`, and removes
+everything in :meth:`Lab.destroy`, also after SIGINT/SIGTERM. Labs register in :data:`LABS`
+with :func:`register_lab` at import time (``register_lab("case04", Case04Lab)``); ``pfrps-xdp
+lab NAME`` exits 0 only when every check passed. Nothing here touches the namespace the
+command runs in: the seeds' "root namespace" roles are namespaces of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+from ..errors import TopologyError
+from ..topology import _enter_netns, create_netns, remove_netns, unique_suffix
+
+__all__ = ["Lab", "LABS", "register_lab", "register", "call_in_netns", "LabCheck"]
+
+log = logging.getLogger("pfrps.xdp")
+
+#: name -> Lab subclass; ``pfrps-xdp lab NAME`` runs ``LABS[NAME]``.
+LABS: dict[str, type["Lab"]] = {}
+
+
+def register_lab(name: str, cls: type["Lab"]) -> None:
+    """Make ``pfrps-xdp lab name`` run ``cls`` (call at import time of a module in SUBCOMMANDS)."""
+    LABS[name] = cls
+
+
+class LabCheck(tuple):
+    """``(name, ok, detail)`` of one check."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, ok: bool, detail: str):
+        return super().__new__(cls, (name, bool(ok), detail))
+
+
+def call_in_netns(ns: str, fn: Callable[..., Any], *args, timeout: float = 60) -> Any:
+    """Run ``fn(*args)`` in a forked child that has entered network namespace ``ns``; return
+    its (picklable) result, or raise the exception it raised.
+
+    The child inherits open fds (BPF programs and maps loaded here), so a DEVMAP entry it
+    writes is resolved in ``ns``, and a BPF_PROG_TEST_RUN of a redirecting program transmits
+    into ``ns``, never into the caller's namespace.
+
+    Raises:
+        TopologyError: the child died without a result, or ran longer than ``timeout`` seconds.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        status = 0
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(s, signal.SIG_DFL)
+            _enter_netns(ns)
+            payload = (True, fn(*args))
+        except BaseException as exc:  # noqa: BLE001  (handed to the parent, re-raised there)
+            payload = (False, exc)
+        try:
+            data = pickle.dumps(payload)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            data = pickle.dumps((False, TopologyError(f"unpicklable result from {fn.__name__}: {exc}",
+                                                      code=errno.EINVAL)))
+        try:
+            with os.fdopen(w, "wb") as f:
+                f.write(data)
+        except OSError:
+            status = 1
+        os._exit(status)
+    os.close(w)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise TopologyError(f"{fn.__name__} in namespace {ns} ran over {timeout:g} s", code=errno.ETIMEDOUT)
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    if not chunks:
+        raise TopologyError(f"{fn.__name__} in namespace {ns} died without a result", code=errno.ECHILD)
+    ok, value = pickle.loads(b"".join(chunks))
+    if not ok:
+        raise value
+    return value
+
+
+class Lab:
+    """A topology of uniquely named namespaces, checked with traffic, always removed.
+
+    Args:
+        prefix: the start of every namespace name (``<prefix>-<role>-<8 hex>``).
+        stop: the run's :class:`pfrps.xdp.runner.StopSignals`; a check sequence stops early
+            (and the lab is destroyed) once it is set.
+        out: where PASS/FAIL lines go (default stdout).
+
+    Subclasses set :attr:`title`, may add options in :meth:`add_arguments`, and implement
+    :meth:`build` (make the topology) and :meth:`checks` (send traffic, call :meth:`check`).
+    """
+
+    title = "lab"
+
+    def __init__(self, prefix: str = "pfrps", stop=None, out=None) -> None:
+        self.prefix = prefix
+        self.suffix = unique_suffix()
+        self.stop = stop
+        self.out = out or sys.stdout
+        self.namespaces: dict[str, str] = {}
+        self.results: list[LabCheck] = []
+        self._procs: list[subprocess.Popen] = []
+
+    # -- options and the run ------------------------------------------------------------------
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the lab's own options to its subparser (none by default)."""
+
+    def build(self, args) -> None:
+        """Create the topology (namespaces, links, addresses); subclasses implement it."""
+        raise NotImplementedError
+
+    def checks(self, args) -> None:
+        """Send traffic and record checks; subclasses implement it."""
+        raise NotImplementedError
+
+    def execute(self, args) -> int:
+        """Build, check, destroy (always); print a summary; 0 when every check passed, else 1."""
+        t0 = time.monotonic()
+        try:
+            self.build(args)
+            self.say(f"topology up: {', '.join(f'{r}={n}' for r, n in self.namespaces.items())}")
+            if not self.interrupted():
+                self.checks(args)
+        finally:
+            if self.stop is not None:
+                self.stop.ignore()  # a second Ctrl-C must not cut the clean-up short
+            self.destroy()
+        passed = sum(ok for _, ok, _ in self.results)
+        interrupted = " (interrupted)" if self.interrupted() else ""
+        self.say(f"{passed}/{len(self.results)} checks passed in {time.monotonic() - t0:.1f} s{interrupted}; "
+                 f"removed {len(self.namespaces)} namespaces")
+        return 0 if self.results and passed == len(self.results) and not interrupted else 1
+
+    def interrupted(self) -> bool:
+        """True once SIGINT/SIGTERM arrived."""
+        return bool(self.stop is not None and self.stop.stopped)
+
+    def say(self, text: str) -> None:
+        """Print ``lab: text``."""
+        print(f"lab: {text}", file=self.out, flush=True)
+
+    def check(self, name: str, ok: bool, detail: str) -> bool:
+        """Record and print ``PASS name: detail`` or ``FAIL name: detail``; return ``ok``."""
+        self.results.append(LabCheck(name, ok, detail))
+        print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", file=self.out, flush=True)
+        return bool(ok)
+
+    # -- topology -------------------------------------------------------------------------------
+    def add_ns(self, role: str, ipv6: bool = False) -> str:
+        """Create the namespace for ``role`` (``<prefix>-<role>-<suffix>``) and return its name.
+
+        Raises:
+            TopologyError: the name is taken.
+        """
+        name = f"{self.prefix}-{role}-{self.suffix}"
+        create_netns(name, ipv6=ipv6)
+        self.namespaces[role] = name
+        self._ipr_set(name, "lo", state="up")
+        return name
+
+    def ns(self, role: str) -> str:
+        """The namespace name of ``role``."""
+        return self.namespaces[role]
+
+    def _ipr(self, ns: str):
+        from pyroute2 import IPRoute  # noqa: PLC0415
+
+        return IPRoute(netns=ns, flags=0)
+
+    def _ipr_set(self, ns: str, ifname: str, **kw) -> None:
+        with self._ipr(ns) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], **kw)
+
+    def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str, mac_a: str | None = None,
+             mac_b: str | None = None) -> None:
+        """A veth pair ``ns_a/if_a <-> ns_b/if_b`` (namespace names), both ends up."""
+        with self._ipr(ns_a) as ipr:
+            spec: dict = {"ifname": if_a, "kind": "veth", "peer": {"ifname": if_b, "net_ns_fd": ns_b}}
+            if mac_a:
+                spec["address"] = mac_a
+            if mac_b:
+                spec["peer"]["address"] = mac_b
+            ipr.link("add", **spec)
+        self._ipr_set(ns_a, if_a, state="up")
+        self._ipr_set(ns_b, if_b, state="up")
+
+    def addr(self, ns: str, ifname: str, cidr: str) -> None:
+        """Add address ``cidr`` (``10.0.0.1/24``, ``fd00::1/64``) to ``ns/ifname``."""
+        address, plen = cidr.split("/")
+        with self._ipr(ns) as ipr:
+            ipr.addr("add", index=ipr.link_lookup(ifname=ifname)[0], address=address, prefixlen=int(plen))
+
+    def route(self, ns: str, dst: str, gateway: str) -> None:
+        """Add a route ``dst`` (``default`` or a CIDR; IPv6 when it has a ``:``) via ``gateway``."""
+        from socket import AF_INET, AF_INET6  # noqa: PLC0415
+
+        family = AF_INET6 if ":" in gateway else AF_INET
+        kw: dict = {"gateway": gateway, "family": family}
+        if dst != "default":
+            kw["dst"] = dst
+        else:
+            kw["dst"] = "::/0" if family == AF_INET6 else "0.0.0.0/0"
+        with self._ipr(ns) as ipr:
+            ipr.route("add", **kw)
+
+    def neigh(self, ns: str, ifname: str, ip: str, mac: str) -> None:
+        """A permanent neighbour entry ``ip -> mac`` on ``ns/ifname``."""
+        from socket import AF_INET, AF_INET6  # noqa: PLC0415
+
+        with self._ipr(ns) as ipr:
+            ipr.neigh("add", dst=ip, lladdr=mac, ifindex=ipr.link_lookup(ifname=ifname)[0], state=0x80,
+                      family=AF_INET6 if ":" in ip else AF_INET)
+
+    def sysctl(self, ns: str, path: str, value: str) -> None:
+        """Write ``/proc/sys/<path>`` as seen from ``ns``."""
+        from ..topology import _write_sysctl  # noqa: PLC0415
+
+        _write_sysctl(ns, path, value)
+
+    def link(self, ns: str, ifname: str) -> tuple[int, str]:
+        """``(ifindex, mac)`` of ``ns/ifname``."""
+        with self._ipr(ns) as ipr:
+            link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+        return int(link["index"]), link.get_attr("IFLA_ADDRESS")
+
+    # -- processes ------------------------------------------------------------------------------
+    def popen(self, ns: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:
+        """Start ``argv`` in namespace ``ns``; :meth:`destroy` ends it if still running."""
+        proc = subprocess.Popen(list(argv), preexec_fn=lambda: _enter_netns(ns), **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def run(self, ns: str, argv: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess:
+        """Run ``argv`` in ``ns`` to completion, text output captured."""
+        proc = self.popen(ns, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def call(self, ns: str, fn: Callable[..., Any], *args) -> Any:
+        """``fn(*args)`` in a forked child inside ``ns`` (:func:`call_in_netns`)."""
+        return call_in_netns(ns, fn, *args)
+
+    def start_xdp(self, ns: str, *argv: str, timeout: float = 60) -> subprocess.Popen:
+        """Start ``pfrps-xdp argv...`` in ``ns`` and return once its startup line (``Hit Ctrl-C``)
+        is printed, i.e. everything is attached.
+
+        Raises:
+            TopologyError: it exited or did not get ready within ``timeout`` seconds (its
+            error line is in the message).
+        """
+        proc = self.popen(ns, [sys.executable, "-m", "pfrps.xdp", *argv, "--json"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            if not select.select([proc.stderr], [], [], max(deadline - time.monotonic(), 0))[0]:
+                break
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line.strip())
+            if "Hit Ctrl-C to end." in line:
+                return proc
+        self.stop_xdp(proc)
+        raise TopologyError(f"pfrps-xdp {' '.join(argv)} in {ns} did not start: {' | '.join(seen[-2:])}",
+                            code=errno.EIO, hint="see its error above")
+
+    @staticmethod
+    def stop_xdp(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, str, str]:
+        """SIGTERM a :meth:`start_xdp` process and return ``(status, stdout, stderr)``."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        return proc.returncode, out or "", err or ""
+
+    def destroy(self) -> None:
+        """End every process started (SIGTERM, so pfrps-xdp detaches), then remove every namespace."""
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+            except ValueError:
+                proc.wait()
+        self._procs.clear()
+        for name in reversed(list(self.namespaces.values())):
+            remove_netns(name)
+
+
+def register(subparsers) -> None:
+    """Add ``pfrps-xdp lab NAME`` with one sub-subcommand per registered lab."""
+    p = subparsers.add_parser(
+        "lab", help="rebuild a seed topology in fresh namespaces and check it with traffic",
+        description="Build the seed's topology in uniquely named namespaces (never touching this namespace), "
+                    "load the programs as the seed does, send real traffic, print PASS/FAIL per check, remove "
+                    "everything. Exit 0 only when every check passed.",
+        epilog="examples:\n  pfrps-xdp lab case04 --mode fib\n  pfrps-xdp lab case05 --xdp\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    labs = p.add_subparsers(dest="lab", required=True, metavar="NAME")
+    for name, cls in sorted(LABS.items()):
+        q = labs.add_parser(name, help=cls.title, description=cls.title)
+        q.add_argument("--prefix", default="pfrps", help="namespace name prefix (default: pfrps)")
+        q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+        cls.add_arguments(q)
+        q.set_defaults(func=lambda args, _cls=cls: _run_lab(_cls, args))
+
+
+def _run_lab(cls: type[Lab], args) -> int:
+    return cls(prefix=args.prefix, stop=args.stop).execute(args)
