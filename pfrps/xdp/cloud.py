@@ -570,3 +570,6 @@ def register(subparsers) -> None:
             _add_entry_args(noun, action, ap)
             _instance_opts(ap)
             ap.set_defaults(func=cmd_manage)
+
+
+from . import cloud_lab  # noqa: E402,F401  (registers `pfrps-xdp lab cloud-host`)
