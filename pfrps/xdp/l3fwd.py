@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import re
+import select
+import subprocess
 
 from ..errors import UsageError
 from ..hashing import parse_mac
+from .lab import Lab, forwarded_datagrams, last_json, register_lab
 from .runner import run_xdp
 
-__all__ = ["register", "MODES", "SOURCES"]
+__all__ = ["register", "MODES", "SOURCES", "Case04Lab"]
 
 MODES = ("hardcoded", "map", "fib")
 #: mode -> (bpf/ source, entry point)
@@ -133,3 +137,147 @@ def _fib_setup(mod, ifindexes: dict[str, int]) -> None:
             raise UsageError(f"{name} has ifindex {idx}, above the DEVMAP's {FIB_DEVMAP_SIZE} entries",
                              hint="use devices with smaller ifindexes (bcc has no DEVMAP_HASH)")
         tx[tx.Key(idx)] = tx.Leaf(idx)
+
+
+# -- pfrps-xdp lab case04 -------------------------------------------------------------------------
+class Case04Lab(Lab):
+    """Seed 001's topology: ``uno`` and ``dos``, each joined by a veth pair to a ``router``
+    namespace (the seed's root namespace, never this one)::
+
+        uno: veth0 10.0.0.2/24 fd00::2/64 <-> router: uno 10.0.0.1 fd00::1 | dos 10.0.1.1 fd00:1::1
+                                               <-> dos: veth0 10.0.1.2/24 fd00:1::2/64
+
+    hardcoded and map mode run one pfrps-xdp per direction with kernel forwarding off in the
+    router (a reply can only have crossed by XDP) and IPv6 off (nothing but the pings to
+    redirect, so counts are exact); fib mode runs one on both router devices with
+    forwarding on, IPv4 and IPv6, and checks the router's kernel forwarded nothing
+    (ForwDatagrams), the replies arrive with TTL / hop limit 63 and the router's MAC as source.
+    Neighbours are static (resolved before counting: an unresolved one makes bpf_fib_lookup
+    return NO_NEIGH and the kernel forward instead). Inner ends carry xdp_pass, as in the seed.
+    """
+
+    title = "case04: layer-3 forwarding through a router namespace, hardcoded / map / fib"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--mode", choices=MODES, default="fib", help="forwarding mode (default: fib)")
+        parser.add_argument("--generic", action="store_true", help="attach XDP in generic (SKB) mode")
+        parser.add_argument("--count", type=int, default=5, metavar="N", help="echo requests per check (default: 5)")
+
+    def build(self, args) -> None:
+        v6 = args.mode == "fib"
+        uno, dos, rt = (self.add_ns(r, ipv6=v6) for r in ("uno", "dos", "router"))
+        self.veth(rt, "uno", uno, "veth0")
+        self.veth(rt, "dos", dos, "veth0")
+        self.addr(uno, "veth0", "10.0.0.2/24")
+        self.addr(rt, "uno", "10.0.0.1/24")
+        self.addr(dos, "veth0", "10.0.1.2/24")
+        self.addr(rt, "dos", "10.0.1.1/24")
+        self.route(uno, "default", "10.0.0.1")
+        self.route(dos, "default", "10.0.1.1")
+        self.macs = {"uno": self.link(uno, "veth0")[1], "dos": self.link(dos, "veth0")[1],
+                     "rt-uno": self.link(rt, "uno")[1], "rt-dos": self.link(rt, "dos")[1]}
+        self.neigh(uno, "veth0", "10.0.0.1", self.macs["rt-uno"])
+        self.neigh(dos, "veth0", "10.0.1.1", self.macs["rt-dos"])
+        self.neigh(rt, "uno", "10.0.0.2", self.macs["uno"])
+        self.neigh(rt, "dos", "10.0.1.2", self.macs["dos"])
+        if v6:
+            self.addr(uno, "veth0", "fd00::2/64")
+            self.addr(rt, "uno", "fd00::1/64")
+            self.addr(dos, "veth0", "fd00:1::2/64")
+            self.addr(rt, "dos", "fd00:1::1/64")
+            self.route(uno, "default", "fd00::1")
+            self.route(dos, "default", "fd00:1::1")
+            self.neigh(uno, "veth0", "fd00::1", self.macs["rt-uno"])
+            self.neigh(dos, "veth0", "fd00:1::1", self.macs["rt-dos"])
+            self.neigh(rt, "uno", "fd00::2", self.macs["uno"])
+            self.neigh(rt, "dos", "fd00:1::2", self.macs["dos"])
+        fwd = "1" if args.mode == "fib" else "0"
+        self.sysctl(rt, "net/ipv4/conf/all/forwarding", fwd)
+        if v6:
+            self.sysctl(rt, "net/ipv6/conf/all/forwarding", fwd)
+
+    def checks(self, args) -> None:
+        n, mode = args.count, args.mode
+        uno, dos, rt = self.ns("uno"), self.ns("dos"), self.ns("router")
+        gen = ["--generic"] if args.generic else []
+        flavour = "generic" if args.generic else "native"
+        passes = [self.start_xdp(ns, "pass", "-i", "veth0", *gen) for ns in (uno, dos)]
+        if mode == "fib":
+            fwd = [self.start_xdp(rt, "l3fwd", "--mode", "fib", "-i", "uno", "-i", "dos", *gen)]
+        elif mode == "map":
+            fwd = [self.start_xdp(rt, "l3fwd", "--mode", "map", "-i", "uno", "-r", "dos", "--src-mac",
+                                  self.macs["uno"], "--dest-mac", self.macs["dos"], *gen),
+                   self.start_xdp(rt, "l3fwd", "--mode", "map", "-i", "dos", "-r", "uno", "--src-mac",
+                                  self.macs["dos"], "--dest-mac", self.macs["uno"], *gen)]
+        else:
+            fwd = [self.start_xdp(rt, "l3fwd", "--mode", "hardcoded", "-i", "uno", "-r", "dos",
+                                  "--dest-mac", self.macs["dos"], *gen),
+                   self.start_xdp(rt, "l3fwd", "--mode", "hardcoded", "-i", "dos", "-r", "uno",
+                                  "--dest-mac", self.macs["uno"], *gen)]
+        self.say(f"{mode} mode, {flavour} XDP: pfrps-xdp l3fwd in {rt}, xdp_pass on both veth0")
+        fwd0 = self.call(rt, forwarded_datagrams)
+        tcpdump = None
+        if mode == "fib":
+            tcpdump = self.popen(uno, ["tcpdump", "-l", "-e", "-n", "-Q", "in", "-i", "veth0", "-c", str(n),
+                                       "icmp and icmp[icmptype] == icmp-echoreply"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            _wait_listening(tcpdump)
+        families = [("IPv4", ["ping", "-n", "-c", str(n), "-i", "0.2", "-W", "2", "10.0.1.2"])]
+        if mode == "fib":
+            families.append(("IPv6", ["ping", "-6", "-n", "-c", str(n), "-i", "0.2", "-W", "2", "fd00:1::2"]))
+        for fam, argv in families:
+            if self.interrupted():
+                return
+            res = self.run(uno, argv, timeout=30)
+            got = _ping_received(res.stdout)
+            self.check(f"{fam} echo uno -> dos", got == n, f"{n} requests, {got} replies")
+            if mode == "fib":
+                ttls = [int(t) for t in re.findall(r"ttl=(\d+)", res.stdout)]
+                self.check(f"{fam} {'TTL' if fam == 'IPv4' else 'hop limit'} 63", len(ttls) == n and set(ttls) == {63},
+                           f"replies with {sorted(set(ttls))} (64 at dos, one XDP hop)")
+        if tcpdump is not None:
+            try:
+                out, _ = tcpdump.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                tcpdump.kill()
+                out, _ = tcpdump.communicate()
+            srcs = re.findall(r"^\S+ (\S+) > \S+,", out, re.M)
+            self.check("source MAC is the router's", len(srcs) == n and set(srcs) == {self.macs["rt-uno"]},
+                       f"{len(srcs)} echo replies at uno from {sorted(set(srcs))} (router uno = {self.macs['rt-uno']})")
+        fwd1 = self.call(rt, forwarded_datagrams)
+        self.check("router kernel forwarded nothing", fwd1 == fwd0,
+                   f"ForwDatagrams {fwd0[0]} -> {fwd1[0]}, Ip6OutForwDatagrams {fwd0[1]} -> {fwd1[1]}"
+                   + (" (forwarding on)" if mode == "fib" else " (forwarding off)"))
+        results = [self.stop_xdp(p) for p in fwd]
+        redirects = [last_json(out).get("XDP_REDIRECT", {}).get("rx_packets", -1) for _, out, _ in results]
+        want = [4 * n] if mode == "fib" else [n, n]
+        self.check("stats map REDIRECT count", redirects == want,
+                   f"XDP_REDIRECT {redirects}, frames sent that way {want}")
+        for p in passes:
+            self.stop_xdp(p)
+        codes = [r[0] for r in results]
+        left = [(ns, dev) for ns, dev in ((rt, "uno"), (rt, "dos"), (uno, "veth0"), (dos, "veth0"))
+                if self.call(ns, _xdp_on, dev)]
+        self.check("SIGTERM detached everything", codes == [0] * len(codes) and not left,
+                   f"exit status {codes}, XDP still on {left or 'nothing'}")
+
+
+def _xdp_on(ifname: str) -> bool:
+    from .attach import resolve_ifindex, xdp_attached  # noqa: PLC0415
+
+    return xdp_attached(resolve_ifindex(ifname)) is not None
+
+
+def _ping_received(stdout: str) -> int:
+    m = re.search(r"(\d+) received", stdout)
+    return int(m.group(1)) if m else 0
+
+
+def _wait_listening(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Return once tcpdump says it is listening (its first stderr line)."""
+    if select.select([proc.stderr], [], [], timeout)[0]:
+        proc.stderr.readline()
+
+
+register_lab("case04", Case04Lab)

@@ -24,12 +24,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import TopologyError
 from ..topology import _enter_netns, create_netns, remove_netns, unique_suffix
 
-__all__ = ["Lab", "LABS", "register_lab", "register", "call_in_netns", "LabCheck"]
+__all__ = ["Lab", "LABS", "register_lab", "register", "call_in_netns", "LabCheck", "forwarded_datagrams",
+           "last_json"]
 
 log = logging.getLogger("pfrps.xdp")
 
@@ -250,6 +252,13 @@ class Lab:
 
         _write_sysctl(ns, path, value)
 
+    def rx_packets(self, ns: str, ifname: str) -> int:
+        """Frames ``ns/ifname`` received (``IFLA_STATS64`` rx_packets, as ``ip -s link``)."""
+        with self._ipr(ns) as ipr:
+            link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+        st = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS") or {}
+        return int(st.get("rx_packets", 0))
+
     def link(self, ns: str, ifname: str) -> tuple[int, str]:
         """``(ifindex, mac)`` of ``ns/ifname``."""
         with self._ipr(ns) as ipr:
@@ -332,6 +341,14 @@ class Lab:
             remove_netns(name)
 
 
+def last_json(stdout: str) -> dict:
+    """The last JSON line a ``pfrps-xdp ... --json`` run printed (its final counters), or {}."""
+    import json  # noqa: PLC0415
+
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {}
+
+
 def register(subparsers) -> None:
     """Add ``pfrps-xdp lab NAME`` with one sub-subcommand per registered lab."""
     p = subparsers.add_parser(
@@ -352,3 +369,24 @@ def register(subparsers) -> None:
 
 def _run_lab(cls: type[Lab], args) -> int:
     return cls(prefix=args.prefix, stop=args.stop).execute(args)
+
+
+def _proc_net_counter(path: str, table: str, field: str) -> int:
+    """One counter of /proc/net/snmp-style ``path`` (``table`` header/values line pairs), or of
+    /proc/net/snmp6 (``name value`` lines, ``table`` ignored), in this process's namespace."""
+    lines = Path(path).read_text().splitlines()
+    if path.endswith("snmp6"):
+        for line in lines:
+            name, _, value = line.partition(" ")
+            if name == field:
+                return int(value.split()[0])
+        raise KeyError(field)
+    rows = [ln.split() for ln in lines if ln.startswith(f"{table}:")]
+    return int(rows[1][rows[0].index(field)])
+
+
+def forwarded_datagrams() -> tuple[int, int]:
+    """``(IPv4 ForwDatagrams, IPv6 Ip6OutForwDatagrams)`` of the namespace this runs in: what the
+    kernel itself forwarded (``/proc/net/snmp``, ``/proc/net/snmp6``)."""
+    v6 = _proc_net_counter("/proc/net/snmp6", "", "Ip6OutForwDatagrams") if Path("/proc/net/snmp6").exists() else 0
+    return _proc_net_counter("/proc/net/snmp", "Ip", "ForwDatagrams"), v6
