@@ -12,7 +12,7 @@
  * replies find their client and a connection keeps its backend when the backend set changes.
  * Everything else (ARP, ICMP to the VIP, other addresses and ports, fragments, IP options
  * the frame is too short for) passes to the LB's own stack. Layouts and knobs: lb.h.
- * Entry point: xdp_lb.
+ * Entry point: pfrps_xdp_lb.
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -264,7 +264,7 @@ static __always_inline int lb_verdict(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
-int xdp_lb(struct xdp_md *ctx)
+int pfrps_xdp_lb(struct xdp_md *ctx)
 {
 	return stats_record_action(ctx, lb_verdict(ctx));
 }

@@ -36,14 +36,16 @@ from ..bpfload import CompiledModule, builtin_program
 from ..errors import InterfaceError, PfrpsError, UsageError
 from ..hashing import format_mac, parse_mac
 from . import maglev
-from .counters import CounterTable, format_lines, percpu_reader, rates_json
+from .counters import CounterTable, format_lines, percpu_reader
 
 __all__ = ["Backend", "parse_backend", "read_backend_file", "check_vip", "resolve_backends",
-           "LoadBalancer", "register", "LB_COUNTER_FIELDS", "MAX_BACKENDS"]
+           "tx_checksum_off", "LoadBalancer", "register", "LB_COUNTER_FIELDS", "MAX_BACKENDS", "ENTRY"]
 
 log = logging.getLogger("pfrps.xdp")
 
 BPF_PROG_TYPE_XDP = 6
+#: bpf/xdp_lb.bpf.c's entry point.
+ENTRY = "pfrps_xdp_lb"
 #: bpf/lb.h LB_MAX_BACKENDS (backend slots, never reused within one run).
 MAX_BACKENDS = 256
 #: Fields of ``struct lb_counter`` (bpf/lb.h), all ``__u64``: frames and bytes per direction.
@@ -246,7 +248,7 @@ class LoadBalancer:
             f"-DLB_RING_SIZE={ring_size}", f"-DLB_MAX_BACKENDS={MAX_BACKENDS}", f"-DLB_MAX_FLOWS={max_flows}",
             f"-DLB_HASH_SEED={seed}"])
         try:
-            self.prog_fd = self.mod.load("xdp_lb", prog_type=BPF_PROG_TYPE_XDP)
+            self.prog_fd = self.mod.load(ENTRY, prog_type=BPF_PROG_TYPE_XDP)
             for p in self.ports:
                 self._put("lb_ports", ctypes.c_uint16(p), ctypes.c_uint8(1))
             self._write_cfg(0)
@@ -334,12 +336,6 @@ class LoadBalancer:
         read_all = percpu_reader(self.mod.table("lb_stats"), len(labels) or 1, len(LB_COUNTER_FIELDS))
         return CounterTable(lambda: read_all()[:len(labels)], labels, LB_COUNTER_FIELDS)
 
-    def action_counters(self) -> CounterTable:
-        """The seed's ``xdp_stats`` counters of this program (per XDP action)."""
-        from .counters import XDP_ACTIONS  # noqa: PLC0415
-
-        return CounterTable(percpu_reader(self.mod.table("xdp_stats_map"), len(XDP_ACTIONS)), XDP_ACTIONS)
-
     def close(self) -> None:
         """Close the program fd and the maps (detach first)."""
         if self.prog_fd is not None:
@@ -352,3 +348,177 @@ class LoadBalancer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def tx_checksum_off(ifname: str) -> list[str]:
+    """Turn every ``tx-checksum-*`` feature of ``ifname`` (this namespace) off, as ``ethtool -K
+    DEV tx off`` does (SIOCETHTOOL through pyroute2's Ethtool). Returns the features turned off.
+
+    Why: a veth sender with TX checksum offload hands on CHECKSUM_PARTIAL packets whose TCP/UDP
+    checksum holds only the pseudo-header sum; a native XDP program that rewrites and XDP_TX-es
+    them loses that state, so the receiver would see (and drop) a wrong checksum.
+    """
+    from pyroute2.ethtool import Ethtool  # noqa: PLC0415
+
+    eth = Ethtool()
+    try:
+        feats = eth.get_features(ifname)
+        off = [name for name, f in feats.features.items() if name.startswith("tx-checksum") and f.enable]
+        for name in off:
+            feats.features[name].enable = False
+        if off:
+            eth.set_features(ifname, feats)
+    finally:
+        eth.close()
+    return off
+
+
+# -- the command ------------------------------------------------------------------------------------
+EXAMPLES = """\
+examples:
+  pfrps-xdp lb -i veth6 --vip 10.0.0.10 --backend 10.0.0.2 --backend 10.0.0.3
+  pfrps-xdp lb -i veth6 --vip 10.0.0.10 --backend 10.0.0.2@de:ad:be:ef:00:02 --port 8080 --json
+  pfrps-xdp lb -i veth6 --vip 10.0.0.10 --backend-file pool.txt   # kill -HUP <pid> re-reads it
+  pfrps-xdp lab lb                                                 # the seed's testbed, checked
+
+The VIP must be an address of the interface (the LB's own stack answers ARP and ping for it).
+Native XDP_TX out of a veth needs an XDP program on its peer: pfrps-xdp pass -i <peer>.
+"""
+
+
+def register(subparsers) -> None:
+    """Add the ``lb`` subcommand."""
+    from .cli import add_common  # noqa: PLC0415
+
+    p = subparsers.add_parser(
+        "lb", help="seed 002: XDP L4 load balancer (full NAT, XDP_TX, Maglev backends)",
+        description="Balance TCP/UDP flows to a VIP across backends with XDP: full NAT on the LB's one "
+                    "interface (client -> VIP becomes VIP -> backend, replies go back from the VIP), "
+                    "backends chosen by Maglev consistent hashing of the 5-tuple, flows kept in LRU tables. "
+                    "Prints the seed's xdp_stats lines and per-backend counters.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-i", "--interface", required=True, metavar="DEV", help="the LB's interface (carries the VIP)")
+    p.add_argument("--vip", required=True, metavar="IP", help="the virtual IP: an IPv4 address of DEV")
+    p.add_argument("--backend", action="append", default=[], metavar="IP[@MAC]",
+                   help="a backend (repeatable); without @MAC its MAC comes from DEV's neighbour table")
+    p.add_argument("--backend-file", metavar="FILE",
+                   help="backends, one IP[@MAC] per line, added to --backend; re-read on SIGHUP")
+    p.add_argument("--port", action="append", type=int, default=[], metavar="PORT",
+                   help="a TCP/UDP port of the VIP to balance (repeatable; default: every port)")
+    p.add_argument("--ring-size", type=int, default=maglev.DEFAULT_RING_SIZE, metavar="M",
+                   help=f"Maglev table size, a prime (default {maglev.DEFAULT_RING_SIZE}, as katran)")
+    p.add_argument("--max-flows", type=int, default=65536, metavar="N",
+                   help="entries of each flow table (LRU; default 65536)")
+    p.add_argument("--resolve-timeout", type=float, default=3.0, metavar="SECONDS",
+                   help="how long to wait for a backend's ARP reply (default 3)")
+    add_common(p)
+    p.set_defaults(func=_run_lb)
+
+
+def _backends_from(args) -> list[Backend]:
+    backends = [parse_backend(b) for b in args.backend]
+    if args.backend_file:
+        backends += read_backend_file(args.backend_file)
+    if not backends:
+        raise UsageError("no backend given", hint="give at least one --backend IP[@MAC] (or a --backend-file)")
+    seen = set()
+    for b in backends:
+        if b.ip in seen:
+            raise UsageError(f"backend {b.ip} is given twice", hint="list each backend once")
+        seen.add(b.ip)
+    return backends
+
+
+class _Service:
+    """One ``pfrps-xdp lb`` run: the program, its backend set, SIGHUP reloads, counter samples."""
+
+    def __init__(self, args, lb: LoadBalancer, ifname: str, ifindex: int) -> None:
+        self.args = args
+        self.lb = lb
+        self.ifname = ifname
+        self.ifindex = ifindex
+        self.backend_table = lb.backend_counters()
+        self.backend_table.start()
+        self._reloading = False
+
+    def apply(self, backends: Sequence[Backend]) -> float:
+        moved = self.lb.set_backends(backends)
+        table = self.lb.backend_counters()
+        table.start()
+        self.backend_table = table
+        return moved
+
+    def on_sighup(self, _signum, _frame) -> None:
+        """Re-read the backends (``--backend`` plus ``--backend-file``); keep the old set on error."""
+        if self._reloading:
+            return
+        self._reloading = True
+        try:
+            backends = resolve_backends(self.ifname, self.ifindex, _backends_from(self.args),
+                                        self.args.resolve_timeout)
+            moved = self.apply(backends)
+            log.info("SIGHUP: %d backends (%s); %.1f%% of the Maglev table moved, established flows kept",
+                     len(backends), ", ".join(b.ip for b in backends), moved * 100)
+        except PfrpsError as exc:
+            log.error("SIGHUP: backends unchanged: %s", exc.one_line())
+        finally:
+            self._reloading = False
+
+    def sample(self, action_sampler):
+        def sample(elapsed: float):
+            actions = action_sampler(elapsed)
+            rates = self.backend_table.rates()
+            labels = self.backend_table.labels
+            if self.args.json:
+                per = {}
+                for i, ip in enumerate(labels):
+                    per[ip] = {f: int(rates.total[i, j]) for j, f in enumerate(LB_COUNTER_FIELDS)}
+                    per[ip].update({f"{f}_per_s": round(float(rates.per_second[i, j]), 3)
+                                    for j, f in enumerate(LB_COUNTER_FIELDS)})
+                    per[ip]["in_maglev_table"] = ip in {b.ip for b in self.lb.backends}
+                return {**actions, "backends": per}
+            lines = list(actions)
+            for cols, arrow in (((0, 2), "->"), ((2, 4), "<-")):
+                sub = type(rates)(rates.period, rates.total[:, cols[0]:cols[1]], rates.delta[:, cols[0]:cols[1]],
+                                  rates.per_second[:, cols[0]:cols[1]])
+                lines += format_lines([f"{arrow} {ip}" for ip in labels], sub)
+            return lines
+        return sample
+
+
+def _run_lb(args) -> int:
+    from .attach import Attachments, resolve_ifindex  # noqa: PLC0415
+    from .counters import sampler  # noqa: PLC0415
+    from .runner import run_foreground, stats_table  # noqa: PLC0415
+
+    ifname = args.interface
+    ifindex = resolve_ifindex(ifname)
+    vip = _ipv4(args.vip, "VIP", "give --vip as an IPv4 address such as 10.0.0.10")
+    backends = _backends_from(args)
+    check_vip(ifname, ifindex, vip)
+    if args.resolve_timeout <= 0:
+        raise UsageError(f"--resolve-timeout {args.resolve_timeout:g} is not positive", hint="give seconds, e.g. 3")
+    backends = resolve_backends(ifname, ifindex, backends, args.resolve_timeout)
+    lb_mac = _link(ifname).get_attr("IFLA_ADDRESS")
+    att = Attachments()
+    try:
+        lb = LoadBalancer(vip, lb_mac, ports=args.port, ring_size=args.ring_size, max_flows=args.max_flows)
+        att.callback(lb.close, "the load balancer's program and maps")
+        svc = _Service(args, lb, ifname, ifindex)
+        svc.apply(backends)
+        att.xdp(ifname, lb.prog_fd, args.generic)
+        actions = sampler(stats_table(lb.mod), args.json)
+    except BaseException:
+        att.close()
+        raise
+    old = signal.signal(signal.SIGHUP, svc.on_sighup)
+    att.callback(lambda: signal.signal(signal.SIGHUP, old), "SIGHUP handler")
+    ports = ",".join(map(str, lb.ports)) or "every port"
+    startup = (f"lb on {ifname} (ifindex {ifindex}), {'generic' if args.generic else 'native'} XDP: VIP {vip} "
+               f"({ports}) -> {', '.join(str(b) for b in backends)}; Maglev table {args.ring_size}; "
+               f"counters every {args.interval:g} s")
+    return run_foreground(att, svc.sample(actions), interval=args.interval, duration=args.duration,
+                          json=args.json, startup=startup, stop=args.stop)
+
+
+from . import lb_lab  # noqa: E402,F401  (registers ``pfrps-xdp lab lb``)
