@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "pfrps.xdp.l3fwd",
     "pfrps.xdp.broadcast",
     "pfrps.xdp.cloud",
+    "pfrps.xdp.lb",
     "pfrps.xdp.lab",
 )
 
