@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pfrps.cli import ArgumentParser, int_range, setup_logging
+from pfrps.cliutil import ArgumentParser, int_range, setup_logging
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_mac
 

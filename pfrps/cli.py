@@ -7,14 +7,18 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import Optional, Sequence
 
-from .errors import PfrpsError, UsageError
+from .cliutil import ArgumentParser, human_bytes, int_range, positive_seconds, run_tool, setup_logging, signal_ready
+from .config import MAX_WORKERS, RX_MODES, STEERING_MODES, SupervisorConfig, parse_cpus
+from .errors import UsageError
 from .hashing import parse_hash_alg
+from .logs import reopen_log_files
 from .privileges import CAP_CHOWN, SUPERVISOR_CAPS, lookup_user, unreachable_dir
-from .logs import reopen_log_files, setup_logging
-from .supervisor import MAX_WORKERS, RX_MODES, STEERING_MODES, Supervisor, SupervisorConfig, parse_cpus
+from .supervisor import Supervisor
 
+# ArgumentParser, int_range, positive_seconds, setup_logging and signal_ready live in
+# pfrps.cliutil; they stay importable from here for existing callers.
 __all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser", "int_range", "positive_seconds", "setup_logging", "signal_ready"]
 
 ETHERTYPE_NAMES = {
@@ -36,13 +40,6 @@ examples:
   pfrps -i enp1s0 -w 4 -b my_rps.bpf.c # your own steering program (keep pfrps_filter/pfrps_opts)
   pfrps -i enp1s0 -w 8 --user nobody --log-file /var/log/pfrps.log
 """
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error and exit status 2 (no usage dump)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} -h\n")
 
 
 def parse_ethertypes(text: str) -> tuple[int, ...]:
@@ -70,30 +67,6 @@ def parse_ethertypes(text: str) -> tuple[int, ...]:
     if not out:
         raise UsageError("no ethertype given", hint="use -e pppoe, -e 0x8863 or -e all")
     return tuple(dict.fromkeys(out))
-
-
-def int_range(lo: int, hi: int, what: str):
-    """An argparse ``type=`` that takes an integer (0x.. allowed) in ``lo..hi``, naming ``what``."""
-    def conv(text: str) -> int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, not {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{what} {value} is out of range {lo}..{hi}")
-        return value
-    return conv
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse ``type=`` for a duration in seconds: finite and above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be above 0 and finite")
-    return value
 
 
 def build_parser() -> ArgumentParser:
@@ -157,45 +130,48 @@ def parse_cpus_arg(text: str) -> list[int]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``pfrps``; return the exit status (0 ok, 1 runtime failure, 2 bad input)."""
     args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    return run_tool("pfrps", lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     log = logging.getLogger("pfrps")
-    sup: Optional[Supervisor] = None
+    if args.log_file:
+        owner = lookup_user(args.user) if args.user else None
+        if owner is not None:
+            blocked = unreachable_dir(args.log_file, *owner)
+            if blocked is not None:
+                raise UsageError(
+                    f"--user {args.user} cannot reach --log-file {args.log_file}: directory {blocked} "
+                    "is not searchable by that user, so workers could not reopen the file after rotation",
+                    hint=f"put the log file in a directory {args.user} can enter (e.g. /var/log/pfrps, mode 0755)")
+        setup_logging(args.log_level, path=args.log_file, owner=owner)
+    config = SupervisorConfig(
+        interface=args.interface,
+        workers=args.workers,
+        hash_alg=parse_hash_alg(args.hash_alg),
+        ethertypes=parse_ethertypes(args.ethertypes),
+        steering=args.steering or ("filter" if args.program else "fanout"),
+        program=args.program,
+        rx=args.rx,
+        rcvbuf=args.rcvbuf,
+        ring_block_size=args.ring_block_size,
+        ring_blocks=args.ring_blocks,
+        ring_frame_size=args.ring_frame_size,
+        cpus=args.cpus,
+        user=args.user,
+        supervisor_caps=SUPERVISOR_CAPS + ((CAP_CHOWN,) if args.log_file else ()),
+    )
+    if args.program is not None and not args.program.is_file():
+        raise UsageError(f"BPF program {str(args.program)!r} not found",
+                         hint="give -b the path of an existing .bpf.c file")
+    config.validate()
+    sup = Supervisor(config)
     try:
-        setup_logging(args.log_level)
-        if args.log_file:
-            owner = lookup_user(args.user) if args.user else None
-            if owner is not None:
-                blocked = unreachable_dir(args.log_file, *owner)
-                if blocked is not None:
-                    raise UsageError(
-                        f"--user {args.user} cannot reach --log-file {args.log_file}: directory {blocked} "
-                        "is not searchable by that user, so workers could not reopen the file after rotation",
-                        hint=f"put the log file in a directory {args.user} can enter (e.g. /var/log/pfrps, mode 0755)")
-            setup_logging(args.log_level, path=args.log_file, owner=owner)
-        config = SupervisorConfig(
-            interface=args.interface,
-            workers=args.workers,
-            hash_alg=parse_hash_alg(args.hash_alg),
-            ethertypes=parse_ethertypes(args.ethertypes),
-            steering=args.steering or ("filter" if args.program else "fanout"),
-            program=args.program,
-            rx=args.rx,
-            rcvbuf=args.rcvbuf,
-            ring_block_size=args.ring_block_size,
-            ring_blocks=args.ring_blocks,
-            ring_frame_size=args.ring_frame_size,
-            cpus=args.cpus,
-            user=args.user,
-            supervisor_caps=SUPERVISOR_CAPS + ((CAP_CHOWN,) if args.log_file else ()),
-        )
-        if args.program is not None and not args.program.is_file():
-            raise UsageError(f"BPF program {str(args.program)!r} not found",
-                             hint="give -b the path of an existing .bpf.c file")
-        config.validate()
-        sup = Supervisor(config)
         seconds = sup.start()
         log.info("%s", sup.describe())
         log.info("%d workers ready in %.3f s (%s per worker); Hit Ctrl-C to end.", config.workers, seconds,
-                 _human_bytes(sup.ring_bytes_per_worker()))
+                 human_bytes(sup.ring_bytes_per_worker()))
         signal_ready(args.ready_fd)
 
         def emit() -> None:
@@ -214,40 +190,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 except OSError as exc:
                     log.warning("cannot hand %s to %s: %s", args.log_file, args.user, exc.strerror)
 
-        status = sup.run(emit, interval=args.interval, duration=args.duration, count=args.count,
-                         on_hup=on_hup)
-        return status
-    except PfrpsError as exc:
-        return exc.report("pfrps")
-    except KeyboardInterrupt:
-        return 0
+        return sup.run(emit, interval=args.interval, duration=args.duration, count=args.count,
+                       on_hup=on_hup)
     finally:
-        if sup is not None:
-            sup.close()
-
-
-def signal_ready(fd: Optional[int]) -> None:
-    """Write ``READY\n`` to ``fd`` (``--ready-fd``) and close it; nothing when ``fd`` is None.
-
-    Raises:
-        UsageError: ``fd`` is not open for writing.
-    """
-    if fd is None:
-        return
-    try:
-        os.write(fd, b"READY\n")
-        os.close(fd)
-    except OSError as exc:
-        raise UsageError(f"cannot write to --ready-fd {fd}: {exc.strerror}",
-                         hint="pass an fd that is open for writing") from None
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+        sup.close()
 
 
 if __name__ == "__main__":

@@ -26,33 +26,19 @@ __all__ = [
     "read_stats",
     "drain",
     "join_fanout",
+    "fanout_group_id",
     "attach_fanout_program",
     "AUXDATA_SIZE",
     "parse_auxdata",
 ]
 
-ETH_P_ALL = 0x0003
-ETH_P_PPP_DISC = 0x8863  # RFC 2516 discovery stage
-ETH_P_PPP_SES = 0x8864   # RFC 2516 session stage
-
-SOL_PACKET = 263
-SO_ATTACH_BPF = 50
-SO_RCVBUFFORCE = 33
-SO_SNDBUFFORCE = 32
-PACKET_AUXDATA = 8
-PACKET_STATISTICS = 6
-PACKET_FANOUT = 18
-PACKET_FANOUT_DATA = 22
-PACKET_IGNORE_OUTGOING = 23
-PACKET_QDISC_BYPASS = 20
-PACKET_FANOUT_HASH = 0
-PACKET_FANOUT_EBPF = 7
-PACKET_FANOUT_FLAG_DEFRAG = 0x8000
-
-#: struct tpacket_auxdata: tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid
-_AUXDATA = struct.Struct("=IIIHHHH")
-AUXDATA_SIZE = _AUXDATA.size
-TP_STATUS_VLAN_VALID = 1 << 4
+from .kernel import (AUXDATA_SIZE, ETH_P_ALL, ETH_P_PPP_DISC, ETH_P_PPP_SES, FANOUT_ARGS,  # noqa: F401
+                     FANOUT_DEFAULT_MAX_MEMBERS, FANOUT_MAX_MEMBERS, PACKET_AUXDATA, PACKET_FANOUT,
+                     PACKET_FANOUT_DATA, PACKET_FANOUT_EBPF, PACKET_FANOUT_FLAG_DEFRAG,
+                     PACKET_FANOUT_FLAG_UNIQUEID, PACKET_FANOUT_HASH, PACKET_IGNORE_OUTGOING,
+                     PACKET_QDISC_BYPASS, PACKET_STATISTICS, SO_ATTACH_BPF, SO_RCVBUFFORCE,
+                     SO_SNDBUFFORCE, SOL_PACKET, TP_STATUS_VLAN_VALID, TPACKET_AUXDATA,
+                     TPACKET_STATS, TPACKET_STATS_V3)
 
 
 @dataclass
@@ -181,15 +167,45 @@ def open_tx_socket(ifname: str, sndbuf: int = 0, qdisc_bypass: bool = False) -> 
 def read_stats(sock: socket.socket, v3: bool = False) -> PacketStats:
     """Read (and so reset) the socket's ``PACKET_STATISTICS``; see :class:`PacketStats`."""
     if v3:
-        p, d, f = struct.unpack("=III", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12))
+        p, d, f = TPACKET_STATS_V3.unpack(sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS_V3.size))
         return PacketStats(p, d, f)
-    p, d = struct.unpack("=II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+    p, d = TPACKET_STATS.unpack(sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS.size))
     return PacketStats(p, d, 0)
 
 
-def join_fanout(sock: socket.socket, group_id: int, mode: int = PACKET_FANOUT_EBPF, flags: int = 0) -> None:
-    """Add ``sock`` to fanout group ``group_id`` (16 bits) in ``mode`` (packet(7) PACKET_FANOUT)."""
-    sock.setsockopt(SOL_PACKET, PACKET_FANOUT, (group_id & 0xFFFF) | ((mode | flags) << 16))
+def join_fanout(sock: socket.socket, group_id: int, mode: int = PACKET_FANOUT_EBPF, flags: int = 0,
+                max_members: int = FANOUT_DEFAULT_MAX_MEMBERS) -> int:
+    """Add ``sock`` to fanout group ``group_id`` in ``mode`` (packet(7) PACKET_FANOUT); return the id.
+
+    Args:
+        sock: a bound PF_PACKET socket.
+        group_id: 16-bit group id; with ``unique`` (``flags`` holding
+            PACKET_FANOUT_FLAG_UNIQUEID) it must be 0 and the kernel picks an id no other group
+            in this network namespace uses (kernel 4.20+).
+        mode: PACKET_FANOUT_EBPF, PACKET_FANOUT_HASH, ...
+        flags: PACKET_FANOUT_FLAG_*.
+        max_members: the group's size limit. Above the kernel's default of 256 the option
+            is given as ``struct fanout_args`` with ``max_num_members`` (kernel 5.11+, up to
+            65536); every member must pass the same value.
+
+    Returns:
+        The group id, read back with ``getsockopt(PACKET_FANOUT)`` (the low 16 bits).
+
+    Raises:
+        OSError: the kernel refused (ENOSPC: group full; EINVAL: mode/flags/size the kernel
+        does not know; EALREADY: already in a group).
+    """
+    if max_members > FANOUT_DEFAULT_MAX_MEMBERS:
+        arg = FANOUT_ARGS.pack(group_id & 0xFFFF, (mode | flags) & 0xFFFF, max_members)
+    else:
+        arg = (group_id & 0xFFFF) | ((mode | flags) << 16)
+    sock.setsockopt(SOL_PACKET, PACKET_FANOUT, arg)
+    return fanout_group_id(sock)
+
+
+def fanout_group_id(sock: socket.socket) -> int:
+    """The fanout group id of ``sock`` (``getsockopt(PACKET_FANOUT)`` & 0xffff; 0 when in none)."""
+    return sock.getsockopt(SOL_PACKET, PACKET_FANOUT) & 0xFFFF
 
 
 def attach_fanout_program(sock: socket.socket, prog_fd: int) -> None:
@@ -199,7 +215,7 @@ def attach_fanout_program(sock: socket.socket, prog_fd: int) -> None:
 
 def parse_auxdata(data: bytes) -> tuple[int, int, int, int | None]:
     """Decode ``struct tpacket_auxdata``: ``(tp_status, tp_len, tp_snaplen, vlan_tci or None)``."""
-    status, length, snaplen, _mac, _net, tci, _tpid = _AUXDATA.unpack_from(data)
+    status, length, snaplen, _mac, _net, tci, _tpid = TPACKET_AUXDATA.unpack_from(data)
     return status, length, snaplen, (tci if status & TP_STATUS_VLAN_VALID else None)
 
 

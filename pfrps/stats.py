@@ -33,6 +33,7 @@ class Col(IntEnum):
     TX_FRAMES = 7       # frames the worker transmitted
     TX_ERRORS = 8       # transmit calls that failed
     KERNEL_PACKETS = 9  # PACKET_STATISTICS tp_packets (accepted by the filter)
+    INTERRUPTED = 10    # frames whose handler call a worker death cut short (ring mode, <= 1 per death)
 
 
 BUILTIN_COLUMNS = len(Col)
@@ -127,7 +128,8 @@ def snapshot(counters: SharedCounters, elapsed: float, if_rx_dropped: int = 0) -
     Keys: ``time`` (seconds since start), ``total`` (frames), ``std_dev``, ``if_rx_dropped``
     (frames the interface dropped before any packet socket, since start), and per-worker lists
     ``frames``, ``bytes``, ``truncated``, ``drops``, ``freezes``, ``restarts``,
-    ``handler_errors``, ``tx_frames``, ``tx_errors``, plus one list per application counter
+    ``handler_errors``, ``tx_frames``, ``tx_errors``, ``interrupted`` (frames handed to a
+    handler whose worker died before it returned), plus one list per application counter
     and gauge (gauges signed).
     """
     arr = counters.array.copy()

@@ -14,43 +14,38 @@ import logging
 import os
 import signal
 import socket
-import struct
 import time
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional, Union
 
 import setproctitle
 import uvloop
 
 from .logs import reopen_log_files
-from .packet import AUXDATA_SIZE, PACKET_AUXDATA, SOL_PACKET, TP_STATUS_VLAN_VALID
+from .receive import FrameMeta, RecvReceiver
 from .stats import Col, SharedCounters
 
-__all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker"]
+__all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker", "STOP_SIGNALS",
+           "DRAIN_SECONDS", "reset_signals_in_child"]
 
 log = logging.getLogger("pfrps.worker")
 
-_SO_TIMESTAMPNS = 35
-#: struct tpacket_auxdata: tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid
-_AUX_UNPACK = struct.Struct("=IIIHHHH").unpack_from
+#: Signals the supervisor blocks around ``fork``; a worker unblocks them only once its own
+#: handlers are in place (so a stop signal is never lost to, or run by, the supervisor's).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+#: The final drain after SIGTERM ends after this many seconds even under sustained load, so
+#: ``on_stop`` always runs before the supervisor's 2 s grace ends.
+DRAIN_SECONDS = 0.5
 
 
-@dataclass
-class FrameMeta:
-    """Receive metadata of one frame.
-
-    Attributes:
-        ifindex: the interface it arrived on.
-        timestamp: kernel receive time, seconds since the epoch (CLOCK_REALTIME).
-        length: the frame's length on the wire, bytes (the view may be shorter only if truncated).
-        vlan_tci: the 802.1Q TCI the kernel stripped (VLAN offload), or None.
-    """
-
-    ifindex: int
-    timestamp: float
-    length: int
-    vlan_tci: Optional[int] = None
-
+def reset_signals_in_child() -> None:
+    """In a freshly forked worker, with :data:`STOP_SIGNALS` still blocked: drop every handler
+    inherited from the supervisor (Python handlers and its wakeup fd). SIGINT is ignored for
+    good: Ctrl-C in a terminal signals the whole process group, and only the supervisor
+    decides when workers stop (it sends SIGTERM). See signal(7), sigprocmask(2)."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a pending SIGINT is discarded (signal(7))
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
 
 class WorkerContext:
     """What a handler sees of its worker.
@@ -110,61 +105,6 @@ class WorkerContext:
 Handler = Callable[[memoryview, FrameMeta, WorkerContext], Union[None, Awaitable[None]]]
 
 
-class RecvReceiver:
-    """Receive with one ``recvmsg_into`` per frame (``--rx recv``).
-
-    Args:
-        sock: the steered socket (non-blocking, PACKET_AUXDATA on).
-        snaplen: receive buffer size, bytes (frames longer than this are counted truncated).
-        timestamps: ask the kernel for receive timestamps (SO_TIMESTAMPNS).
-    """
-
-    def __init__(self, sock: socket.socket, snaplen: int = 65536, timestamps: bool = False) -> None:
-        self.sock = sock
-        self.buf = bytearray(snaplen)
-        self.view = memoryview(self.buf)
-        self.timestamps = timestamps
-        if timestamps:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        self.ancsize = socket.CMSG_SPACE(AUXDATA_SIZE) + (socket.CMSG_SPACE(16) if timestamps else 0)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def poll(self, on_frame: Optional[Callable[[memoryview, FrameMeta], None]], ifindex: int,
-             budget: int = 256) -> tuple[int, int, int]:
-        """Read up to ``budget`` queued frames; return ``(frames, bytes, truncated)``."""
-        frames = nbytes = truncated = 0
-        recv = self.sock.recvmsg_into
-        bufs = [self.buf]
-        ancsize = self.ancsize
-        for _ in range(budget):
-            try:
-                n, anc, flags, _addr = recv(bufs, ancsize)
-            except (BlockingIOError, InterruptedError):
-                break
-            length = n
-            vlan = None
-            ts = 0.0
-            for level, kind, data in anc:
-                if level == SOL_PACKET and kind == PACKET_AUXDATA:
-                    status, length, snaplen, _m, _n, tci, _t = _AUX_UNPACK(data)
-                    if snaplen < length:
-                        truncated += 1
-                    if status & TP_STATUS_VLAN_VALID:
-                        vlan = tci
-                elif kind == _SO_TIMESTAMPNS:
-                    sec, nsec = int.from_bytes(data[:8], "little"), int.from_bytes(data[8:16], "little")
-                    ts = sec + nsec * 1e-9
-            if flags & socket.MSG_TRUNC and length <= n:
-                truncated += 1
-            frames += 1
-            nbytes += length
-            if on_frame is not None:
-                on_frame(self.view[:n], FrameMeta(ifindex, ts or time.time(), length, vlan))
-        return frames, nbytes, truncated
-
-
 def _set_process_name(name: str) -> None:
     setproctitle.setproctitle(name)
     try:
@@ -183,16 +123,17 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
                cpus: Optional[list[int]] = None) -> int:
     """Body of a worker process; returns its exit status.
 
-    Runs the uvloop event loop until SIGTERM or SIGINT, then reads what is still queued,
-    calls ``on_stop`` and returns 0. Writes its id (4 bytes) to ``ready_fd`` once the loop is
-    running and ``on_start`` has returned: that is the supervisor's readiness signal.
+    Runs the uvloop event loop until SIGTERM, then reads what is still queued (for at most
+    :data:`DRAIN_SECONDS`), calls ``on_stop`` and returns 0. SIGINT is ignored (see
+    :func:`reset_signals_in_child`); :data:`STOP_SIGNALS` are unblocked once the loop's handlers
+    are in place, so a SIGTERM sent during start-up still runs ``on_stop``. Writes its id
+    (4 bytes) to ``ready_fd`` once the loop is running and ``on_start`` has returned: that is
+    the supervisor's readiness signal.
     """
     _set_process_name(f"pfrps-w{worker_id}")
     if cpus:
         os.sched_setaffinity(0, {cpus[worker_id % len(cpus)]})
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop's handler is in place
+    reset_signals_in_child()
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     ctx = WorkerContext(worker_id, worker_count, ifindex, sock, counters, loop)
@@ -229,8 +170,8 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
 
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, reopen_log_files)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # pending ones run the loop's handlers
 
     async def main() -> None:
         if on_start is not None:
@@ -241,7 +182,8 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
         os.write(ready_fd, worker_id.to_bytes(4, "little"))
         await stopping.wait()
         loop.remove_reader(receiver.fileno())
-        while on_readable():  # what is already queued belongs to this run
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while on_readable() and time.monotonic() < deadline:  # what is queued belongs to this run
             pass
         if on_stop is not None:
             res = on_stop(ctx)

@@ -2,7 +2,7 @@
 
 * ``@pytest.mark.root`` tests need root, BPF and network namespaces. Outside CI they skip when
   not root; under CI (``CI`` set) any skipped test fails the run.
-* A session fixture records the machine's BPF programs, network namespaces, root-namespace
+* A session fixture records pfrps's BPF programs (by name), network namespaces, root-namespace
   links and child processes before the suite and asserts none were added after it.
 """
 
@@ -39,17 +39,23 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+#: pfrps names every program it loads after its entry point, and every entry point starts with
+#: this (pfrps.bpfsys.PROG_NAME_PREFIX; the kernel keeps 15 characters of the name).
+PFRPS_PROG_PREFIX = "pfrps"
+
+
 def bpf_program_ids() -> set[int]:
-    """Ids of loaded socket-filter, XDP and TC programs (``bpftool prog show``), except those
-    held only by live processes outside this test run (another user's tools on the machine)."""
+    """Ids of loaded BPF programs that are pfrps's own (``bpftool prog show``: the name starts
+    with ``pfrps``), except those held only by live processes outside this test run (another
+    engineer's pfrps running at the same time). Other tools' programs on the machine are never
+    counted, whatever their type."""
     if not IS_ROOT or not shutil.which("bpftool"):
         return set()
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=30).stdout
-    kinds = {"socket_filter", "xdp", "sched_cls", "sched_act"}
     ours = child_pids() | {os.getpid()}
     ids = set()
     for p in json.loads(out or "[]"):
-        if p.get("type") not in kinds:
+        if not str(p.get("name", "")).startswith(PFRPS_PROG_PREFIX):
             continue
         holders = {h["pid"] for h in p.get("pids", [])}
         if holders and not holders & ours:

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from pfrps.cli import ArgumentParser, int_range, positive_seconds, setup_logging, signal_ready
+from pfrps.cliutil import ArgumentParser, int_range, positive_seconds, setup_logging, signal_ready
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface

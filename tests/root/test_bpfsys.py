@@ -135,3 +135,18 @@ def test_pin_and_get_in_a_private_bpffs():
         os.close(fd)
         subprocess.run(["umount", d], check=True)
         os.rmdir(d)
+
+
+def test_the_suites_leak_check_counts_only_pfrps_programs():
+    from tests.conftest import bpf_program_ids  # noqa: PLC0415
+
+    ours = bpfsys.prog_load(SOCKET_FILTER, RET_42, name="pfrps_px10s_lk")
+    other = bpfsys.prog_load(SOCKET_FILTER, RET_42, name="px10s_other")
+    try:
+        ids = bpf_program_ids()
+        assert bpfsys.prog_id(ours) in ids
+        assert bpfsys.prog_id(other) not in ids
+    finally:
+        os.close(ours)
+        os.close(other)
+    assert bpfsys.PROG_NAME_PREFIX.startswith("pfrps")  # the prefix the leak check looks for

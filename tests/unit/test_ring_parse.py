@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from pfrps.ring import RingReceiver, RxRing
+from pfrps.receive import RingReceiver, RxRing, position, split_position
 
 PAGE = mmap.PAGESIZE
 MACOFF = 82
@@ -33,7 +33,7 @@ def make_ring(block_size: int = 4 * PAGE, blocks: int = 4) -> RxRing:
     ring.size = block_size * blocks
     ring._mm = mmap.mmap(-1, ring.size)
     ring._state_mm = mmap.mmap(-1, PAGE)
-    ring._state_mm[24:32] = (1).to_bytes(8, "little")  # expected seq_num of block 0
+    ring.set_position(position(1))  # expected seq_num of block 0
     return ring
 
 

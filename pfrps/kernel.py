@@ -1,0 +1,67 @@
+"""Kernel constants and struct layouts pfrps uses, defined once.
+
+Sources: packet(7), ``include/uapi/linux/if_packet.h`` and ``include/uapi/linux/if_ether.h``
+(Linux 6.x), bpf(2). Every other module imports these names from here.
+"""
+
+from __future__ import annotations
+
+import struct
+
+# -- ethertypes (if_ether.h) ------------------------------------------------------------------
+ETH_P_ALL = 0x0003
+ETH_P_PPP_DISC = 0x8863  # RFC 2516 discovery stage
+ETH_P_PPP_SES = 0x8864   # RFC 2516 session stage
+ETH_HLEN = 14
+
+# -- socket options (socket(7), packet(7)) ----------------------------------------------------
+SOL_PACKET = 263
+SO_ATTACH_BPF = 50
+SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
+SO_TIMESTAMPNS = 35
+PACKET_RX_RING = 5
+PACKET_STATISTICS = 6
+PACKET_AUXDATA = 8
+PACKET_VERSION = 10
+PACKET_FANOUT = 18
+PACKET_QDISC_BYPASS = 20
+PACKET_FANOUT_DATA = 22
+PACKET_IGNORE_OUTGOING = 23
+
+# -- fanout (packet(7) PACKET_FANOUT, if_packet.h) ----------------------------------------------
+PACKET_FANOUT_HASH = 0
+PACKET_FANOUT_EBPF = 7
+PACKET_FANOUT_FLAG_UNIQUEID = 0x2000  # kernel 4.20+: the kernel picks an unused group id
+PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+#: Members of a fanout group when ``max_num_members`` is not given (the int form of
+#: PACKET_FANOUT, and kernels before 5.11, which only know that form).
+FANOUT_DEFAULT_MAX_MEMBERS = 256
+#: The kernel's PACKET_FANOUT_MAX: the largest ``max_num_members`` (5.11+).
+FANOUT_MAX_MEMBERS = 1 << 16
+#: ``struct fanout_args { __u16 id; __u16 type_flags; __u32 max_num_members; }`` (5.11+;
+#: on a little-endian host its first 4 bytes equal the int form ``id | type_flags << 16``).
+FANOUT_ARGS = struct.Struct("=HHI")
+
+# -- TPACKET (if_packet.h) ----------------------------------------------------------------------
+TPACKET_V3 = 2
+TPACKET_ALIGNMENT = 16
+TP_STATUS_KERNEL = 0
+TP_STATUS_USER = 1 << 0
+TP_STATUS_VLAN_VALID = 1 << 4
+#: ``struct tpacket_auxdata``: tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci,
+#: tp_vlan_tpid (PACKET_AUXDATA control message).
+TPACKET_AUXDATA = struct.Struct("=IIIHHHH")
+AUXDATA_SIZE = TPACKET_AUXDATA.size
+#: ``struct tpacket_req3``: block_size, block_nr, frame_size, frame_nr, retire_blk_tov (ms),
+#: sizeof_priv, feature_req_word.
+TPACKET_REQ3 = struct.Struct("=7I")
+#: The first fields of ``struct tpacket3_hdr``: next_offset, sec, nsec, snaplen, len, status, mac.
+TPACKET3_HDR = struct.Struct("=6IH")
+#: sizeof(struct tpacket_block_desc), aligned to 8 (the kernel's BLK_HDR_LEN).
+BLK_HDR_LEN = 48
+#: TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll): 48 + 20 bytes.
+TPACKET3_HDRLEN = 68
+#: ``struct tpacket_stats`` (packets, drops) and ``tpacket_stats_v3`` (+ freeze_q_cnt).
+TPACKET_STATS = struct.Struct("=II")
+TPACKET_STATS_V3 = struct.Struct("=III")
