@@ -43,6 +43,21 @@ TESTBED = {
 }
 
 
+def testbed(backends: int = 2) -> dict[str, tuple[str, str, str]]:
+    """:data:`TESTBED` with ``backends`` servers: h2, h3 as the seed, then h4 (veth8, 10.0.0.4),
+    h5 (veth10, 10.0.0.5), ... beyond it."""
+    bed = dict(TESTBED)
+    for k in range(4, backends + 2):
+        n = 2 * k
+        bed[f"h{k}"] = (f"veth{n}", f"10.0.0.{k}", f"veth{n + 1}")
+    return bed
+
+
+def backend_roles(bed: dict) -> list[str]:
+    """The server roles of a testbed (h2, h3, ...), in order."""
+    return sorted((r for r in bed if r.startswith("h")), key=lambda r: int(r[1:]))
+
+
 def seed_mac(ifname: str) -> str:
     """The seed's MAC of ``veth<n>``: ``de:ad:be:ef:00:<n>``."""
     return f"de:ad:be:ef:00:{int(ifname[4:]):02x}"
@@ -70,6 +85,15 @@ def _wait_line(proc: subprocess.Popen, want: str, timeout: float) -> bool:
     return False
 
 
+def predict_roles(bed: dict, roles, sports, port: int = PORT) -> list[str]:
+    """The server role Maglev picks for each TCP connection client:sport -> VIP:port, with
+    ``roles`` as the backend set (pfrps-xdp lb's default table size and hash seed)."""
+    ips = [bed[r][1] for r in roles]
+    table = maglev.maglev_table(ips, maglev.DEFAULT_RING_SIZE)
+    hashes = maglev.flow_hash(bed["client"][1], VIP, sports, port, 6)
+    return [roles[i] for i in maglev.lookup(table, hashes)]
+
+
 class LbLab(Lab):
     """The seed's L4 load balancer testbed with the XDP LB on ``lb/veth6``."""
 
@@ -81,13 +105,20 @@ class LbLab(Lab):
                             help="generic XDP (default native; generic never verifies a checksum)")
         parser.add_argument("--connections", type=int, default=40, metavar="N",
                             help="TCP connections from the client (default 40)")
+        parser.add_argument("--backends", type=int, default=2, metavar="N",
+                            help="backend servers h2, h3, ... (default 2, as the seed)")
 
     def build(self, args) -> None:
+        if not 1 <= args.backends <= 20:
+            from ..errors import UsageError  # noqa: PLC0415
+
+            raise UsageError(f"--backends {args.backends} is out of range", hint="give 1 to 20")
+        self.bed = testbed(args.backends)
         br = self.add_ns("br")
         with self._ipr(br) as ipr:
             ipr.link("add", ifname="br0", kind="bridge")
         self._ipr_set(br, "br0", state="up")
-        for role, (ifname, ip, peer) in TESTBED.items():
+        for role, (ifname, ip, peer) in self.bed.items():
             ns = self.add_ns(role)
             self.veth(ns, ifname, br, peer, mac_a=seed_mac(ifname), mac_b=seed_mac(peer))
             with self._ipr(br) as ipr:
@@ -97,7 +128,8 @@ class LbLab(Lab):
             if role != "lb":
                 self.call(ns, tx_checksum_off, ifname)  # the senders through the LB
 
-    def _server(self, role: str) -> subprocess.Popen:
+    def server(self, role: str) -> subprocess.Popen:
+        """Start the named TCP server of ``role`` on port 8080; return once it listens."""
         proc = self.popen(self.ns(role), [sys.executable, "-m", "pfrps.xdp.lb_traffic", "serve", "--port",
                                           str(PORT), "--name", role], stdout=subprocess.PIPE, text=True)
         if not _wait_line(proc, "READY", 30):
@@ -108,11 +140,12 @@ class LbLab(Lab):
         from .attach import resolve_ifindex, xdp_attached  # noqa: PLC0415
 
         gen = ["--generic"] if args.generic else []
-        for role in ("h2", "h3"):
-            self._server(role)
+        roles = backend_roles(self.bed)
+        for role in roles:
+            self.server(role)
         self.start_xdp(self.ns("br"), "pass", "-i", "veth7", *gen)
-        lb = self.start_xdp(self.ns("lb"), "lb", "-i", "veth6", "--vip", VIP, "--backend", TESTBED["h2"][1],
-                            "--backend", TESTBED["h3"][1], "--port", str(PORT), "--interval", "1", *gen)
+        lb = self.start_xdp(self.ns("lb"), "lb", "-i", "veth6", "--vip", VIP, "--port", str(PORT),
+                            "--interval", "1", *gen, *[a for r in roles for a in ("--backend", self.bed[r][1])])
         mode = self.call(self.ns("lb"), lambda: xdp_attached(resolve_ifindex("veth6")))
         want_mode = "generic" if args.generic else "native"
         self.check("xdp-mode", mode is not None and mode[1] == want_mode,
@@ -133,18 +166,17 @@ class LbLab(Lab):
         self.check("connections", len(ok) == n,
                    f"{len(ok)}/{n} connections client -> {VIP}:{PORT} exchanged a request and a reply")
 
-        by_ip = {TESTBED[r][1]: r for r in ("h2", "h3")}
-        table = maglev.maglev_table(list(by_ip), maglev.DEFAULT_RING_SIZE)
-        hashes = maglev.flow_hash(TESTBED["client"][1], VIP, sports, PORT, 6)
-        predicted = [by_ip[list(by_ip)[i]] for i in maglev.lookup(table, hashes)]
+        by_ip = {self.bed[r][1]: r for r in roles}
+        predicted = predict_roles(self.bed, roles, sports)
         actual = [served.get(str(p)) for p in sports]
         split = Counter(a for a in actual if a)
         want = Counter(predicted)
         self.check("maglev-split", actual == predicted,
-                   f"h2 {split['h2']}, h3 {split['h3']}; Maglev predicts h2 {want['h2']}, h3 {want['h3']}, "
-                   f"{sum(a == b for a, b in zip(actual, predicted))}/{n} connections on the predicted backend")
-        self.check("both-backends", split["h2"] > 0 and split["h3"] > 0,
-                   f"h2 served {split['h2']}, h3 served {split['h3']}")
+                   ", ".join(f"{r} {split[r]}" for r in roles) + "; Maglev predicts "
+                   + ", ".join(f"{r} {want[r]}" for r in roles)
+                   + f"; {sum(a == b for a, b in zip(actual, predicted))}/{n} connections on the predicted backend")
+        self.check("every-backend-serves", all(split[r] > 0 for r in roles),
+                   ", ".join(f"{r} served {split[r]}" for r in roles))
 
         status, out, err = self.stop_xdp(lb)
         last = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
@@ -154,12 +186,12 @@ class LbLab(Lab):
         per = {by_ip.get(ip, ip): (c["to_backend_packets"], c["to_client_packets"]) for ip, c in backends.items()}
         total = sum(a + b for a, b in per.values())
         self.check("backend-counters", status == 0 and total == tx and all(a > 0 and b > 0 for a, b in per.values())
-                   and len(per) == 2,
+                   and len(per) == len(roles),
                    ", ".join(f"{r}: {a} frames to, {b} from" for r, (a, b) in sorted(per.items()))
                    + f"; sum {total} = XDP_TX {tx}; exit {status}")
 
         errors = {role: self.call(self.ns(role), snmp_counters)["Tcp"]["InCsumErrors"]
-                  for role in ("client", "h2", "h3")}
+                  for role in ("client", *roles)}
         self.check("tcp-checksums", all(v == 0 for v in errors.values()),
                    "Tcp InCsumErrors " + ", ".join(f"{r} {v}" for r, v in errors.items()))
 

@@ -19,6 +19,7 @@ from scapy.layers.l2 import ARP, Ether
 from pfrps import bpfsys
 from pfrps.xdp import maglev
 from pfrps.xdp.lb import Backend, LoadBalancer
+from pfrps.xdp.runner import stats_table
 
 pytestmark = pytest.mark.root
 
@@ -150,7 +151,7 @@ def outcome():
             return [bpfsys.prog_test_run_frame(lb.prog_fd, f) for _, f, _, _ in CASES]
         results = _in_fresh_netns(run_all)
         counters = lb.backend_counters().totals()
-        actions = lb.action_counters().totals()
+        actions = stats_table(lb.mod).totals()
     return {"rows": results, "counters": counters, "actions": actions}
 
 
