@@ -177,7 +177,10 @@ def resolve_backends(ifname: str, ifindex: int, backends: Sequence[Backend], tim
     if todo:
         with _ipr() as ipr:
             for b in todo:
-                routes = ipr.route("get", dst=b.ip)
+                try:
+                    routes = ipr.route("get", dst=b.ip)
+                except NetlinkError:  # ENETUNREACH: no route at all
+                    routes = []
                 oif = routes[0].get_attr("RTA_OIF") if routes else None
                 if oif != ifindex or routes[0].get_attr("RTA_GATEWAY"):
                     raise UsageError(f"backend {b.ip} is not on {ifname}'s link",
