@@ -17,6 +17,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -38,7 +39,9 @@ AC_NAME = b"hC-test-ac"
 WORKERS = 4
 TIMEOUT = 10.0
 ETH_P_ALL = 0x0003
-SOL_PACKET, PACKET_IGNORE_OUTGOING = 263, 23
+SOL_PACKET, PACKET_AUXDATA, PACKET_IGNORE_OUTGOING = 263, 8, 23
+TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
+_AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata (linux/if_packet.h)
 
 
 def client_mac(i: int) -> bytes:
@@ -46,12 +49,18 @@ def client_mac(i: int) -> bytes:
 
 
 class ACProcess:
-    """``python -m pfrps.ac`` in the node namespace, with its JSON snapshots and log collected."""
+    """``python -m pfrps.ac`` in the node namespace, with its JSON snapshots and log collected.
 
-    def __init__(self, topo: TwoNodeTopology, *args: str) -> None:
+    ``argv`` runs another program instead (``--ready-fd FD`` is appended), e.g. the plain
+    handler of tests/fuzz_frames.py.
+    """
+
+    def __init__(self, topo: TwoNodeTopology, *args: str, argv: Optional[list[str]] = None) -> None:
         r, w = os.pipe()
-        argv = [sys.executable, "-m", "pfrps.ac", "-i", topo.node_if, "-w", str(WORKERS), "--ac-name", AC_NAME.decode(),
-                "--json", "--interval", "0.05", "--ready-fd", str(w), *args]
+        if argv is None:
+            argv = [sys.executable, "-m", "pfrps.ac", "-i", topo.node_if, "-w", str(WORKERS), "--ac-name",
+                    AC_NAME.decode(), "--json", "--interval", "0.05", *args]
+        argv = [*argv, "--ready-fd", str(w)]
         try:
             self.proc = topo.popen(topo.node, argv, pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
@@ -74,7 +83,7 @@ class ACProcess:
             self.proc.wait()
             for t in self._threads:
                 t.join(5)
-            pytest.fail(f"pfrps-ac did not get ready (exit {self.proc.returncode}):\n" + "\n".join(self.log))
+            pytest.fail(f"{argv[2]} did not get ready (exit {self.proc.returncode}):\n" + "\n".join(self.log))
 
     def _read(self, stream, is_json: bool) -> None:
         for line in stream:
@@ -101,6 +110,11 @@ class ACProcess:
                     pytest.fail(f"counters never showed {what}; last snapshot {last}")
                 self._cond.wait(left)
 
+    def worker_pids(self) -> list[int]:
+        """The worker processes (children of the supervisor, proc(5) ``task/TID/children``)."""
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+
     def stop(self) -> tuple[int, dict]:
         """SIGTERM; the exit status and the final snapshot."""
         self.proc.send_signal(signal.SIGTERM)
@@ -120,6 +134,7 @@ class Client:
         try:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             self.sock.bind((topo.injector_if, ETH_P_ALL))
         finally:
             netns.popns()
@@ -137,11 +152,23 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.sock], [], [], left)[0]:
                 pytest.fail(f"got {len(got)} of {n} expected frames; stray: {[Ether(f).summary() for f in self.stray]}")
-            f = self.sock.recv(65536)
-            if f[6:12] != AC_MAC or f[12:14] not in (b"\x88\x63", b"\x88\x64"):
+            f = self.recv()
+            if f[6:12] != AC_MAC or ethertype(f) not in (b"\x88\x63", b"\x88\x64"):
                 continue
             (got if match(f) else self.stray).append(f)
         return got
+
+    def recv(self) -> bytes:
+        """One frame as it was on the wire: the VLAN tag the kernel stripped on receive
+        (``tpacket_auxdata``) put back in front of any tag still in the frame."""
+        f, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(_AUX.size))
+        for level, kind, data in anc:
+            if level == SOL_PACKET and kind == PACKET_AUXDATA:
+                status, _len, _snap, _mac, _net, tci, tpid = _AUX.unpack_from(data)
+                if status & TP_STATUS_VLAN_VALID:
+                    tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else p.ETH_P_8021Q
+                    f = p.with_vlan(f, struct.pack("!HH", tpid, tci))
+        return f
 
     def barrier(self, mac: bytes) -> None:
         """Prove every frame ``mac`` sent so far was handled: its worker answers this PADI last."""
@@ -154,6 +181,14 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def ethertype(f: bytes) -> bytes:
+    """The ethertype after any VLAN tags."""
+    off = 12
+    while f[off:off + 2] in (b"\x81\x00", b"\x88\xa8"):
+        off += 4
+    return f[off:off + 2]
 
 
 def is_disc(f: bytes, code: int, dst: Optional[bytes] = None) -> bool:
@@ -305,8 +340,9 @@ def test_ac_end_to_end(topo, steering):
 
 
 def test_ac_any_service(topo):
-    """Without --service-name the AC serves whatever Service-Name is asked (RFC 2516: empty = any)."""
-    ac = ACProcess(topo)
+    """Without --service-name the AC serves whatever Service-Name is asked (RFC 2516: empty = any);
+    one MAC holds a session per service with --sessions-per-mac 2."""
+    ac = ACProcess(topo, "--sessions-per-mac", "2")
     cl = Client(topo)
     try:
         m = client_mac(7)
