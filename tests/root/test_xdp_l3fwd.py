@@ -1,0 +1,38 @@
+"""``pfrps-xdp lab case04``: each mode in native and generic XDP, real pings through a router
+namespace, exact counts (N echo requests, N replies; the stats map's REDIRECT count equals the
+frames sent that way), nothing attached and no namespace left afterwards."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import netns_names
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.root
+
+N = 4
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["native", "generic"])
+@pytest.mark.parametrize("mode", ["hardcoded", "map", "fib"])
+def test_case04_lab(mode, generic):
+    before = netns_names()
+    res = run_cli("pfrps.xdp", ["lab", "case04", "--mode", mode, "--prefix", "px7t", "--count", str(N),
+                                *(["--generic"] if generic else [])], timeout=180)
+    out = res.stdout
+    assert res.returncode == 0, out + res.stderr
+    assert "FAIL" not in out
+    assert f"PASS IPv4 echo uno -> dos: {N} requests, {N} replies" in out
+    want = [4 * N] if mode == "fib" else [N, N]  # fib: N v4 + N v6 requests and replies, one instance
+    assert f"PASS stats map REDIRECT count: XDP_REDIRECT {want}, frames sent that way {want}" in out
+    if mode == "fib":
+        assert f"PASS IPv6 echo uno -> dos: {N} requests, {N} replies" in out
+        assert "PASS IPv4 TTL 63" in out and "PASS IPv6 hop limit 63" in out
+        assert re.search(rf"PASS source MAC is the router's: {N} echo replies", out)
+    assert re.search(r"PASS router kernel forwarded nothing: ForwDatagrams (\d+) -> \1,", out)
+    assert "PASS SIGTERM detached everything: exit status [0" in out
+    assert re.search(r"lab: (\d+)/\1 checks passed", out)
+    assert not {n for n in netns_names() - before if n.startswith("px7t-")}
