@@ -1,0 +1,264 @@
+"""Benchmark: the XDP L4 load balancer (seed 002) vs the kernel's NAT and vs HAProxy.
+
+Topology: the seed's testbed of ``pfrps-xdp lab lb`` (:class:`pfrps.xdp.lb_lab.LbLab`: client,
+h2, h3 and lb namespaces on a bridge namespace, TX checksum offload off on the senders), the
+VIP 10.0.0.10 on ``lb/veth6``. The same traffic goes through three load balancers in turn,
+each alone on the LB namespace:
+
+* ``xdp``: ``pfrps-xdp lb`` in native mode (XDP_TX; ``xdp_pass`` on the bridge-side peer),
+  and ``xdp-generic``, the same in generic mode (informational: on veth, native mode copies
+  each frame into an XDP buffer and back into an skb, generic mode runs on the skb itself).
+* ``nftables``: the kernel's own NAT doing the same job (this kernel has nf_tables and NAT, no
+  IPVS): DNAT to ``jhash ip saddr . sport mod 2`` over the backends, SNAT to the VIP (full NAT,
+  as the XDP LB), forwarding on, ICMP redirects off.
+* ``haproxy``: Debian's HAProxy in TCP mode (``balance source``), a config file of the bench's
+  own, run in the foreground in the LB namespace (``-db``) and ended with the namespace; TCP only.
+
+Figures, each the median of several runs:
+
+* UDP packets/s: trafgen in the client sends 60-byte UDP datagrams from 64 source ports to
+  VIP:9000 as fast as it can (one CPU); the rate is the datagrams that reached h2 and h3
+  (their interfaces' ``rx_packets``) per second of sending.
+* TCP connections/s: ``python -m pfrps.xdp.lb_traffic churn`` in the client (concurrency 32,
+  uvloop): connect, one request and reply, close, for a few seconds, against servers in h2
+  and h3 (uvloop).
+
+Goals (issue 8): XDP >= 2x nftables and >= 5x HAProxy. All of it runs on the same 2 CPUs
+(sender, LB, bridge, servers), so the figures measure the whole path, and the machine is
+shared with other work: ratios are from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pfrps.xdp.lb_lab import VIP, LbLab, backend_roles
+
+from . import common
+from .common import HarnessError, Row, summary
+
+NAME = "xdp_lb"
+TITLE = "XDP load balancer vs nftables DNAT vs HAProxy"
+TCP_PORT = 8080
+UDP_PORT = 9000
+UDP_FLOWS = 64
+
+TRAFGEN_UDP = """\
+{{
+  eth(da={lb_mac}, sa={client_mac}, type=0x0800),
+  ipv4(saddr=10.0.0.1, daddr={vip}, ttl=64, df),
+  udp(sport=dinc(40000, {last_port}), dport={port}),
+  fill(0x41, 18)
+}}
+"""
+
+NFT_RULES = """\
+table ip pfrps_bench_lb {{
+  chain pre {{
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr {vip} tcp dport {tcp} dnat to jhash ip saddr . tcp sport mod {n} map {{ {map} }}
+    ip daddr {vip} udp dport {udp} dnat to jhash ip saddr . udp sport mod {n} map {{ {map} }}
+  }}
+  chain post {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip daddr {{ {backends} }} oifname "veth6" snat to {vip}
+  }}
+}}
+"""
+
+HAPROXY_CFG = """\
+global
+    maxconn 8000
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind {vip}:{tcp}
+    default_backend be
+backend be
+    balance source
+{servers}
+"""
+
+
+def _rx_packets(ifname: str) -> int:
+    """rx_packets of ``ifname`` in the calling namespace (IFLA_STATS64)."""
+    from pyroute2 import IPRoute  # noqa: PLC0415
+
+    with IPRoute() as ipr:
+        link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+    st = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS") or {}
+    return int(st.get("rx_packets", 0))
+
+
+def _listening(port: int) -> bool:
+    """True when a TCP socket listens on ``port`` in the calling namespace (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        return any(ln.split()[3] == "0A" and int(ln.split()[1].split(":")[1], 16) == port for ln in f)
+
+
+class Bed:
+    """The testbed, built once; one load balancer at a time in its LB namespace."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.lab = LbLab(prefix="bnlb", out=open("/dev/null", "w"))
+        self.lab.build(argparse.Namespace(backends=2, generic=False, connections=0))
+        self.roles = backend_roles(self.lab.bed)
+        self.backends = [self.lab.bed[r][1] for r in self.roles]
+        for r in self.roles:
+            self.lab.server(r)
+        for role in ("client", "lb"):  # tens of thousands of short connections per run
+            self.lab.sysctl(self.lab.ns(role), "net/ipv4/tcp_tw_reuse", "1")
+            self.lab.sysctl(self.lab.ns(role), "net/ipv4/ip_local_port_range", "10000 60999")
+        self.lb_ns = self.lab.ns("lb")
+        self.client_ns = self.lab.ns("client")
+        _, self.lb_mac = self.lab.link(self.lb_ns, "veth6")
+        _, self.client_mac = self.lab.link(self.client_ns, "veth0")
+        self.trafgen_cfg = work / "lb_udp.trafgen"
+        self.trafgen_cfg.write_text(TRAFGEN_UDP.format(lb_mac=self.lb_mac, client_mac=self.client_mac, vip=VIP,
+                                                       last_port=40000 + UDP_FLOWS - 1, port=UDP_PORT))
+
+    def close(self) -> None:
+        self.lab.destroy()
+        self.lab.out.close()
+
+    # -- the three load balancers -----------------------------------------------------------
+    def start(self, kind: str) -> list[subprocess.Popen]:
+        if kind in ("xdp", "xdp-generic"):
+            gen = ["--generic"] if kind == "xdp-generic" else []
+            return [self.lab.start_xdp(self.lab.ns("br"), "pass", "-i", "veth7", *gen),
+                    self.lab.start_xdp(self.lb_ns, "lb", "-i", "veth6", "--vip", VIP, "--port", str(TCP_PORT),
+                                       "--port", str(UDP_PORT), *gen, *[a for b in self.backends
+                                                                       for a in ("--backend", b)])]
+        self.lab.sysctl(self.lb_ns, "net/ipv4/ip_forward", "1")
+        for dev in ("all", "veth6"):
+            self.lab.sysctl(self.lb_ns, f"net/ipv4/conf/{dev}/send_redirects", "0")
+        if kind == "nftables":
+            rules = self.work / "lb.nft"
+            rules.write_text(NFT_RULES.format(
+                vip=VIP, tcp=TCP_PORT, udp=UDP_PORT, n=len(self.backends),
+                map=", ".join(f"{i} : {b}" for i, b in enumerate(self.backends)), backends=", ".join(self.backends)))
+            res = self.lab.run(self.lb_ns, ["nft", "-f", str(rules)])
+            if res.returncode != 0:
+                raise HarnessError(f"nft -f failed: {res.stderr.strip()}")
+            return []
+        cfg = self.work / "haproxy.cfg"
+        cfg.write_text(HAPROXY_CFG.format(vip=VIP, tcp=TCP_PORT, servers="\n".join(
+            f"    server {r} {self.lab.bed[r][1]}:{TCP_PORT}" for r in self.roles)))
+        proc = self.lab.popen(self.lb_ns, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not self.lab.call(self.lb_ns, _listening, TCP_PORT):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise HarnessError(f"haproxy did not start: {proc.stderr.read()[-300:] if proc.poll() is not None else 'timeout'}")
+            select.select([], [], [], 0.05)  # polling a condition (the listening socket) with a deadline
+        return [proc]
+
+    def stop(self, kind: str, procs: list[subprocess.Popen]) -> None:
+        for p in procs:
+            if kind.startswith("xdp"):
+                self.lab.stop_xdp(p)
+            else:
+                common.interrupt_and_wait(p, kind, 20, sig=15)
+        if kind == "nftables":
+            self.lab.run(self.lb_ns, ["nft", "delete", "table", "ip", "pfrps_bench_lb"])
+        if not kind.startswith("xdp"):
+            self.lab.sysctl(self.lb_ns, "net/ipv4/ip_forward", "0")
+
+    # -- traffic ----------------------------------------------------------------------------
+    def delivered(self) -> int:
+        return sum(self.lab.call(self.lab.ns(r), _rx_packets, self.lab.bed[r][0]) for r in self.roles)
+
+    def udp_pps(self, frames: int) -> float:
+        before = self.delivered()
+        argv = common.pinned(common.SENDER_CPU, ["trafgen", "-o", "veth0", "-i", str(self.trafgen_cfg),
+                                                 "-n", str(frames), "-P", "1"])
+        t0 = time.monotonic()
+        res = self.lab.run(self.client_ns, argv, timeout=300)
+        secs = time.monotonic() - t0
+        if res.returncode != 0:
+            raise HarnessError(f"trafgen failed ({res.returncode}): {res.stdout[-300:]} {res.stderr[-300:]}")
+        got = self.delivered() - before
+        return got / secs
+
+    def tcp_cps(self, seconds: float) -> tuple[float, int]:
+        res = self.lab.run(self.client_ns, [sys.executable, "-m", "pfrps.xdp.lb_traffic", "churn", "--vip", VIP,
+                                            "--port", str(TCP_PORT), "--seconds", str(seconds), "--concurrency",
+                                            "32"], timeout=seconds + 60)
+        lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+        if res.returncode != 0 or not lines:
+            raise HarnessError(f"churn failed ({res.returncode}): {res.stderr[-300:]}")
+        r = json.loads(lines[-1])
+        return r["connections"] / r["seconds"], r["errors"]
+
+
+def run(ctx) -> dict:
+    reps = max(ctx.reps or (1 if ctx.quick else 3), 1)
+    frames = 300_000 if ctx.quick else 2_000_000
+    seconds = 2.0 if ctx.quick else 5.0
+    work = ctx.work_dir / NAME
+    work.mkdir(parents=True, exist_ok=True)
+    kinds = ("xdp", "xdp-generic", "nftables", "haproxy")
+    udp = {k: [] for k in kinds[:3]}
+    tcp = {k: [] for k in kinds}
+    errors = {k: 0 for k in kinds}
+    bed = Bed(work)
+    try:
+        for rep in range(reps):
+            for kind in kinds:
+                procs = bed.start(kind)
+                try:
+                    if kind in udp:
+                        udp[kind].append(bed.udp_pps(frames))
+                    cps, errs = bed.tcp_cps(seconds)
+                    tcp[kind].append(cps)
+                    errors[kind] += errs
+                finally:
+                    bed.stop(kind, procs)
+                common.log(f"{NAME}: rep {rep + 1}/{reps} {kind}: "
+                           + (f"UDP {udp[kind][-1]:,.0f} frames/s, " if kind in udp else "")
+                           + f"TCP {tcp[kind][-1]:,.0f} connections/s")
+    finally:
+        bed.close()
+    u = {k: summary(v) for k, v in udp.items()}
+    t = {k: summary(v) for k, v in tcp.items()}
+    shared = "machine shared with other work; sender, LB and servers on the same 2 CPUs"
+    rows = [
+        Row("target: UDP frames/s through the LB, XDP vs nftables DNAT", "frames/s", u["xdp"], "nftables", u["nftables"],
+            ">= 2x nftables", common.ratio(u["xdp"]["median"], u["nftables"]["median"]) >= 2, shared),
+        Row("target: TCP connections/s through the LB, XDP vs nftables DNAT", "connections/s", t["xdp"], "nftables",
+            t["nftables"], ">= 2x nftables", common.ratio(t["xdp"]["median"], t["nftables"]["median"]) >= 2,
+            f"client errors: xdp {errors['xdp']}, nftables {errors['nftables']}"),
+        Row("target: TCP connections/s through the LB, XDP vs HAProxy (TCP mode)", "connections/s", t["xdp"],
+            "HAProxy", t["haproxy"], ">= 5x HAProxy", common.ratio(t["xdp"]["median"], t["haproxy"]["median"]) >= 5,
+            f"client errors: haproxy {errors['haproxy']}"),
+        Row("UDP frames/s through nftables DNAT", "frames/s", u["nftables"]),
+        Row("UDP frames/s through the XDP LB in generic mode", "frames/s", u["xdp-generic"], "nftables",
+            u["nftables"]),
+        Row("TCP connections/s through the XDP LB in generic mode", "connections/s", t["xdp-generic"], "nftables",
+            t["nftables"]),
+        Row("TCP connections/s through HAProxy", "connections/s", t["haproxy"]),
+    ]
+    data = {"udp": udp, "tcp": tcp, "errors": errors, "frames": frames, "seconds": seconds, "reps": reps}
+    return {
+        "name": NAME, "title": TITLE, "rows": rows, "plots": [], "data": data,
+        "method": (f"The seed 002 testbed (pfrps-xdp lab lb's), 2 backends. UDP: trafgen, {frames:,} 60-byte datagrams "
+                   f"from {UDP_FLOWS} source ports, rate = datagrams reaching the backends per second of sending. TCP: "
+                   f"{seconds:g} s of short connections (concurrency 32, one request/reply each). Median of {reps} "
+                   f"run(s); {shared}."),
+    }
+
+
+def _plot(path, data) -> None:
+    """No plot: the table says it all."""
