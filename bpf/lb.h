@@ -3,8 +3,8 @@
  * pfrps/xdp/lb.py.
  *
  * Python reads every layout from bcc's description of the maps compiled from this header
- * (Table.Key / Table.Leaf), so it never restates them by hand; tests/unit/test_lb_layout.py
- * checks the sizes pinned by the _Static_asserts below.
+ * (Table.Key / Table.Leaf), so it never restates them by hand; the _Static_asserts below pin
+ * the sizes at compile time, and tests/root/test_xdp_lb_verdicts.py checks the bytes.
  *
  * Maps (declared in xdp_lb.bpf.c):
  *   lb_cfg        ARRAY    [0] -> struct lb_cfg
