@@ -8,16 +8,13 @@ run in order on one program: the reply rows use the flows the earlier rows creat
 
 from __future__ import annotations
 
-import ctypes
-import os
-import pickle
-
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from pfrps import bpfsys
 from pfrps.xdp import maglev
+from pfrps.xdp.lab import Lab, call_in_netns
 from pfrps.xdp.lb import Backend, LoadBalancer
 from pfrps.xdp.runner import stats_table
 
@@ -30,7 +27,6 @@ BACKENDS = [Backend("10.0.0.2", "de:ad:be:ef:00:02"), Backend("10.0.0.3", "de:ad
             Backend("10.0.0.4", "de:ad:be:ef:00:04")]
 MAC_OF = {b.ip: b.mac for b in BACKENDS}
 RING = 251
-CLONE_NEWNET = 0x40000000
 
 
 def lb_predict(src: str, sport: int, dport: int, proto: int) -> str:
@@ -111,35 +107,6 @@ CASES = [
 ]
 
 
-def _in_fresh_netns(fn):
-    """Run ``fn()`` in a forked child that first unshares a new network namespace; return its
-    result (pickled through a pipe). XDP_TX does not transmit under a plain test run, but a
-    program that did would only reach this empty namespace."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            os.close(r)
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
-            data = pickle.dumps(("ok", fn()))
-            status = 0
-        except BaseException as exc:  # noqa: BLE001  (report anything to the parent)
-            data = pickle.dumps(("error", repr(exc)))
-        with os.fdopen(w, "wb") as f:
-            f.write(data)
-        os._exit(status)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    kind, value = pickle.loads(data)
-    assert kind == "ok", value
-    return value
-
-
 @pytest.fixture(scope="module")
 def outcome():
     """The program (3 backends, port 8080, Maglev table of 251) run on every row, in order,
@@ -149,7 +116,11 @@ def outcome():
 
         def run_all():
             return [bpfsys.prog_test_run_frame(lb.prog_fd, f) for _, f, _, _ in CASES]
-        results = _in_fresh_netns(run_all)
+        lab = Lab(prefix="px8l")  # XDP_TX does not transmit under a plain test run; if it did,
+        try:                      # it would only reach this empty namespace
+            results = call_in_netns(lab.add_ns("run"), run_all)
+        finally:
+            lab.destroy()
         counters = lb.backend_counters().totals()
         actions = stats_table(lb.mod).totals()
     return {"rows": results, "counters": counters, "actions": actions}
