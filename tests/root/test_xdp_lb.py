@@ -69,7 +69,7 @@ def topo(tmp_path_factory):
             lab.server(r)
         lab.start_xdp(lab.ns("br"), "pass", "-i", "veth7")
         lb = lab.start_xdp(lab.ns("lb"), "lb", "-i", "veth6", "--vip", VIP, "--port", str(PORT),
-                           "--backend-file", str(pool), "--interval", "1")
+                           "--backend-file", str(pool), "--interval", "10")
         yield Topo(lab, lb, pool)
     finally:
         lab.destroy()
