@@ -91,11 +91,16 @@ def _proto(cfg: SupervisorConfig) -> int:
 def _add_socket(cfg: SupervisorConfig, out: SteeredSockets, prog: Optional[int]) -> socket.socket:
     sock = packet.open_rx_socket(cfg.interface, prog, _proto(cfg), cfg.rcvbuf if cfg.rx == "recv" else 0)
     out.socks.append(sock)
-    if cfg.rx == "ring":
-        from .receive import RxRing  # noqa: PLC0415
-
-        out.rings.append(RxRing(sock, *cfg.ring_geometry(), cfg.ring_frame_size))
     return sock
+
+
+def _add_rings(cfg: SupervisorConfig, out: SteeredSockets) -> None:
+    """Give every socket its ring, concurrently; before any socket joins a fanout group (a ring
+    set up later would unhook the socket and move it within the group)."""
+    if cfg.rx == "ring":
+        from .receive import make_rings  # noqa: PLC0415
+
+        out.rings = make_rings(out.socks, *cfg.ring_geometry(), cfg.ring_frame_size)
 
 
 def _load_filter(mod: CompiledModule, opts: SteeringOpts) -> int:
@@ -115,6 +120,7 @@ def _open_filter(cfg: SupervisorConfig, out: SteeredSockets) -> None:
                 _add_socket(cfg, out, prog)
             finally:
                 os.close(prog)
+    _add_rings(cfg, out)
 
 
 def _open_fanout(cfg: SupervisorConfig, out: SteeredSockets) -> None:
@@ -138,8 +144,10 @@ def _open_fanout(cfg: SupervisorConfig, out: SteeredSockets) -> None:
                 member_prog = _load_filter(mod, SteeringOpts(0, 1, cfg.hash_alg, cfg.ethertypes))
         mode = PACKET_FANOUT_EBPF if fanout_prog is not None else PACKET_FANOUT_HASH
         max_members = max(n, FANOUT_DEFAULT_MAX_MEMBERS)
-        for i in range(n):
-            sock = _add_socket(cfg, out, member_prog)
+        for _ in range(n):
+            _add_socket(cfg, out, member_prog)
+        _add_rings(cfg, out)
+        for i, sock in enumerate(out.socks):
             out.group_id = _join(sock, 0 if i == 0 else out.group_id, mode,
                                  PACKET_FANOUT_FLAG_UNIQUEID if i == 0 else 0, max_members, i)
             if i == 0 and fanout_prog is not None:

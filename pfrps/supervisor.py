@@ -53,8 +53,11 @@ log = logging.getLogger("pfrps")
 
 #: Seconds of delay before the k-th restart within the window: 0, then doubling from 0.1, at most 2.
 RESTART_BACKOFF = (0.0, 0.1, 2.0)
-#: Seconds a stopping worker gets (drain, on_stop) before SIGKILL.
+#: Seconds stopping workers get (drain, on_stop) before SIGKILL: STOP_GRACE, or
+#: STOP_GRACE_PER_WORKER x N when larger (each exit costs CPU time; 1024 workers on 2 CPUs
+#: need several seconds just to be scheduled once).
 STOP_GRACE = 2.0
+STOP_GRACE_PER_WORKER = 0.015
 
 
 @dataclass
@@ -427,9 +430,12 @@ class Supervisor:
             self.close()
 
     # -- stopping -----------------------------------------------------------------------------
-    def stop(self, grace: float = STOP_GRACE) -> None:
-        """SIGTERM every worker, wait up to ``grace`` seconds (each drains for at most
-        :data:`pfrps.worker.DRAIN_SECONDS`, then runs ``on_stop``), then SIGKILL what is left."""
+    def stop(self, grace: Optional[float] = None) -> None:
+        """SIGTERM every worker, wait up to ``grace`` seconds (default :data:`STOP_GRACE`, or
+        :data:`STOP_GRACE_PER_WORKER` per worker when that is longer; each worker drains for at
+        most :data:`pfrps.worker.DRAIN_SECONDS`, then runs ``on_stop``), then SIGKILL what is left."""
+        if grace is None:
+            grace = max(STOP_GRACE, STOP_GRACE_PER_WORKER * len(self.slots))
         self._stopping = True
         for s in self.slots:
             s.restart_at = None

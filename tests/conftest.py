@@ -2,8 +2,10 @@
 
 * ``@pytest.mark.root`` tests need root, BPF and network namespaces. Outside CI they skip when
   not root; under CI (``CI`` set) any skipped test fails the run.
-* A session fixture records pfrps's BPF programs (by name), network namespaces, root-namespace
-  links and child processes before the suite and asserts none were added after it.
+* A session fixture asserts that after the suite no BPF program pfrps loaded during it is
+  still loaded (a registry of program ids every pfrps process of the session appends to:
+  ``pfrps.bpfsys.REGISTRY_ENV``) and that no network namespace, root-namespace link or child
+  process was added.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,29 +42,31 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-#: pfrps names every program it loads after its entry point, and every entry point starts with
-#: this (pfrps.bpfsys.PROG_NAME_PREFIX; the kernel keeps 15 characters of the name).
-PFRPS_PROG_PREFIX = "pfrps"
+#: Every BPF program a pfrps process of this test session loads is recorded here
+#: (``pfrps.bpfsys.REGISTRY_ENV``, inherited by every process the suite starts).
+REGISTRY = Path(tempfile.gettempdir(), f"pfrps-bpf-registry-{os.getpid()}")
+REGISTRY_ENV = "PFRPS_BPF_REGISTRY"
 
 
-def bpf_program_ids() -> set[int]:
-    """Ids of loaded BPF programs that are pfrps's own (``bpftool prog show``: the name starts
-    with ``pfrps``), except those held only by live processes outside this test run (another
-    engineer's pfrps running at the same time). Other tools' programs on the machine are never
-    counted, whatever their type."""
+def loaded_program_ids() -> set[int]:
+    """Ids of every BPF program loaded on the machine now (``bpftool prog show``)."""
     if not IS_ROOT or not shutil.which("bpftool"):
         return set()
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=30).stdout
-    ours = child_pids() | {os.getpid()}
-    ids = set()
-    for p in json.loads(out or "[]"):
-        if not str(p.get("name", "")).startswith(PFRPS_PROG_PREFIX):
-            continue
-        holders = {h["pid"] for h in p.get("pids", [])}
-        if holders and not holders & ours:
-            continue
-        ids.add(p["id"])
-    return ids
+    return {p["id"] for p in json.loads(out or "[]")}
+
+
+def bpf_program_ids() -> set[int]:
+    """Ids of the BPF programs pfrps loaded during this test session that are still loaded.
+
+    Only programs in the session's registry count, so other tools' programs on the machine,
+    and another engineer's pfrps run at the same time, can never fail the suite; ids are not
+    reused while a program lives, so a listed id that still exists is a leak of this run."""
+    try:
+        registered = {int(x) for x in REGISTRY.read_text().split()}
+    except FileNotFoundError:
+        registered = set()
+    return registered & loaded_program_ids()
 
 
 def netns_names() -> set[str]:
@@ -94,12 +99,15 @@ def child_pids(pid: int | None = None) -> set[int]:
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
     """After the whole suite: no BPF program, netns, link or child process was left over."""
+    REGISTRY.unlink(missing_ok=True)
+    os.environ[REGISTRY_ENV] = str(REGISTRY)
     before = (bpf_program_ids(), netns_names(), root_links())
     yield
     leaked_progs = bpf_program_ids() - before[0]
     leaked_ns = netns_names() - before[1]
     leaked_links = root_links() - before[2]
     leaked_kids = child_pids()
+    REGISTRY.unlink(missing_ok=True)
     assert not leaked_progs, f"BPF programs left loaded: {sorted(leaked_progs)}"
     assert not leaked_ns, f"network namespaces left: {sorted(leaked_ns)}"
     assert not leaked_links, f"links left in the root namespace: {sorted(leaked_links)}"

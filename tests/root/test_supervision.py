@@ -26,6 +26,8 @@ from tests.conftest import child_pids
 from tests.helpers import PY, last_json
 from tests.root.conftest import inject, start_pfrps
 
+from tests.root.px10s_fixtures import topo  # noqa: F401,E402  (px10s-* namespaces)
+
 pytestmark = pytest.mark.root
 
 EMBED = r"""
