@@ -28,7 +28,26 @@ examples:
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 1000000 --tx send    # one send() per frame, no ring
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 8000 --macs stride --stride 8 --base 02:00:00:00:10:00
   pfinject -i eno1 -d 52:54:00:84:d7:ff -p 5000 --macs file --mac-file subscribers.txt
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 5000 --vlan 100         # 802.1Q-tagged PPPoE
+  pfinject -i eno1 -d 52:54:00:84:d7:ff -p 5000 --qinq 10:100      # QinQ: S-tag 0x88a8 VID 10, C-tag VID 100
 """
+
+
+def _vid(text: str) -> int:
+    try:
+        vid = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"VLAN id must be an integer, not {text!r}") from None
+    if not 1 <= vid <= 4094:
+        raise argparse.ArgumentTypeError(f"VLAN id {vid} is out of range 1..4094 (IEEE 802.1Q)")
+    return vid
+
+
+def _qinq(text: str) -> tuple[int, int]:
+    outer, sep, inner = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--qinq takes S-VID:C-VID, e.g. 10:100, not {text!r}")
+    return _vid(outer), _vid(inner)
 
 
 def _rate(text: str) -> float:
@@ -89,6 +108,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--base", type=_mac, metavar="MAC", help="first MAC of --macs sequential/stride")
     p.add_argument("--stride", type=int, default=8, metavar="K", help="step of --macs stride (default: 8)")
     p.add_argument("--mac-file", metavar="PATH", help="file of MACs for --macs file, one per line")
+    tags = p.add_mutually_exclusive_group()
+    tags.add_argument("--vlan", type=_vid, metavar="VID", help="send the frames in an 802.1Q tag (TPID 0x8100)")
+    tags.add_argument("--qinq", type=_qinq, metavar="S:C",
+                      help="send the frames in QinQ: an 802.1ad S-tag (0x88a8, VID S) then an 802.1Q C-tag (VID C)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -102,10 +125,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UsageError("--procs needs --tx ring", hint="drop --procs or use --tx ring")
         macs = mac_set(args.macs, args.count, seed=args.seed, base=args.base, stride=args.stride,
                        path=args.mac_file)
-        template = build_template(args.dst)
+        vlans = [(0x8100, args.vlan)] if args.vlan else [(0x88A8, args.qinq[0]), (0x8100, args.qinq[1])] \
+            if args.qinq else []
+        template = build_template(args.dst, vlans=vlans)
         seed = f", seed {args.seed}" if args.seed is not None else ""
         rate = f" at {args.rate:.0f} frames/s" if args.rate else ""
-        announce = (f"pfinject: sending {args.count} {len(template)}-byte PPPoE frames to {args.dst} on "
+        tagged = (f" in 802.1Q VLAN {args.vlan}" if args.vlan else
+                  f" in QinQ S-VLAN {args.qinq[0]} C-VLAN {args.qinq[1]}" if args.qinq else "")
+        announce = (f"pfinject: sending {args.count} {len(template)}-byte PPPoE frames{tagged} to {args.dst} on "
                     f"{args.interface} from {args.macs} source MACs{seed}{rate}")
         if args.tx == "ring":
             res = send_parallel(args.interface, template, macs, procs=args.procs, rate=args.rate, burst=args.burst,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 __all__ = ["FRAME_LEN", "PAYLOAD_LEN", "SESSION_ID", "build_template", "fill_frames"]
@@ -13,18 +15,26 @@ SRC_OFF = 6
 
 
 def build_template(dst: str, src: str = "02:00:00:00:00:00", code: int = 0x00,
-                   session_id: int = SESSION_ID, payload_len: int = PAYLOAD_LEN) -> bytes:
-    """The seed's PPPoE discovery frame (RFC 2516 section 4 header), ``14 + 6 + payload_len`` bytes.
+                   session_id: int = SESSION_ID, payload_len: int = PAYLOAD_LEN,
+                   vlans: Sequence[tuple[int, int]] = ()) -> bytes:
+    """The seed's PPPoE discovery frame (RFC 2516 section 4 header), ``14 + 4 * len(vlans) + 6 +
+    payload_len`` bytes.
 
     Ethertype 0x8863, ver 1, type 1, ``code`` (0x00 by default, as the seed sends), session id
-    0xcafe, length ``payload_len``, payload of 0xff bytes.
+    0xcafe, length ``payload_len``, payload of 0xff bytes; behind the VLAN tags ``vlans``, outer
+    first, each ``(TPID, VID)`` (0x88a8 an IEEE 802.1ad S-tag, 0x8100 an 802.1Q C-tag). The
+    source MAC stays at offset 6 whatever the tags.
     """
-    from scapy.layers.l2 import Ether  # noqa: PLC0415  (scapy import is slow; only when building)
+    from scapy.layers.l2 import Dot1AD, Dot1Q, Ether  # noqa: PLC0415  (scapy import is slow)
     from scapy.layers.ppp import PPPoED  # noqa: PLC0415
     from scapy.packet import Raw  # noqa: PLC0415
 
-    pkt = Ether(dst=dst, src=src, type=0x8863) / PPPoED(
-        version=1, type=1, code=code, sessionid=session_id, len=payload_len) / Raw(b"\xff" * payload_len)
+    types = [t for t, _ in vlans] + [0x8863]
+    pkt = Ether(dst=dst, src=src, type=types[0])
+    for (tpid, vid), nxt in zip(vlans, types[1:]):
+        pkt = pkt / (Dot1AD if tpid == 0x88A8 else Dot1Q)(vlan=vid, type=nxt)
+    pkt = pkt / PPPoED(version=1, type=1, code=code, sessionid=session_id, len=payload_len) / Raw(
+        b"\xff" * payload_len)
     return bytes(pkt)
 
 
