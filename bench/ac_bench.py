@@ -75,7 +75,10 @@ class ACProcess:
         r, w = os.pipe()
         argv = [sys.executable, "-m", "pfrps.ac", "-i", topo.node_if, "-w", str(workers), "--ac-name", "bench-ac",
                 "--service-name", SERVICE.decode(), "--encoder", encoder, "--steering", steering, "--json",
-                "--interval", "0.5", "--ready-fd", str(w)]
+                "--interval", "0.5", "--ready-fd", str(w),
+                # phase 3 counts a PADT for every session the killed worker lost, and bench clients
+                # do not answer keepalives: no PADT rate limit, no keepalive expiry here
+                "--padt-rate", "1e9", "--padt-burst", "1000000", "--echo-interval", "0"]
         try:
             self.proc = topo.popen(topo.node, argv, pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, cwd=REPO)
