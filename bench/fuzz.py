@@ -78,8 +78,11 @@ def direct_plain(seed: int, count: int, workers: int = 4, warmup: int = 10_000) 
                 res["exceptions"] += 1
         if done <= warmup < done + 4096:
             res["rss_after_warmup"] = rss_bytes()
+        if done <= count // 2 < done + 4096:
+            res["rss_half"] = rss_bytes()
     res["seconds"] = time.monotonic() - t0
     res.setdefault("rss_after_warmup", rss_bytes())
+    res.setdefault("rss_half", res["rss_after_warmup"])
     res["rss_end"] = rss_bytes()
     res["counters"] = {n: sum(c.counts[n] for c in ctxs) for n in PLAIN_COUNTERS}
     res["outcomes_add_up"] = sum(res["counters"].values()) == res["frames"]
@@ -158,16 +161,20 @@ def main(argv=None) -> int:
     r = fuzz_ac_direct(args.seed, args.frames, workers=4, frame_seconds=1e-4, echo_interval=5.0, echo_misses=2,
                        max_sessions=256, padt_rate=100.0, padt_burst=50)
     r["rss_growth"] = r["rss_end"] - r["rss_after_warmup"]
+    r["rss_growth_second_half"] = r["rss_end"] - r["rss_half"]
     res["direct_ac"] = r
     print(f"fuzz: AC direct: {r['frames']} frames in {r['seconds']:.1f} s ({r['frames'] / r['seconds']:.0f}/s), "
           f"{r['exceptions']} exceptions, {r['bad_replies']} bad replies of {r['replies']}, outcomes add up "
-          f"{r['outcomes_add_up']}, largest session table {r['largest_table']}, RSS growth {r['rss_growth']} B",
+          f"{r['outcomes_add_up']}, largest session table {r['largest_table']}, RSS growth {r['rss_growth']} B "
+          f"after the warm-up, {r['rss_growth_second_half']} B in the second half",
           flush=True)
     q = direct_plain(args.seed, args.frames)
     q["rss_growth"] = q["rss_end"] - q["rss_after_warmup"]
+    q["rss_growth_second_half"] = q["rss_end"] - q["rss_half"]
     res["direct_plain"] = q
     print(f"fuzz: plain direct: {q['frames']} frames in {q['seconds']:.1f} s, {q['exceptions']} exceptions, outcomes "
-          f"add up {q['outcomes_add_up']}, table {q['largest_table']}, RSS growth {q['rss_growth']} B", flush=True)
+          f"add up {q['outcomes_add_up']}, table {q['largest_table']}, RSS growth {q['rss_growth']} B after the "
+          f"warm-up, {q['rss_growth_second_half']} B in the second half", flush=True)
     ok = not r["exceptions"] and not r["bad_replies"] and r["outcomes_add_up"] and not q["exceptions"] \
         and q["outcomes_add_up"]
     if args.socket_frames:

@@ -265,7 +265,8 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
 
     Returns a dict: ``frames`` handed over, ``exceptions`` (handler raised; first ``tracebacks``),
     ``bad_replies``, ``replies``, per-outcome and per-counter totals, ``outcomes_add_up``,
-    ``rss_after_warmup``/``rss_end`` (bytes) and the largest session table seen, plus seconds.
+    ``rss_after_warmup``/``rss_half``/``rss_end`` (bytes: after ``warmup`` frames, half-way, at the
+    end) and the largest session table seen, plus seconds.
     """
     import socket  # noqa: PLC0415
     import time  # noqa: PLC0415
@@ -341,7 +342,10 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
         res["largest_table"] = max(res["largest_table"], *(len(c.storage["ac"].sessions) for c in ctxs))
         if done <= warmup < done + 4096:
             res["rss_after_warmup"] = rss_bytes()
+        if done <= count // 2 < done + 4096:
+            res["rss_half"] = rss_bytes()
     res.setdefault("rss_after_warmup", rss_bytes())
+    res.setdefault("rss_half", res["rss_after_warmup"])
     res["seconds"] = time.monotonic() - t0
     res["rss_end"] = rss_bytes()
     snap = counters.array.view("i8")

@@ -43,27 +43,19 @@ unknown sessions at most --padt-rate per second per worker.
 """
 
 
-def _seconds(allow_zero: bool, what: str):
+def _number(what: str, unit: str, allow_zero: bool = False):
+    """An argparse ``type=`` for a finite number in ``unit`` above 0 (or from 0 with ``allow_zero``)
+    (positive_seconds, with the option's name in the message and zero allowed where it means off)."""
     def conv(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be seconds, not {text!r}") from None
-        if not (0 <= value if allow_zero else 0 < value) or value == float("inf") or value != value:
+            raise argparse.ArgumentTypeError(f"{what} must be {unit}, not {text!r}") from None
+        if not (0 <= value if allow_zero else 0 < value) or not value < float("inf"):
             bound = "0 or above" if allow_zero else "above 0"
-            raise argparse.ArgumentTypeError(f"{what} {text} must be {bound} and finite")
+            raise argparse.ArgumentTypeError(f"{what} {text} must be {bound} and finite ({unit})")
         return value
     return conv
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"PADT rate must be frames/s, not {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"PADT rate {text} must be above 0 and finite (frames/s)")
-    return value
 
 
 _TPIDS = {"auto": None, "0x8100": 0x8100, "8100": 0x8100, "0x88a8": 0x88A8, "88a8": 0x88A8}
@@ -116,14 +108,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--sessions-per-mac", type=int_range(1, 65534, "sessions per MAC"), default=1, metavar="K",
                    help="sessions one client MAC (per VLAN) may hold; a new Host-Uniq beyond it replaces the "
                         "oldest (default: 1)")
-    p.add_argument("--echo-interval", type=_seconds(True, "echo interval"), default=30.0, metavar="SECONDS",
+    p.add_argument("--echo-interval", type=_number("echo interval", "seconds", allow_zero=True), default=30.0, metavar="SECONDS",
                    help="LCP Echo-Request to each session silent this long, every this long; 0: no keepalive "
                         "and no expiry (default: 30)")
     p.add_argument("--echo-misses", type=int_range(1, 255, "echo misses"), default=3, metavar="N",
                    help="unanswered Echo-Requests after which a session expires with PADT (default: 3)")
-    p.add_argument("--cookie-window", type=_seconds(False, "cookie window"), default=60.0, metavar="SECONDS",
+    p.add_argument("--cookie-window", type=_number("cookie window", "seconds"), default=60.0, metavar="SECONDS",
                    help="AC-Cookie time window; a cookie is accepted in its window and the next (default: 60)")
-    p.add_argument("--padt-rate", type=_rate, default=100.0, metavar="FPS",
+    p.add_argument("--padt-rate", type=_number("PADT rate", "frames/s"), default=100.0, metavar="FPS",
                    help="PADTs per second per worker answering frames on unknown sessions (token bucket; "
                         "default: 100)")
     p.add_argument("--padt-burst", type=int_range(1, 1 << 20, "PADT burst"), default=100, metavar="N",

@@ -14,7 +14,6 @@ end of the flood.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -32,7 +31,6 @@ SEED = 1010
 RATE = 10_000.0  # frames/s: paced, so the veth backlog never overflows on a shared machine
 #: resident memory growth allowed per worker after the warm-up, bytes (measured: 0-300 KiB)
 RSS_BOUND = 4 << 20
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
