@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import selectors
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from pfrps.cliutil import wait_ready
 from pfrps.topology import TwoNodeTopology
 
 PY = sys.executable
@@ -107,11 +107,8 @@ def fault_run(topo: TwoNodeTopology, frames: int, workers: int = 4, rate: int = 
     kills = 0
     t0 = time.monotonic()
     try:
-        sel = selectors.DefaultSelector()
-        sel.register(r, selectors.EVENT_READ)
-        ready = bool(sel.select(60)) and os.read(r, 16).startswith(b"READY")
-        sel.close()
-        if not ready:
+        ready_fd, r = r, -1
+        if not wait_ready(ready_fd, 60):
             raise RuntimeError(f"the fault-injection supervisor never got ready: {''.join(errs)[-800:]}")
         inj = topo.popen(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
                                          "-p", str(frames), "--rate", str(rate), "--macs", "sequential",
@@ -139,7 +136,8 @@ def fault_run(topo: TwoNodeTopology, frames: int, workers: int = 4, rate: int = 
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
-        os.close(r)
+        if r >= 0:
+            os.close(r)
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -15,9 +15,14 @@ Reference, measured in the same run: the interpreter start-up plus ``import pfrp
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 import time
+
+from pfrps.cliutil import wait_ready
 
 from . import common
 from .common import Row, summary
@@ -25,8 +30,10 @@ from .common import Row, summary
 NAME = "startup"
 TITLE = "Start-up: launch to all workers ready"
 TARGETS = {8: 1.5, 64: 3.0}
-#: Issue 4: "SIGTERM drains and stops within 2 s".
+#: Issue 4: "SIGTERM drains and stops within 2 s"; issue 10: also Ctrl-C (SIGINT to the
+#: process group) at 64 workers, every worker's on_stop run, no restart.
 STOP_TARGET = 2.0
+CTRL_C_WORKERS = 64
 _READY_RE = re.compile(r"(\d+) workers ready in ([\d.]+) s")
 
 
@@ -66,6 +73,7 @@ def run(ctx) -> dict:
                 inner[key].append(float(m.group(2)) if m else float("nan"))
                 common.log(f"{NAME}: rep {rep + 1}/{reps}: {key:12s} {secs:.3f} s to READY "
                            f"(Supervisor.start {inner[key][-1]:.3f} s), SIGTERM to exit {stop[key][-1]:.3f} s")
+        ctrl_c = ctrl_c_shutdown(topo, CTRL_C_WORKERS, reps)
     ref = summary(floor)
     rows = [Row("python -c 'import pfrps.cli' (reference)", "s", ref)]
     for rx, mode, n in configs:
@@ -78,12 +86,16 @@ def run(ctx) -> dict:
         s = summary(stop[key])
         rows.append(Row(f"target: shutdown {key} (SIGTERM to exit)", "s", s, "", None,
                         f"< {STOP_TARGET:.1f} s", s["max"] < STOP_TARGET))
+    cs = summary(ctrl_c["seconds"])
+    rows.append(Row(f"target: Ctrl-C (SIGINT to the process group) fanout N={CTRL_C_WORKERS} --rx ring, to exit", "s",
+                    cs, "", None, f"< {STOP_TARGET:.1f} s, no restart or kill logged",
+                    cs["max"] < STOP_TARGET and ctrl_c["restarts_logged"] == 0 and ctrl_c["kills_logged"] == 0))
     table = []
     for rx, mode, n in configs:
         key = _key(rx, mode, n)
         tot, st = common.median(launch[key]), common.median(inner[key])
         table.append([key, f"{tot:.3f}", f"{tot - st:.3f}", f"{st:.3f}", f"{1000 * st / n:.1f}"])
-    data = {"reps": reps, "launch": launch, "supervisor_start": inner, "floor": floor, "stop": stop}
+    data = {"reps": reps, "launch": launch, "supervisor_start": inner, "floor": floor, "stop": stop, "ctrl_c": ctrl_c}
     plot = ctx.out_dir / f"{NAME}.png"
     _plot(plot, data)
     return {
@@ -98,6 +110,32 @@ def run(ctx) -> dict:
                                "start() / N, ms"],
                     "rows": table}],
     }
+
+
+def ctrl_c_shutdown(topo, workers: int, reps: int) -> dict:
+    """What Ctrl-C in a terminal does, ``reps`` times: pfrps as a process group leader (its own
+    session), SIGINT to the whole group once every worker is ready; seconds from the signal to
+    pfrps's exit, and the count of "restarting" and "killing it" lines it logged (both must be 0)."""
+    seconds, restarts, kills, statuses = [], 0, 0, []
+    for _ in range(reps):
+        r, w = os.pipe()
+        proc = topo.popen(topo.node, [common.PY, "-m", "pfrps", "-i", common.NODE_IF, "-w", str(workers),
+                                      "--ready-fd", str(w)], pass_fds=(w,), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=common.REPO)
+        os.close(w)
+        if not wait_ready(r, 120):
+            proc.kill()
+            raise common.HarnessError(f"pfrps -w {workers} not ready: {proc.communicate()[1][-400:]}")
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        seconds.append(time.monotonic() - t0)
+        restarts += err.count("restarting")
+        kills += err.count("killing it")
+        statuses.append(proc.returncode)
+        common.log(f"{NAME}: Ctrl-C to the group of {workers} workers: exit {proc.returncode} after "
+                   f"{seconds[-1]:.3f} s")
+    return {"seconds": seconds, "restarts_logged": restarts, "kills_logged": kills, "exit": statuses}
 
 
 def _plot(path, data) -> None:
@@ -126,3 +164,11 @@ def _plot(path, data) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+if __name__ == "__main__":  # python -m bench.startup: only the Ctrl-C shutdown figure
+    import json  # noqa: PLC0415
+
+    with common.topology() as _topo:
+        print(json.dumps(ctrl_c_shutdown(_topo, int(sys.argv[1]) if len(sys.argv) > 1 else CTRL_C_WORKERS,
+                                         int(sys.argv[2]) if len(sys.argv) > 2 else 5)))

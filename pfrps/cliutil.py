@@ -12,7 +12,7 @@ from typing import Callable, NoReturn, Optional
 from .errors import PfrpsError, UsageError
 from .logs import setup_logging
 
-__all__ = ["ArgumentParser", "int_range", "positive_seconds", "signal_ready", "human_bytes",
+__all__ = ["ArgumentParser", "int_range", "positive_seconds", "signal_ready", "wait_ready", "human_bytes",
            "setup_logging", "run_tool"]
 
 
@@ -61,6 +61,21 @@ def signal_ready(fd: Optional[int]) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write to --ready-fd {fd}: {exc.strerror}",
                          hint="pass an fd that is open for writing") from None
+
+
+def wait_ready(fd: int, timeout: float) -> bool:
+    """The other end of :func:`signal_ready`: wait up to ``timeout`` seconds for ``READY`` on
+    the read end ``fd`` of a ``--ready-fd`` pipe, then close ``fd``. True when it came; False
+    on timeout or when the writer exited first (end of file)."""
+    import selectors  # noqa: PLC0415
+
+    sel = selectors.DefaultSelector()
+    try:
+        sel.register(fd, selectors.EVENT_READ)
+        return bool(sel.select(timeout)) and os.read(fd, 16).startswith(b"READY")
+    finally:
+        sel.close()
+        os.close(fd)
 
 
 def human_bytes(n: float) -> str:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pfinject.macs import random_macs
+from pfrps.cliutil import wait_ready
 from pfrps.hashing import expected_counts
 from tests.conftest import child_pids
 from tests.helpers import PY, last_json
@@ -75,12 +75,7 @@ def start_embed(topo, tmp: Path, workers: int, mode: str = "plain", new_session:
                       pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                       start_new_session=new_session)
     os.close(w)
-    sel = selectors.DefaultSelector()
-    sel.register(r, selectors.EVENT_READ)
-    ready = bool(sel.select(60)) and os.read(r, 16).startswith(b"READY")
-    sel.close()
-    os.close(r)
-    return proc, ready
+    return proc, wait_ready(r, 60)
 
 
 def stopped_workers(tmp: Path) -> list[int]:
