@@ -164,34 +164,26 @@ class Case04Lab(Lab):
         parser.add_argument("--generic", action="store_true", help="attach XDP in generic (SKB) mode")
         parser.add_argument("--count", type=int, default=5, metavar="N", help="echo requests per check (default: 5)")
 
+    #: per family: (host, host address, router address on the router's device named after the host)
+    SUBNETS = {4: (("uno", "10.0.0.2/24", "10.0.0.1/24"), ("dos", "10.0.1.2/24", "10.0.1.1/24")),
+               6: (("uno", "fd00::2/64", "fd00::1/64"), ("dos", "fd00:1::2/64", "fd00:1::1/64"))}
+
     def build(self, args) -> None:
         v6 = args.mode == "fib"
-        uno, dos, rt = (self.add_ns(r, ipv6=v6) for r in ("uno", "dos", "router"))
-        self.veth(rt, "uno", uno, "veth0")
-        self.veth(rt, "dos", dos, "veth0")
-        self.addr(uno, "veth0", "10.0.0.2/24")
-        self.addr(rt, "uno", "10.0.0.1/24")
-        self.addr(dos, "veth0", "10.0.1.2/24")
-        self.addr(rt, "dos", "10.0.1.1/24")
-        self.route(uno, "default", "10.0.0.1")
-        self.route(dos, "default", "10.0.1.1")
-        self.macs = {"uno": self.link(uno, "veth0")[1], "dos": self.link(dos, "veth0")[1],
-                     "rt-uno": self.link(rt, "uno")[1], "rt-dos": self.link(rt, "dos")[1]}
-        self.neigh(uno, "veth0", "10.0.0.1", self.macs["rt-uno"])
-        self.neigh(dos, "veth0", "10.0.1.1", self.macs["rt-dos"])
-        self.neigh(rt, "uno", "10.0.0.2", self.macs["uno"])
-        self.neigh(rt, "dos", "10.0.1.2", self.macs["dos"])
-        if v6:
-            self.addr(uno, "veth0", "fd00::2/64")
-            self.addr(rt, "uno", "fd00::1/64")
-            self.addr(dos, "veth0", "fd00:1::2/64")
-            self.addr(rt, "dos", "fd00:1::1/64")
-            self.route(uno, "default", "fd00::1")
-            self.route(dos, "default", "fd00:1::1")
-            self.neigh(uno, "veth0", "fd00::1", self.macs["rt-uno"])
-            self.neigh(dos, "veth0", "fd00:1::1", self.macs["rt-dos"])
-            self.neigh(rt, "uno", "fd00::2", self.macs["uno"])
-            self.neigh(rt, "dos", "fd00:1::2", self.macs["dos"])
+        hosts = {r: self.add_ns(r, ipv6=v6) for r in ("uno", "dos")}
+        rt = self.add_ns("router", ipv6=v6)
+        for host, ns in hosts.items():
+            self.veth(rt, host, ns, "veth0")
+        self.macs = {**{h: self.link(ns, "veth0")[1] for h, ns in hosts.items()},
+                     **{f"rt-{h}": self.link(rt, h)[1] for h in hosts}}
+        for family in (4, 6) if v6 else (4,):
+            for host, host_cidr, rt_cidr in self.SUBNETS[family]:
+                host_ip, rt_ip = host_cidr.split("/")[0], rt_cidr.split("/")[0]
+                self.addr(hosts[host], "veth0", host_cidr)
+                self.addr(rt, host, rt_cidr)
+                self.route(hosts[host], "default", rt_ip)
+                self.neigh(hosts[host], "veth0", rt_ip, self.macs[f"rt-{host}"])
+                self.neigh(rt, host, host_ip, self.macs[host])
         fwd = "1" if args.mode == "fib" else "0"
         self.sysctl(rt, "net/ipv4/conf/all/forwarding", fwd)
         if v6:
