@@ -34,6 +34,7 @@ import resource
 import time
 from contextlib import ExitStack
 
+from pfrps import bpfsys
 from pfrps.xdp.cloud_lab import private_bpffs
 from pfrps.xdp.lab import Lab
 
@@ -99,8 +100,6 @@ def _rx_packets(lab: Lab, ns: str, dev: str) -> int:
 
 def _generate(fd: int, frame: bytes, count: int) -> dict:
     """In the switch namespace, on CPU 0: send ``count`` frames; wall and CPU seconds."""
-    from pfrps import bpfsys  # noqa: PLC0415
-
     os.sched_setaffinity(0, {int(common.SENDER_CPU)})
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     bpfsys.prog_test_run_live(fd, frame, count)
@@ -138,7 +137,7 @@ def _one_run(stack: ExitStack, mode: str, count: int) -> dict:
                           *(f"-DGEN_W{i}={w:#x}ULL" for i, w in enumerate(words)),
                           f"-DGEN_DROP={int(mode == 'generator')}"])
     stack.callback(gen.cleanup)
-    fd = gen.load_func(b"xdp_l2fwd_gen", bcc.BPF.XDP).fd
+    fd = bpfsys.register_loaded(gen.load_func(b"xdp_l2fwd_gen", bcc.BPF.XDP).fd)
     rx0 = _rx_packets(lab, vm, "eth0")
     soft = _ksoftirqd_pids()
     soft0 = common.cpu_ns(soft)

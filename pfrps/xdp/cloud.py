@@ -502,7 +502,7 @@ def cmd_l2fwd(args) -> int:
         att.callback(inst.detach_vm_ports, "detach the VM ports")
         for noun, action, a in entries:
             for line in _apply(inst, noun, action, a):
-                log.info("%s", line)
+                log.debug("%s", line)  # the startup line is the first line printed (readiness)
     except BaseException:
         att.close()
         raise

@@ -17,7 +17,6 @@ a count reached, or a fence frame sent last on the same path arrived.
 from __future__ import annotations
 
 import ctypes
-import errno
 import ipaddress
 import os
 import select
@@ -26,13 +25,15 @@ import struct
 import sys
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import TopologyError
 from .cloud_maps import CloudMaps, bond_hash
 from .lab import Lab, register_lab
 
-__all__ = ["CloudHostLab", "PacketPort", "MARK"]
+__all__ = ["CloudHostLab", "PacketPort", "MARK", "lab_frame", "private_bpffs"]
 
 MAC1, MAC2 = "52:54:00:00:00:01", "52:54:00:00:00:02"
 GW_MAC = "02:00:5e:00:00:fe"   # the next hop the VMs send to (on the switch side)
@@ -140,17 +141,26 @@ def lab_frame(dst: str, src: str, sip: str, dip: str, sport: int, dport: int, ki
     return bytes(pkt)
 
 
-def _mount_bpffs(path: str) -> None:
+@contextmanager
+def private_bpffs(prefix: str = "pfrps-bpffs-") -> Iterator[str]:
+    """A bpffs mounted on a fresh directory under /tmp (for pins that must not outlive a run);
+    unmounted (MNT_DETACH) and removed afterwards.
+
+    Raises:
+        TopologyError: mount(2) refused (not root, or no bpffs in the kernel).
+    """
+    path = tempfile.mkdtemp(prefix=prefix)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"bpf", path.encode(), b"bpf", 0, None) != 0:
         code = ctypes.get_errno()
+        os.rmdir(path)
         raise TopologyError(f"cannot mount a bpffs at {path}: {os.strerror(code)}", code=code,
                             hint="run as root on a kernel with bpffs")
-
-
-def _umount(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.umount2(path.encode(), 2)  # MNT_DETACH
+    try:
+        yield path
+    finally:
+        libc.umount2(path.encode(), 2)  # MNT_DETACH
+        os.rmdir(path)
 
 
 # frame kinds
@@ -169,8 +179,8 @@ class CloudHostLab(Lab):
         parser.add_argument("--generic", action="store_true", help="attach in generic (SKB) mode")
 
     def build(self, args) -> None:
-        self.bpffs = tempfile.mkdtemp(prefix="pfrps-cloud-bpffs-")
-        _mount_bpffs(self.bpffs)
+        self._stack = ExitStack()
+        self.bpffs = self._stack.enter_context(private_bpffs("pfrps-cloud-bpffs-"))
         self.ports: list[PacketPort] = []
         host, sw = self.add_ns("host"), self.add_ns("sw")
         vm1, vm2 = self.add_ns("vm1"), self.add_ns("vm2")
@@ -338,14 +348,9 @@ class CloudHostLab(Lab):
             self.maps.close()
             self.maps = None
         super().destroy()
-        if getattr(self, "bpffs", None):
-            _umount(self.bpffs)
-            try:
-                os.rmdir(self.bpffs)
-            except OSError as exc:
-                if exc.errno != errno.ENOENT:
-                    raise
-            self.bpffs = None
+        if getattr(self, "_stack", None) is not None:
+            self._stack.close()
+            self._stack = None
 
 
 register_lab("cloud-host", CloudHostLab)

@@ -5,7 +5,6 @@ input (one line, exit 2, nothing left attached or pinned)."""
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import select
 import signal
@@ -19,7 +18,7 @@ import pytest
 
 from pfrps.topology import _enter_netns
 from pfrps.xdp.attach import xdp_attached
-from pfrps.xdp.cloud_lab import CloudHostLab
+from pfrps.xdp.cloud_lab import CloudHostLab, private_bpffs
 from tests.xdp_helpers import fresh_netns
 
 pytestmark = pytest.mark.root
@@ -43,14 +42,8 @@ def test_lab_cloud_host(generic, capsys):
 
 @pytest.fixture(scope="module")
 def bpffs():
-    d = tempfile.mkdtemp(prefix="px8c-bpffs-")
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.mount(b"bpf", d.encode(), b"bpf", 0, None) == 0, os.strerror(ctypes.get_errno())
-    try:
+    with private_bpffs("px8c-bpffs-") as d:
         yield d
-    finally:
-        libc.umount2(d.encode(), 2)
-        os.rmdir(d)
 
 
 @pytest.fixture
@@ -69,21 +62,24 @@ def cmd(box, *argv, timeout=60):
 
 
 def start(box, *argv):
+    """Start ``pfrps-xdp l2fwd argv`` in the box; return once its startup line is printed."""
     proc = subprocess.Popen([PY, "-m", "pfrps.xdp", "l2fwd", *argv], preexec_fn=lambda: _enter_netns(box.name),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    fd, seen = proc.stderr.fileno(), b""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and select.select([proc.stderr], [], [], deadline - time.monotonic())[0]:
-        line = proc.stderr.readline()
-        if not line or "Hit Ctrl-C to end." in line:
+    while b"Hit Ctrl-C to end." not in seen and select.select([fd], [], [], max(deadline - time.monotonic(), 0))[0]:
+        chunk = os.read(fd, 4096)  # not readline(): a buffered reader hides lines from select
+        if not chunk:
             break
-    assert proc.poll() is None, proc.communicate()
+        seen += chunk
+    assert proc.poll() is None and b"Hit Ctrl-C to end." in seen, seen.decode(errors="replace")
     return proc
 
 
 def stop(proc):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    return proc.returncode, out, err
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
 def test_management_commands(box, bpffs):
