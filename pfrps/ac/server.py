@@ -355,7 +355,7 @@ class AccessConcentrator:
             elif code == p.PADR:
                 self._padr(msg, vlan, ctx)
             elif code == p.PADT:
-                self._padt(msg, ctx)
+                self._padt(msg, vlan, ctx)
             else:  # PADO/PADS from another AC on the segment
                 ctx.count("ignored")
         else:
@@ -415,14 +415,16 @@ class AccessConcentrator:
         self._send(ctx, p.build_pads(m.src, cfg.mac, sess.session_id, m.service_name, m.host_uniq,
                                      m.relay_session_id, self._enc), vlan, "pads")
 
-    def _padt(self, m: p.Discovery, ctx: Any) -> None:
+    def _padt(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
         if m.dst != self.config.mac:
             ctx.count("ignored")
             return
         ctx.count("padt_rx")
         ctx.count("served")
         state: WorkerState = ctx.storage["ac"]
-        if state.close(m.src, m.session_id) is not None:
+        sess = state.sessions.get((m.src, m.session_id))
+        if sess is not None and p.vlan_key(sess.vlan) == p.vlan_key(vlan):  # not from another VLAN
+            state.close(m.src, m.session_id)
             ctx.count("sessions", -1)
 
     def _session(self, m: p.Session, vlan: bytes, ctx: Any) -> None:

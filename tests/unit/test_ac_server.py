@@ -233,6 +233,11 @@ def test_a_session_belongs_to_its_vlan(h):
     # a PADR on another VLAN with the same Host-Uniq opens another session, not the first one
     (pads2,) = h.send(p.with_vlan(p.build_padr(C, AC, b"internet", cookie_, b"hu", encoder="struct"), C_TAG))
     assert p.parse_frame(pads2).session_id != sid and h.counts()["sessions"] == 2
+    # a PADT for the first session from the other VLAN does not end it; from its own it does
+    h.send(p.with_vlan(p.build_padt(AC, C, sid, encoder="struct"), C_TAG))
+    assert h.counts()["sessions"] == 2
+    h.send(p.with_vlan(p.build_padt(AC, C, sid, encoder="struct"), S_TAG + C_TAG_PCP5))
+    assert h.counts()["sessions"] == 1
 
 
 def test_three_tags_are_malformed(h):
