@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import TopologyError
+from ..errors import PfrpsError, TopologyError
 from ..topology import _enter_netns, create_netns, remove_netns, unique_suffix
 
 __all__ = ["Lab", "LABS", "register_lab", "register", "call_in_netns", "LabCheck", "forwarded_datagrams",
@@ -42,6 +42,10 @@ LABS: dict[str, type["Lab"]] = {}
 def register_lab(name: str, cls: type["Lab"]) -> None:
     """Make ``pfrps-xdp lab name`` run ``cls`` (call at import time of a module in SUBCOMMANDS)."""
     LABS[name] = cls
+
+
+class LabInterrupted(PfrpsError):
+    """SIGINT/SIGTERM arrived during a lab: stop taking steps, destroy, exit 1."""
 
 
 class LabCheck(tuple):
@@ -154,8 +158,9 @@ class Lab:
         try:
             self.build(args)
             self.say(f"topology up: {', '.join(f'{r}={n}' for r, n in self.namespaces.items())}")
-            if not self.interrupted():
-                self.checks(args)
+            self.checks(args)
+        except LabInterrupted:
+            pass
         finally:
             if self.stop is not None:
                 self.stop.ignore()  # a second Ctrl-C must not cut the clean-up short
@@ -170,12 +175,19 @@ class Lab:
         """True once SIGINT/SIGTERM arrived."""
         return bool(self.stop is not None and self.stop.stopped)
 
+    def _guard(self) -> None:
+        """Raise :class:`LabInterrupted` once SIGINT/SIGTERM arrived: the next step is not taken,
+        :meth:`execute` goes straight to :meth:`destroy`."""
+        if self.interrupted():
+            raise LabInterrupted("interrupted", code=errno.EINTR)
+
     def say(self, text: str) -> None:
         """Print ``lab: text``."""
         print(f"lab: {text}", file=self.out, flush=True)
 
     def check(self, name: str, ok: bool, detail: str) -> bool:
         """Record and print ``PASS name: detail`` or ``FAIL name: detail``; return ``ok``."""
+        self._guard()
         self.results.append(LabCheck(name, ok, detail))
         print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", file=self.out, flush=True)
         return bool(ok)
@@ -187,6 +199,7 @@ class Lab:
         Raises:
             TopologyError: the name is taken.
         """
+        self._guard()
         name = f"{self.prefix}-{role}-{self.suffix}"
         create_netns(name, ipv6=ipv6)
         self.namespaces[role] = name
@@ -268,6 +281,7 @@ class Lab:
     # -- processes ------------------------------------------------------------------------------
     def popen(self, ns: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:
         """Start ``argv`` in namespace ``ns``; :meth:`destroy` ends it if still running."""
+        self._guard()
         proc = subprocess.Popen(list(argv), preexec_fn=lambda: _enter_netns(ns), **kwargs)
         self._procs.append(proc)
         return proc
@@ -284,6 +298,7 @@ class Lab:
 
     def call(self, ns: str, fn: Callable[..., Any], *args) -> Any:
         """``fn(*args)`` in a forked child inside ``ns`` (:func:`call_in_netns`)."""
+        self._guard()
         return call_in_netns(ns, fn, *args)
 
     def start_xdp(self, ns: str, *argv: str, timeout: float = 60) -> subprocess.Popen:

@@ -5,11 +5,14 @@ frames sent that way), nothing attached and no namespace left afterwards."""
 from __future__ import annotations
 
 import re
+import select
+import signal
+import subprocess
 
 import pytest
 
 from tests.conftest import netns_names
-from tests.helpers import run_cli
+from tests.helpers import PY, run_cli
 
 pytestmark = pytest.mark.root
 
@@ -36,3 +39,30 @@ def test_case04_lab(mode, generic):
     assert "PASS SIGTERM detached everything: exit status [0" in out
     assert re.search(r"lab: (\d+)/\1 checks passed", out)
     assert not {n for n in netns_names() - before if n.startswith("px7t-")}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_lab_removes_everything(sig):
+    """A signal while the checks run: the lab stops taking steps, ends its pfrps-xdp processes
+    (which detach), removes every namespace, says so and exits 1."""
+    before = netns_names()
+    proc = subprocess.Popen([PY, "-m", "pfrps.xdp", "lab", "case04", "--mode", "fib", "--prefix", "px7i"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while select.select([proc.stdout], [], [], 120)[0]:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if not line or line.startswith("lab: fib mode"):  # pfrps-xdp attached in the router
+                break
+        assert lines and lines[-1].startswith("lab: fib mode"), lines
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err
+    assert "(interrupted); removed 3 namespaces" in out
+    assert "Traceback" not in err
+    assert not {n for n in netns_names() - before if n.startswith("px7i-")}
