@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     print(f"bench.fault: {args.frames} frames at {args.rate} frames/s to {args.workers} ring workers, "
           f"a SIGKILL every {args.kill_gap} s on average", flush=True)
-    with TwoNodeTopology.unique(prefix="px10s").create() as topo:
+    with TwoNodeTopology.unique(prefix="px10s") as topo:
         res = fault_run(topo, args.frames, args.workers, args.rate, args.kill_gap, args.seed, settle=60)
     res.pop("stderr_tail", None)
     res["machine"] = "2 CPUs, shared with other engineers' runs"

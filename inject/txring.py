@@ -39,7 +39,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from pfrps.errors import PfrpsError, UsageError
-from pfrps.packet import SOL_PACKET, open_tx_socket
+from pfrps.kernel import PACKET_TX_RING, PACKET_VERSION, SOL_PACKET, TPACKET_V2
+from pfrps.packet import open_tx_socket
 
 from .frames import SRC_OFF
 from .sender import SendResult, sleep_until
@@ -47,9 +48,6 @@ from .sender import SendResult, sleep_until
 __all__ = ["TxRing", "send_parallel", "DEFAULT_RING_FRAMES", "DEFAULT_BURST", "TP_STATUS_AVAILABLE", "TP_STATUS_SEND_REQUEST",
            "TP_STATUS_SENDING", "TP_STATUS_WRONG_FORMAT"]
 
-PACKET_VERSION = 10
-PACKET_TX_RING = 13
-TPACKET_V2 = 1
 TP_STATUS_AVAILABLE = 0
 TP_STATUS_SEND_REQUEST = 1 << 0
 TP_STATUS_SENDING = 1 << 1

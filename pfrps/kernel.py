@@ -21,6 +21,7 @@ SO_RCVBUFFORCE = 33
 SO_SNDBUFFORCE = 32
 SO_TIMESTAMPNS = 35
 PACKET_RX_RING = 5
+PACKET_TX_RING = 13
 PACKET_STATISTICS = 6
 PACKET_AUXDATA = 8
 PACKET_VERSION = 10
@@ -44,6 +45,7 @@ FANOUT_MAX_MEMBERS = 1 << 16
 FANOUT_ARGS = struct.Struct("=HHI")
 
 # -- TPACKET (if_packet.h) ----------------------------------------------------------------------
+TPACKET_V2 = 1
 TPACKET_V3 = 2
 TPACKET_ALIGNMENT = 16
 TP_STATUS_KERNEL = 0
