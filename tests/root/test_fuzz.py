@@ -29,7 +29,7 @@ FRAMES = 20_000
 WARMUP = 2_000
 SEED = 1010
 RATE = 10_000.0  # frames/s: paced, so the veth backlog never overflows on a shared machine
-#: resident memory growth allowed per worker after the warm-up, bytes (measured: 0-300 KiB)
+#: resident memory growth allowed per worker after the warm-up, bytes (measured: 8-90 KiB)
 RSS_BOUND = 4 << 20
 
 
