@@ -112,7 +112,7 @@ def run(ctx) -> dict:
     }
 
 
-def ctrl_c_shutdown(topo, workers: int, reps: int) -> dict:
+def ctrl_c_shutdown(topo, workers: int, reps: int, cwd=common.REPO) -> dict:
     """What Ctrl-C in a terminal does, ``reps`` times: pfrps as a process group leader (its own
     session), SIGINT to the whole group once every worker is ready; seconds from the signal to
     pfrps's exit, and the count of "restarting" and "killing it" lines it logged (both must be 0)."""
@@ -121,7 +121,7 @@ def ctrl_c_shutdown(topo, workers: int, reps: int) -> dict:
         r, w = os.pipe()
         proc = topo.popen(topo.node, [common.PY, "-m", "pfrps", "-i", common.NODE_IF, "-w", str(workers),
                                       "--ready-fd", str(w)], pass_fds=(w,), stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=common.REPO)
+                          stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=cwd)
         os.close(w)
         if not wait_ready(r, 120):
             proc.kill()
@@ -166,9 +166,22 @@ def _plot(path, data) -> None:
     plt.close(fig)
 
 
-if __name__ == "__main__":  # python -m bench.startup: only the Ctrl-C shutdown figure
+if __name__ == "__main__":
+    # python -m bench.startup [N [REPS [TREE...]]]: only the Ctrl-C shutdown figure, for this
+    # tree and for each other checkout TREE (e.g. a `git worktree` of an older commit), interleaved.
     import json  # noqa: PLC0415
 
+    _n = int(sys.argv[1]) if len(sys.argv) > 1 else CTRL_C_WORKERS
+    _reps = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    _trees = [common.REPO, *sys.argv[3:]]
+    _res: dict = {str(t): {"seconds": [], "restarts_logged": 0, "kills_logged": 0, "exit": []} for t in _trees}
     with common.topology() as _topo:
-        print(json.dumps(ctrl_c_shutdown(_topo, int(sys.argv[1]) if len(sys.argv) > 1 else CTRL_C_WORKERS,
-                                         int(sys.argv[2]) if len(sys.argv) > 2 else 5)))
+        for _ in range(_reps):
+            for _t in _trees:
+                _one = ctrl_c_shutdown(_topo, _n, 1, cwd=_t)
+                _acc = _res[str(_t)]
+                _acc["seconds"] += _one["seconds"]
+                _acc["exit"] += _one["exit"]
+                _acc["restarts_logged"] += _one["restarts_logged"]
+                _acc["kills_logged"] += _one["kills_logged"]
+    print(json.dumps(_res))
