@@ -123,3 +123,26 @@ def test_clsact_that_was_there_stays(progs):
     with fresh_netns("pxt7") as box:
         during, after = box.call(_keep_clsact, progs[1])
     assert "clsact" in during[1] and "clsact" in after[1]
+
+
+def test_attachments_in_a_named_namespace(progs):
+    """Attachments(netns=NAME) works on that namespace's interfaces from outside it."""
+    from pfrps.xdp.attach import resolve_ifindex, xdp_attached
+
+    with fresh_netns("pxt7") as box:
+        with Attachments(netns=box.name) as att:
+            idx = att.xdp("veth0", progs[0], generic=True)
+            assert idx == box.ifindex("veth0") == resolve_ifindex("veth0", box.name)
+            assert xdp_attached(idx, box.name)[1] == "generic"
+            att.tc("veth1", progs[1])
+            assert _clsact_in(box) == {"veth1"}
+        assert xdp_attached(idx, box.name) is None
+        assert _clsact_in(box) == set()
+        with pytest.raises(InterfaceError, match=f"not found in network namespace {box.name}"):
+            resolve_ifindex("nope0", box.name)
+
+
+def _clsact_in(box) -> set[str]:
+    with box.ipr() as ipr:
+        return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+                if any(q.get_attr("TCA_KIND") == "clsact" for q in ipr.get_qdiscs(link["index"]))}
