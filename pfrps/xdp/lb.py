@@ -490,6 +490,17 @@ class _Service:
 
 
 def _run_lb(args) -> int:
+    """``pfrps-xdp lb``: check, resolve, load, attach, run in the foreground, detach."""
+    # SIGHUP's default action would kill the run with XDP attached: hold it from the start.
+    early_hup: list[int] = []
+    old = signal.signal(signal.SIGHUP, lambda signum, _frame: early_hup.append(signum))
+    try:
+        return _serve_lb(args, early_hup)
+    finally:
+        signal.signal(signal.SIGHUP, old)
+
+
+def _serve_lb(args, early_hup: list[int]) -> int:
     from .attach import Attachments, resolve_ifindex  # noqa: PLC0415
     from .counters import sampler  # noqa: PLC0415
     from .runner import run_foreground, stats_table  # noqa: PLC0415
@@ -514,8 +525,10 @@ def _run_lb(args) -> int:
     except BaseException:
         att.close()
         raise
-    old = signal.signal(signal.SIGHUP, svc.on_sighup)
-    att.callback(lambda: signal.signal(signal.SIGHUP, old), "SIGHUP handler")
+    signal.signal(signal.SIGHUP, svc.on_sighup)
+    att.callback(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN), "SIGHUP handler")  # first undone
+    if early_hup:
+        svc.on_sighup(signal.SIGHUP, None)
     ports = ",".join(map(str, lb.ports)) or "every port"
     startup = (f"lb on {ifname} (ifindex {ifindex}), {'generic' if args.generic else 'native'} XDP: VIP {vip} "
                f"({ports}) -> {', '.join(str(b) for b in backends)}; Maglev table {args.ring_size}; "
