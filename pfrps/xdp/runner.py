@@ -166,6 +166,7 @@ def run_xdp(args, source: str, func: str, ifnames: Sequence[str], *, cflags: Seq
     prog_type = BPF_PROG_TYPE_XDP if prog_type is None else prog_type
     ifindexes = {name: resolve_ifindex(name) for name in ifnames}  # bad names fail before compiling
     att = Attachments()
+    ready = False
     try:
         mod = att.program(source, cflags)
         fd = att.load(mod, func, prog_type)
@@ -177,9 +178,10 @@ def run_xdp(args, source: str, func: str, ifnames: Sequence[str], *, cflags: Seq
             else:
                 att.xdp(name, fd, args.generic)
         table = stats_table(mod, labels)
-    except BaseException:
-        att.close()
-        raise
+        ready = True
+    finally:
+        if not ready:  # whatever failed half-way, nothing stays attached
+            att.close()
     where = ", ".join(f"{n} (ifindex {i})" for n, i in ifindexes.items())
     mode = "TC ingress (cls_bpf direct-action)" if prog_type == BPF_PROG_TYPE_SCHED_CLS \
         else ("generic" if args.generic else "native") + " XDP"
