@@ -102,11 +102,17 @@ def create_netns(name: str, ipv6: bool = False) -> None:
             hint=f"remove it with `ip netns del {name}` if it is a leftover, or choose other names",
         )
     netns.create(name)
-    for knob in ("all", "default"):
-        if ipv6:
-            _write_sysctl(name, f"net/ipv6/conf/{knob}/accept_dad", "0")
-        else:
-            _write_sysctl(name, f"net/ipv6/conf/{knob}/disable_ipv6", "1")
+    done = False
+    try:
+        for knob in ("all", "default"):
+            if ipv6:
+                _write_sysctl(name, f"net/ipv6/conf/{knob}/accept_dad", "0")
+            else:
+                _write_sysctl(name, f"net/ipv6/conf/{knob}/disable_ipv6", "1")
+        done = True
+    finally:
+        if not done:  # never leave a half-made namespace behind
+            remove_netns(name)
 
 
 def remove_netns(name: str) -> None:
