@@ -15,7 +15,8 @@ injector: for each phase, wait for the node's go frame, acknowledge it, run
 
 Hand-shake: frames of ethertype 0x88B5 (IEEE 802 local experimental), payload ``pfrps-go:<k>`` from
 the node, repeated every 0.5 s until ``pfrps-ack:<k>`` comes back (the link drops frames while
-the peer's QEMU has not bound its socket yet, so a single go frame could be lost). pfrps only
+the peer's QEMU has not bound its socket yet, so a single go frame could be lost); after
+pfinject, ``pfrps-done:<k>``, after which pfrps has 10 s to reach N or is stopped. pfrps only
 takes PPPoE ethertypes and the XDP check counts PPPoE separately, so they do not disturb counts.
 """
 
@@ -25,6 +26,7 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -118,7 +120,7 @@ def go_and_wait_ack(ifname: str, mac: str, phase: int, timeout: float) -> None:
 
 
 def wait_go_and_ack(ifname: str, mac: str, phase: int, timeout: float) -> None:
-    """Injector side: wait for ``pfrps-go:<phase>``, answer ``pfrps-ack:<phase>`` (twice, 10 ms apart)."""
+    """Injector side: wait for ``pfrps-go:<phase>``, answer ``pfrps-ack:<phase>``."""
     s = _sync_socket(ifname)
     end = time.monotonic() + timeout
     try:
@@ -133,7 +135,10 @@ def wait_go_and_ack(ifname: str, mac: str, phase: int, timeout: float) -> None:
 
 
 def run_pfrps(cfg: dict, ifname: str, mac: str, phase: int) -> tuple[int, Optional[tuple[list[int], int]]]:
-    """Run pfrps until ``total:N``, streaming its lines; ``(status, last seed line parsed)``."""
+    """Run pfrps until ``total:N``, streaming its lines; ``(status, last seed line parsed)``.
+
+    When the injector's ``pfrps-done:<phase>`` frame arrives and pfrps has not reached N within
+    ``cfg["grace"]`` seconds (default 10) after it, pfrps is stopped (SIGINT): frames were lost."""
     r, w = os.pipe()
     argv = [sys.executable, "-m", "pfrps", "-i", ifname, "-w", str(cfg["workers"]), "-a", str(cfg["hash_alg"]),
             *(["--steering", cfg["steering"]] if cfg.get("steering") else []),
@@ -144,30 +149,44 @@ def run_pfrps(cfg: dict, ifname: str, mac: str, phase: int) -> tuple[int, Option
     os.close(w)
     last = None
     ready = False
+    sync = _sync_socket(ifname)
+    stop_at = None
     try:
         fds = {proc.stdout.fileno(): "out", r: "ready"}
         while fds:
-            readable, _, _ = select.select(list(fds), [], [], 600)
-            if not readable:
+            wait = 600 if stop_at is None else None if stop_at == float("inf") else max(0.0, stop_at - time.monotonic())
+            readable, _, _ = select.select(list(fds), [], [], wait)
+            if stop_at is not None and time.monotonic() >= stop_at and proc.poll() is None:
+                say(f"node: the injector is done but pfrps has not reached total:{cfg['frames']} "
+                    f"{cfg.get('grace', 10)} s later; stopping it")
+                proc.send_signal(signal.SIGINT)
+                stop_at = float("inf")
+            if not readable and stop_at is None:
                 break
             for fd in readable:
+                if fds[fd] == "sync":
+                    if _recv_text(sync, 0) == f"pfrps-done:{phase}" and stop_at is None:
+                        stop_at = time.monotonic() + cfg.get("grace", 10)
+                    continue
                 if fds[fd] == "ready":
                     data = os.read(r, 64)
                     del fds[r]
                     if data.startswith(b"READY"):
                         ready = True
                         go_and_wait_ack(ifname, mac, phase, cfg.get("sync_timeout", 300))
+                        fds[sync.fileno()] = "sync"
                     continue
                 line = proc.stdout.readline()
                 if not line:
-                    del fds[fd]
-                    continue
+                    fds.clear()  # pfrps closed its output: it is exiting
+                    break
                 say(line.rstrip("\n"))
                 parsed = parse_seed_line(line)
                 if parsed:
                     last = parsed
     finally:
         os.close(r)
+        sync.close()
         status = proc.wait()
     if not ready:
         say(f"node: pfrps exited with status {status} before its workers were ready")
@@ -292,7 +311,21 @@ def injector(cfg: dict, results: Path) -> int:
         if rc != 0:
             say(f"injector: pfinject exited with status {rc}")
             return rc
+        send_done(ifname, mac, phase)
     return 0
+
+
+def send_done(ifname: str, mac: str, phase: int, copies: int = 5) -> None:
+    """Injector side: ``pfrps-done:<phase>``, ``copies`` times 0.2 s apart (a full tap ring may drop one)."""
+    s = _sync_socket(ifname)
+    frame = _sync_frame(mac, f"pfrps-done:{phase}")
+    try:
+        for i in range(copies):
+            s.send(frame)
+            if i + 1 < copies:
+                time.sleep(0.2)  # pacing between copies, not a wait for readiness
+    finally:
+        s.close()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
