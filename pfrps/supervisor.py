@@ -202,7 +202,12 @@ class Supervisor:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         slot.pid = pid
-        slot.pidfd = os.pidfd_open(pid)
+        try:
+            slot.pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            raise WorkerError(f"cannot watch worker {slot.worker_id} (pid {pid}): pidfd_open: {exc.strerror}",
+                              code=exc.errno or errno.ENOSYS,
+                              hint="pfrps needs Linux 5.3+ (pidfd_open) and a free file descriptor") from None
         self._sel.register(slot.pidfd, selectors.EVENT_READ, slot)
         slot.started = time.monotonic()
         slot.ready = False
@@ -468,8 +473,9 @@ class Supervisor:
                     os.waitpid(s.pid, 0)
                 except ChildProcessError:
                     pass
-                self._sel.unregister(s.pidfd)
-                os.close(s.pidfd)
+                if s.pidfd >= 0:
+                    self._sel.unregister(s.pidfd)
+                    os.close(s.pidfd)
                 s.pid, s.pidfd = 0, -1
 
     def close(self) -> None:

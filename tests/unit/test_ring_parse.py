@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from pfrps.receive import RingReceiver, RxRing, position, split_position
+from pfrps.receive import RingReceiver, RxRing, position
 
 PAGE = mmap.PAGESIZE
 MACOFF = 82
