@@ -232,7 +232,7 @@ class LoadBalancer:
 
     def __init__(self, vip: str, lb_mac: str, ports: Sequence[int] = (), ring_size: int = maglev.DEFAULT_RING_SIZE,
                  max_flows: int = 65536, seed: int = 0) -> None:
-        maglev.backend_permutation("0.0.0.0", ring_size)  # validates the size
+        maglev.check_ring_size(ring_size)
         for p in ports:
             if not 1 <= p <= 65535:
                 raise UsageError(f"port {p} is out of range", hint="give --port between 1 and 65535")

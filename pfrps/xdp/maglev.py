@@ -29,8 +29,8 @@ import numpy as np
 from ..errors import UsageError
 
 __all__ = [
-    "DEFAULT_RING_SIZE", "is_prime", "backend_permutation", "maglev_table", "flow_hash",
-    "ip_word", "port_word", "lookup", "moved",
+    "DEFAULT_RING_SIZE", "MAX_RING_SIZE", "check_ring_size", "is_prime", "backend_permutation",
+    "maglev_table", "flow_hash", "ip_word", "port_word", "lookup", "moved",
 ]
 
 #: katran's default table size (a prime); bpf/lb.h's LB_RING_SIZE default.
@@ -53,9 +53,18 @@ def is_prime(n: int) -> bool:
     return True
 
 
-def _check_size(size: int) -> None:
-    if not isinstance(size, int) or size < 3 or not is_prime(size):
-        raise UsageError(f"Maglev table size {size!r} is not a prime of at least 3",
+#: Largest table accepted (a BPF array of 4-byte entries: 64 MiB).
+MAX_RING_SIZE = 1 << 24
+
+
+def check_ring_size(size: int) -> None:
+    """Require a prime table size from 3 to :data:`MAX_RING_SIZE`.
+
+    Raises:
+        UsageError: it is not; the message suggests a prime.
+    """
+    if not isinstance(size, int) or size < 3 or size > MAX_RING_SIZE or not is_prime(size):
+        raise UsageError(f"Maglev table size {size!r} is not a prime from 3 to {MAX_RING_SIZE}",
                          hint="use a prime such as 65537 (katran's default), 251 or 1009")
 
 
@@ -68,7 +77,7 @@ def backend_permutation(backend: str, size: int = DEFAULT_RING_SIZE) -> tuple[in
     Raises:
         UsageError: ``backend`` is not an IPv4 address, or ``size`` is not a prime.
     """
-    _check_size(size)
+    check_ring_size(size)
     try:
         packed = ipaddress.IPv4Address(backend).packed
     except ValueError:
@@ -90,7 +99,7 @@ def maglev_table(backends: Sequence[str], size: int = DEFAULT_RING_SIZE) -> np.n
     Raises:
         UsageError: no backends, duplicates, more backends than entries, a non-prime size.
     """
-    _check_size(size)
+    check_ring_size(size)
     n = len(backends)
     if n == 0:
         raise UsageError("no backends for the Maglev table", hint="give at least one --backend")
