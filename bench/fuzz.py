@@ -154,6 +154,14 @@ def main(argv=None) -> int:
     ap.add_argument("--rate", type=float, default=10_000.0, help="socket send rate, frames/s (default: 10000)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "fuzz.json")
     args = ap.parse_args(argv)
+    if args.frames < 1 or args.socket_frames < 0 or not 0 < args.rate < float("inf"):
+        print("fuzz: error: --frames must be 1 or more, --socket-frames 0 or more, --rate above 0; see "
+              "bench/fuzz.py -h", file=sys.stderr)
+        return 2
+    if args.socket_frames and os.geteuid() != 0:
+        print("fuzz: error: the socket runs need root (BPF, PF_PACKET, network namespaces); run as root or "
+              "pass --socket-frames 0", file=sys.stderr)
+        return 2
     print(f"fuzz: seed {args.seed}: {args.frames} frames direct, {args.socket_frames} over sockets at "
           f"{args.rate:.0f} frames/s", flush=True)
     res: dict = {"seed": args.seed, "host": platform.node(), "cpus": os.cpu_count(),

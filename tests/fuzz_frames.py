@@ -69,12 +69,14 @@ def pool_macs(n: int, seed: int = 0) -> list[bytes]:
 
 class _Gen:
     def __init__(self, seed: int, macs: Sequence[bytes], ac: bytes,
-                 cookies: Optional[Mapping[tuple[bytes, bytes], bytes]], session_ids: Sequence[int]) -> None:
+                 cookies: Optional[Mapping[tuple[bytes, bytes], bytes]], session_ids: Sequence[int],
+                 live: Optional[Sequence[tuple[bytes, int, bytes]]] = None) -> None:
         self.r = random.Random(seed)
         self.macs = list(macs)
         self.ac = ac
         self.cookies = cookies or {}
         self.sids = list(session_ids) or [1]
+        self.live = live if live is not None else ()
 
     def mac(self) -> bytes:
         r = self.r
@@ -93,6 +95,17 @@ class _Gen:
         hu = r.randbytes(r.randrange(0, 12)) if r.random() < 0.8 else None
         relay = r.randbytes(r.randrange(1, 12)) if r.random() < 0.2 else None
         k = r.randrange(10)
+        if 5 <= k <= 8 and self.live and r.random() < 0.5:  # on a session the AC granted
+            m, sid, tags = self.live[r.randrange(len(self.live))]
+            if k == 5:
+                f = p.build_padt(ac, m, sid, None, None, encoder="struct")
+            elif k == 6:
+                f = p.build_lcp_echo_request(m, ac, sid, r.randrange(256), 0, r.randbytes(r.randrange(8)), "struct")
+            elif k == 7:
+                f = p.build_lcp_echo_reply(ac, m, sid, r.randrange(256), 0, encoder="struct")
+            else:
+                f = p.encode_session(ac, m, sid, b"\x00\x21" + r.randbytes(r.randrange(20, 60)))
+            return p.with_vlan(f, tags)
         if k < 3:
             return p.build_padi(m, service, hu, relay, encoder="struct")
         if k < 5:
@@ -180,7 +193,8 @@ class _Gen:
 
 def generate(seed: int, count: int, ac: bytes = AC_MAC, macs: Optional[Sequence[bytes]] = None,
              cookies: Optional[Mapping[tuple[bytes, bytes], bytes]] = None, session_ids: Sequence[int] = (),
-             socket_safe: bool = False) -> Iterator[tuple[str, bytes]]:
+             socket_safe: bool = False, live: Optional[Sequence[tuple[bytes, int, bytes]]] = None,
+             ) -> Iterator[tuple[str, bytes]]:
     """``count`` frames from ``seed``: ``(kind, frame bytes)``, the same sequence for the same arguments.
 
     Args:
@@ -192,8 +206,11 @@ def generate(seed: int, count: int, ac: bytes = AC_MAC, macs: Optional[Sequence[
         session_ids: session ids that session frames and PADTs mostly use (default: random).
         socket_safe: keep every frame within ``14..1514`` bytes, what a veth takes from a packet
             socket (shorter ones would fail with EINVAL, longer with EMSGSIZE).
+        live: ``(client MAC, session id, raw VLAN tags)`` of sessions the AC granted, a sequence the
+            caller may grow while iterating (from the PADSs it sees): half the session-stage frames
+            and PADTs then go to them, so the paths of known sessions are fuzzed too.
     """
-    g = _Gen(seed, macs if macs is not None else pool_macs(64, seed), ac, cookies, session_ids)
+    g = _Gen(seed, macs if macs is not None else pool_macs(64, seed), ac, cookies, session_ids, live)
     makers = [getattr(g, k) for k in KINDS]
     choices = g.r.choices
     for _ in range(count):
@@ -268,6 +285,7 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
     ``rss_after_warmup``/``rss_half``/``rss_end`` (bytes: after ``warmup`` frames, half-way, at the
     end) and the largest session table seen, plus seconds.
     """
+    import collections  # noqa: PLC0415
     import socket  # noqa: PLC0415
     import time  # noqa: PLC0415
     import traceback  # noqa: PLC0415
@@ -295,10 +313,13 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
     for c in ctxs:
         ac.on_start(c)
         c.storage["ac"].ids = p.SessionIdAllocator(c.worker_id, workers, 0)  # ids the frames below use
-    sids = [s for w in range(workers) for s in list(p.session_ids(w, workers))[:64]]
+    # the ids the workers hand out first (allocators start at 0): session frames hit live sessions
+    sids = [s for w in range(workers) for s in list(p.session_ids(w, workers))[:max(64, ac.config.max_sessions)]]
     res = {"frames": 0, "exceptions": 0, "tracebacks": [], "bad_replies": 0, "replies": 0, "largest_table": 0}
     interval = ac.config.echo_interval
     next_sweep = now[0] + interval if interval else float("inf")
+
+    live: collections.deque = collections.deque(maxlen=2048)
 
     def drain() -> None:
         for _tx, rx in pairs:
@@ -308,12 +329,15 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
                 except BlockingIOError:
                     break
                 res["replies"] += 1
-                if type(p.parse_frame(f)) is p.Malformed:
+                m = p.parse_frame(f)
+                if type(m) is p.Malformed:
                     res["bad_replies"] += 1
+                elif type(m) is p.Discovery and m.code == p.PADS and m.session_id:
+                    live.append((m.dst, m.session_id, m.vlan))
 
     t0 = time.monotonic()
     batch: list[bytes] = []
-    gen = generate(seed, count, AC_MAC, macs, cookies, sids)
+    gen = generate(seed, count, AC_MAC, macs, cookies, sids, live=live)
     done = 0
     while done < count:
         batch = [kf[1] for _i, kf in zip(range(4096), gen)]
