@@ -128,6 +128,12 @@ class Bed:
         self.trafgen_cfg = work / "lb_udp.trafgen"
         self.trafgen_cfg.write_text(TRAFGEN_UDP.format(lb_mac=self.lb_mac, client_mac=self.client_mac, vip=VIP,
                                                        last_port=40000 + UDP_FLOWS - 1, port=UDP_PORT))
+        # The same datagrams straight to h2, no LB: the path's own ceiling (sender, bridge, veth).
+        _, h2_mac = self.lab.link(self.lab.ns("h2"), self.lab.bed["h2"][0])
+        self.direct_cfg = work / "direct_udp.trafgen"
+        self.direct_cfg.write_text(TRAFGEN_UDP.format(lb_mac=h2_mac, client_mac=self.client_mac,
+                                                      vip=self.lab.bed["h2"][1], last_port=40000 + UDP_FLOWS - 1,
+                                                      port=UDP_PORT))
 
     def close(self) -> None:
         self.lab.destroy()
@@ -180,9 +186,10 @@ class Bed:
     def delivered(self) -> int:
         return sum(self.lab.call(self.lab.ns(r), _rx_packets, self.lab.bed[r][0]) for r in self.roles)
 
-    def udp_pps(self, frames: int) -> float:
+    def udp_pps(self, frames: int, direct: bool = False) -> float:
         before = self.delivered()
-        argv = common.pinned(common.SENDER_CPU, ["trafgen", "-o", "veth0", "-i", str(self.trafgen_cfg),
+        cfg = self.direct_cfg if direct else self.trafgen_cfg
+        argv = common.pinned(common.SENDER_CPU, ["trafgen", "-o", "veth0", "-i", str(cfg),
                                                  "-n", str(frames), "-P", "1"])
         t0 = time.monotonic()
         res = self.lab.run(self.client_ns, argv, timeout=300)
@@ -210,12 +217,13 @@ def run(ctx) -> dict:
     work = ctx.work_dir / NAME
     work.mkdir(parents=True, exist_ok=True)
     kinds = ("xdp", "xdp-generic", "nftables", "haproxy")
-    udp = {k: [] for k in kinds[:3]}
+    udp = {k: [] for k in (*kinds[:3], "no LB")}
     tcp = {k: [] for k in kinds}
     errors = {k: 0 for k in kinds}
     bed = Bed(work)
     try:
         for rep in range(reps):
+            udp["no LB"].append(bed.udp_pps(frames, direct=True))
             for kind in kinds:
                 procs = bed.start(kind)
                 try:
@@ -244,6 +252,7 @@ def run(ctx) -> dict:
             "HAProxy", t["haproxy"], ">= 5x HAProxy", common.ratio(t["xdp"]["median"], t["haproxy"]["median"]) >= 5,
             f"client errors: haproxy {errors['haproxy']}"),
         Row("UDP frames/s through nftables DNAT", "frames/s", u["nftables"]),
+        Row("UDP frames/s with no LB (client straight to h2): the path's ceiling", "frames/s", u["no LB"]),
         Row("UDP frames/s through the XDP LB in generic mode", "frames/s", u["xdp-generic"], "nftables",
             u["nftables"]),
         Row("TCP connections/s through the XDP LB in generic mode", "connections/s", t["xdp-generic"], "nftables",
