@@ -201,8 +201,8 @@ def resolve_backends(ifname: str, ifindex: int, backends: Sequence[Backend], tim
                     if mac:
                         found[b.ip] = mac
                         pending.remove(b)
-                    elif state & _NUD_FAILED:
-                        break
+                    elif state & _NUD_FAILED:  # the kernel's own probes ran out: no answer
+                        pending.remove(b)
                 if not pending or time.monotonic() >= deadline:
                     break
                 time.sleep(0.02)  # polling a condition (the neighbour state), with a deadline

@@ -109,6 +109,7 @@ class LbLab(Lab):
                             help="backend servers h2, h3, ... (default 2, as the seed)")
 
     def build(self, args) -> None:
+        """The bridge namespace with br0, then client, h2, h3 (h4, ...) and lb on it, addressed."""
         if not 1 <= args.backends <= 20:
             from ..errors import UsageError  # noqa: PLC0415
 
@@ -137,6 +138,7 @@ class LbLab(Lab):
         return proc
 
     def checks(self, args) -> None:
+        """Servers, xdp_pass on veth7, pfrps-xdp lb on veth6, then ping, 40 connections, the checks."""
         from .attach import resolve_ifindex, xdp_attached  # noqa: PLC0415
 
         gen = ["--generic"] if args.generic else []
