@@ -121,6 +121,27 @@ def test_connections_split_as_maglev_predicts_and_survive_a_backend_removal(topo
     assert 0.15 <= len(moved) / N <= 0.5, len(moved)  # about 1/3 of new flows
 
 
+def test_a_bad_reload_keeps_the_backends(topo):
+    """SIGHUP with a malformed pool file: one error line, the previous set stays in force."""
+    good = topo.pool.read_text()
+    topo.pool.write_text(good + "10.0.0.300\n")
+    try:
+        topo.lb.send_signal(1)
+        line = wait_stderr(topo.lb, "SIGHUP: backends unchanged")
+        assert "10.0.0.300" in line and "not an IPv4 address" in line
+    finally:
+        topo.pool.write_text(good)
+    kept = [r for r in topo.roles if r != "h3"]
+    sports = list(range(42000, 42010))
+    proc = topo.hold(sports[0], len(sports))
+    try:
+        got = read_round(proc)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert [got[p] for p in sports] == predict_roles(topo.lab.bed, kept, sports)
+
+
 def test_no_tcp_checksum_errors(topo):
     for role in ("client", *topo.roles):
         snmp = topo.lab.call(topo.lab.ns(role), snmp_counters)
