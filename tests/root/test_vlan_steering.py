@@ -21,11 +21,8 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def topo():
-    t = TwoNodeTopology.unique(prefix="px10a").create()
-    try:
+    with TwoNodeTopology.unique(prefix="px10a") as t:
         yield t
-    finally:
-        t.destroy()
 
 
 @pytest.mark.parametrize("steering,tags", [("fanout", ("--qinq", "10:100")), ("filter", ("--qinq", "10:100")),
