@@ -302,8 +302,9 @@ def check_geometry(block_size: int, blocks: int, frame_size: int, page_size: int
 class RxRing:
     """A TPACKET_V3 receive ring on a bound ``AF_PACKET`` socket, mapped into this process.
 
-    Create it in the supervisor before forking: the mapping (``MAP_SHARED``) and the shared
-    read position are inherited by the worker, which reads it with :class:`RingReceiver`.
+    Create it in the supervisor before forking: the ring lives in the socket and the shared read
+    position page (``MAP_SHARED``) is inherited by every worker; the supervisor unmaps the ring
+    itself (:meth:`unmap`) and each worker maps its own when it makes a :class:`RingReceiver`.
 
     Args:
         sock: a bound, non-blocking ``AF_PACKET``/``SOCK_RAW`` socket with no ring yet (its
@@ -456,7 +457,10 @@ class RingReceiver:
     only until the handler returns (its block then goes back to the kernel and is refilled).
 
     Args:
-        ring: the ring (mapped before fork, so shared with the supervisor).
+        ring: the ring; mapped into this process here if it is not (:meth:`RxRing.map`).
+
+    Raises:
+        PfrpsError: the ring was closed, or the mmap failed.
     """
 
     def __init__(self, ring: RxRing) -> None:

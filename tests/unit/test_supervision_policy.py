@@ -50,3 +50,15 @@ def test_the_ring_refuses_a_non_tso_architecture():
     with pytest.raises(UsageError) as exc:
         check_architecture("aarch64")
     assert "aarch64" in exc.value.msg and exc.value.hint == "use --rx recv on this architecture"
+
+
+def test_more_than_256_fanout_workers_on_an_old_kernel_is_bad_input(monkeypatch):
+    import pfrps.config as config  # noqa: PLC0415
+
+    monkeypatch.setattr(config, "kernel_version", lambda release=None: (5, 10))
+    with pytest.raises(UsageError) as exc:
+        SupervisorConfig("x", workers=257, rx="recv").validate()
+    assert "need Linux 5.11+" in exc.value.msg
+    assert exc.value.hint == "use -w 256 or fewer, or --steering filter"
+    SupervisorConfig("x", workers=256, rx="recv").validate()                      # the old limit holds
+    SupervisorConfig("x", workers=257, rx="recv", steering="filter").validate()   # filter mode has none
