@@ -95,25 +95,28 @@ class SharedCounters:
 
 
 def format_line(frames: np.ndarray, drops: np.ndarray | None = None, freezes: np.ndarray | None = None,
-                truncated: np.ndarray | None = None, if_rx_dropped: int = 0) -> str:
+                truncated: np.ndarray | None = None, if_rx_dropped: int = 0,
+                interrupted: np.ndarray | None = None) -> str:
     """The seed's stats line, cumulative per worker, population standard deviation.
 
     ``#0:3165 #1:3155 ... (total:25000 std_dev:31.784430)``; then, only when non-zero,
     `` drops #2:5 (total:5)`` (kernel drops, PACKET_STATISTICS), `` freezes ...`` (TPACKET_V3
-    ring freezes), `` truncated ...`` and `` if_rx_dropped:N`` (frames the interface dropped
+    ring freezes), `` truncated ...``, `` interrupted ...`` (frames whose handler a worker's
+    death cut short) and `` if_rx_dropped:N`` (frames the interface dropped
     before any packet socket saw them, :func:`pfrps.links.rx_dropped`, since start), so that
     no lost or cut frame goes unreported.
 
     Args:
         frames: ``(N,)`` frames per worker.
-        drops, freezes, truncated: ``(N,)`` per worker, or None.
+        drops, freezes, truncated, interrupted: ``(N,)`` per worker, or None.
         if_rx_dropped: frames, whole interface.
     """
     frames = np.asarray(frames, dtype=np.uint64)
     parts = [" ".join(f"#{i}:{int(c):04d}" for i, c in enumerate(frames))]
     std = float(np.std(frames.astype(np.float64))) if frames.size else 0.0
     parts.append(f"(total:{int(frames.sum())} std_dev:{std:.6f})")
-    for name, arr in (("drops", drops), ("freezes", freezes), ("truncated", truncated)):
+    for name, arr in (("drops", drops), ("freezes", freezes), ("truncated", truncated),
+                      ("interrupted", interrupted)):
         if arr is not None and np.any(arr):
             nz = " ".join(f"#{i}:{int(v)}" for i, v in enumerate(arr) if v)
             parts.append(f"{name} {nz} (total:{int(np.sum(arr))})")

@@ -378,7 +378,7 @@ class Supervisor:
         """The current stats line (see :func:`pfrps.stats.format_line`)."""
         arr = self.counters.array
         return format_line(arr[:, Col.FRAMES], arr[:, Col.KERNEL_DROPS], arr[:, Col.FREEZES],
-                           arr[:, Col.TRUNCATED], self.if_rx_dropped)
+                           arr[:, Col.TRUNCATED], self.if_rx_dropped, arr[:, Col.INTERRUPTED])
 
     def snapshot(self) -> dict:
         """Every counter as a dict (the ``--json`` line)."""

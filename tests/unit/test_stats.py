@@ -28,6 +28,7 @@ def test_loss_counters_appear_only_when_non_zero():
     assert format_line(frames, zero, zero, zero, 0) == base
     assert format_line(frames, np.array([0, 5, 0]), np.array([1, 0, 0]), np.array([0, 0, 2]), 37) == (
         base + " drops #1:5 (total:5) freezes #0:1 (total:1) truncated #2:2 (total:2) if_rx_dropped:37")
+    assert format_line(frames, interrupted=np.array([1, 0, 2])) == base + " interrupted #0:1 #2:2 (total:3)"
 
 
 def test_snapshot_keys_and_values():
