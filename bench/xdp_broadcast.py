@@ -64,8 +64,8 @@ def _switch(lab: Case05Lab, config: str) -> list:
 
 
 def run(ctx) -> dict:
-    reps = max(ctx.reps or (1 if ctx.quick else 3), 1)
-    count = 200_000 if ctx.quick else 1_000_000
+    reps = max(ctx.reps or (1 if ctx.quick else 5), 1)
+    count = 200_000 if ctx.quick else 500_000
     runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
     lab = Case05Lab(prefix="bn7", out=open("/dev/null", "w"))
     try:
@@ -96,15 +96,21 @@ def run(ctx) -> dict:
             lab.stop_xdp(p)
     finally:
         lab.destroy()
-    per_port = {c: summary([(r["fps"] + r["fps_dos"]) / 2 for r in rs]) for c, rs in runs.items()}
+    for rs in runs.values():
+        for r in rs:
+            r["fps_port"] = (r["fps"] + r["fps_dos"]) / 2
+    per_port = {c: summary([r["fps_port"] for r in rs]) for c, rs in runs.items()}
     shared = "machine shared with other engineers' runs"
+
+    def paired(a: str, b: str) -> str:
+        return f"per-repetition ratios {[round(common.ratio(x['fps_port'], y['fps_port']), 2) for x, y in zip(runs[a], runs[b])]}"
     rows = [
         Row("TC clone-redirect (cls_bpf da): frames/s delivered per port", "frames/s", per_port["tc"], "Linux bridge",
-            per_port["bridge"], "", None, shared),
+            per_port["bridge"], "", None, f"{shared}; {paired('tc', 'bridge')}"),
         Row("XDP broadcast (native, DEVMAP BPF_F_BROADCAST): frames/s per port", "frames/s", per_port["xdp"],
-            "TC clone-redirect", per_port["tc"]),
+            "TC clone-redirect", per_port["tc"], "", None, paired("xdp", "tc")),
         Row("XDP broadcast (generic): frames/s per port", "frames/s", per_port["xdp-generic"], "TC clone-redirect",
-            per_port["tc"]),
+            per_port["tc"], "", None, paired("xdp-generic", "tc")),
         Row("Linux bridge (reference): frames/s per port", "frames/s", per_port["bridge"]),
     ]
     return {"name": NAME, "title": TITLE, "rows": rows, "plots": [], "data": {"runs": runs, "count": count},
