@@ -61,8 +61,9 @@ def _uptime() -> float:
     return float(Path("/proc/uptime").read_text().split()[0])
 
 
-def link_up(ifname: str) -> tuple[int, str]:
-    """Disable IPv6 on ``ifname`` (no DAD/RS chatter on the link), set it and lo up: ``(ifindex, mac)``."""
+def link_up(ifname: str, txqlen: Optional[int] = None) -> tuple[int, str]:
+    """Disable IPv6 on ``ifname`` (no DAD/RS chatter on the link), set it and lo up: ``(ifindex, mac)``.
+    With ``txqlen``, the root qdisc becomes a pfifo holding that many frames (tc-pfifo(8))."""
     from pyroute2 import IPRoute
     try:
         Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6").write_text("1\n")
@@ -73,7 +74,9 @@ def link_up(ifname: str) -> tuple[int, str]:
         if not idx:
             names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
             raise SystemExit(f"{ifname} not found in the guest (links: {', '.join(names)})")
-        ipr.link("set", index=idx[0], state="up")
+        ipr.link("set", index=idx[0], state="up", **({"txqlen": txqlen} if txqlen else {}))
+        if txqlen:
+            ipr.tc("replace", "pfifo", idx[0], 0x10000, limit=txqlen)
         lo = ipr.link_lookup(ifname="lo")
         if lo:
             ipr.link("set", index=lo[0], state="up")
@@ -134,6 +137,16 @@ def wait_go_and_ack(ifname: str, mac: str, phase: int, timeout: float) -> None:
         s.close()
 
 
+def guest_ring_args(workers: int, budget: int = 256 << 20, block: int = 64 << 10) -> list[str]:
+    """pfrps ring options for a guest: 64 KiB blocks, as many as ``budget`` bytes allow up to 256
+    per worker (16 MiB, at least 16). The kernel retires a block 10 ms after opening it however
+    few frames it holds, so a ring of B blocks lasts B x 10 ms while its worker is not scheduled;
+    a TCG vCPU on a busy host is descheduled longer than the default 16 blocks (160 ms) allow
+    (2 rings froze and dropped 23 frames here)."""
+    blocks = max(16, min(256, budget // (workers * block)))
+    return ["--ring-blocks", str(blocks), "--ring-block-size", str(block)]
+
+
 def run_pfrps(cfg: dict, ifname: str, mac: str, phase: int) -> tuple[int, Optional[tuple[list[int], int]]]:
     """Run pfrps until ``total:N``, streaming its lines; ``(status, last seed line parsed)``.
 
@@ -142,6 +155,7 @@ def run_pfrps(cfg: dict, ifname: str, mac: str, phase: int) -> tuple[int, Option
     r, w = os.pipe()
     argv = [sys.executable, "-m", "pfrps", "-i", ifname, "-w", str(cfg["workers"]), "-a", str(cfg["hash_alg"]),
             *(["--steering", cfg["steering"]] if cfg.get("steering") else []),
+            *guest_ring_args(cfg["workers"]),
             "-c", str(cfg["frames"]), "--duration", str(cfg.get("pfrps_duration", 600)), "--ready-fd", str(w)]
     say("node$ pfrps " + " ".join(argv[3:-2]))
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, pass_fds=(w,),
@@ -293,9 +307,25 @@ def node(cfg: dict, results: Path) -> int:
     return 0 if ok else 1
 
 
+def qdisc_drops(ifindex: int) -> int:
+    """Frames the root qdisc of ``ifindex`` dropped (TCA_STATS2 queue drops, as ``tc -s qdisc`` shows)."""
+    from pyroute2 import IPRoute
+    total = 0
+    with IPRoute() as ipr:
+        for q in ipr.get_qdiscs(index=ifindex):
+            if q["parent"] != 0xFFFFFFFF:
+                continue
+            stats = q.get_attr("TCA_STATS2")
+            queue = stats.get_attr("TCA_STATS_QUEUE") if stats is not None else None
+            total += queue["drops"] if queue is not None else 0
+    return total
+
+
 def injector(cfg: dict, results: Path) -> int:
     ifname = cfg["injector_if"]
-    ifindex, mac = link_up(ifname)
+    # The whole burst fits in the qdisc: when the node's QEMU pushes back (a slow TCG guest), the
+    # frames wait there instead of being dropped (pfifo_fast with txqlen 1000 lost 1% here).
+    ifindex, mac = link_up(ifname, txqlen=max(1000, cfg["frames"] + 1000))
     say(f"injector: booted in {_uptime():.1f} s (guest uptime); {ifname} up, ifindex {ifindex}, {mac}")
     phases = 2 if cfg.get("xdp", True) else 1
     for phase in range(1, phases + 1):
@@ -311,6 +341,9 @@ def injector(cfg: dict, results: Path) -> int:
         if rc != 0:
             say(f"injector: pfinject exited with status {rc}")
             return rc
+        drops = qdisc_drops(ifindex)
+        if drops:
+            say(f"injector: the qdisc of {ifname} dropped {drops} frames so far")
         send_done(ifname, mac, phase)
     return 0
 

@@ -73,7 +73,7 @@ def test_two_guests_exact_counts_and_native_xdp(run_dir):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     out = res.stdout
     assert "node: booted" in out and "injector: booted" in out
-    assert "node$ pfrps -i enp1s0 -w 4 -a 1 -c 2000" in out
+    assert re.search(r"^node\$ pfrps -i enp1s0 -w 4 -a 1 .*-c 2000", out, re.M)
     assert "injector$ pfinject -i eno1 -d 52:54:00:84:d7:ff -p 2000" in out
     # phase 1: the seed's lines up to total:2000, each worker exactly what the reference predicts
     lines = seed_lines(out)

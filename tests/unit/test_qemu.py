@@ -12,7 +12,7 @@ import pytest
 from pfrps.errors import UsageError
 from pfrps.qemu import image as qimage
 from pfrps.qemu.cli import RunLock, Tail, read_results
-from pfrps.qemu.guest import parse_seed_line
+from pfrps.qemu.guest import guest_ring_args, parse_seed_line
 from pfrps.qemu.machine import NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kernel_cmdline
 
 K, I, R, SRC, RES = Path("/c/vmlinuz"), Path("/c/initrd.img"), Path("/c/root.img"), Path("/src"), Path("/r/results")
@@ -208,3 +208,8 @@ def test_run_lock_refuses_a_second_holder_naming_the_pid(tmp_path):
         first.release()
     assert not (tmp_path / "lock").exists()
     RunLock(tmp_path / "lock").acquire().release()
+
+
+@pytest.mark.parametrize("workers,blocks", [(1, 256), (8, 256), (16, 256), (32, 128), (64, 64), (1024, 16)])
+def test_guest_ring_lasts_longer_than_a_descheduled_vcpu(workers, blocks):
+    assert guest_ring_args(workers) == ["--ring-blocks", str(blocks), "--ring-block-size", "65536"]
