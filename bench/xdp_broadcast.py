@@ -26,7 +26,7 @@ from pfrps.xdp.broadcast import Case05Lab
 
 from . import common
 from .common import Row, summary
-from .xdp_l3fwd import delivered_rate, settled_rx
+from .xdp_l3fwd import delivered_rate, interleaved, settled_rx
 
 NAME = "xdp_broadcast"
 TITLE = "Broadcast (case05): TC clone-redirect vs XDP broadcast vs Linux bridge"
@@ -75,23 +75,21 @@ def run(ctx) -> dict:
         cfg.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_text(TRAFGEN_BCAST.format(sa=lab.link(gw, "veth0")[1]))
         peers = [lab.start_xdp(lab.ns(r), "pass", "-i", "veth0") for r in ("uno", "dos", "gateway")]
-        for rep in range(reps):
-            order = CONFIGS if rep % 2 == 0 else tuple(reversed(CONFIGS))
-            for config in order:
-                procs = _switch(lab, config)
-                try:
-                    dos0 = settled_rx(lab, lab.ns("dos"), "veth0")
-                    r = delivered_rate(lab, (gw, "veth0"), (lab.ns("uno"), "veth0"), cfg, count)
-                    r["reached_dos"] = settled_rx(lab, lab.ns("dos"), "veth0") - dos0
-                    r["fps_dos"] = r["reached_dos"] / r["seconds"] if r["seconds"] else float("nan")
-                finally:
-                    for p in procs:
-                        lab.stop_xdp(p)
-                    if config == "bridge":
-                        _bridge(lab, False)
-                common.log(f"{NAME}: rep {rep + 1}/{reps} {config:11s}: uno {r['reached']:,}, dos {r['reached_dos']:,} "
-                           f"of {count:,} frames; {r['fps']:,.0f} / {r['fps_dos']:,.0f} frames/s per port")
-                runs[config].append(r)
+        for rep, config in interleaved(CONFIGS, reps):
+            procs = _switch(lab, config)
+            try:
+                dos0 = settled_rx(lab, lab.ns("dos"), "veth0")
+                r = delivered_rate(lab, (gw, "veth0"), (lab.ns("uno"), "veth0"), cfg, count)
+                r["reached_dos"] = settled_rx(lab, lab.ns("dos"), "veth0") - dos0
+                r["fps_dos"] = r["reached_dos"] / r["seconds"] if r["seconds"] else float("nan")
+            finally:
+                for p in procs:
+                    lab.stop_xdp(p)
+                if config == "bridge":
+                    _bridge(lab, False)
+            common.log(f"{NAME}: rep {rep + 1}/{reps} {config:11s}: uno {r['reached']:,}, dos {r['reached_dos']:,} "
+                       f"of {count:,} frames; {r['fps']:,.0f} / {r['fps_dos']:,.0f} frames/s per port")
+            runs[config].append(r)
         for p in peers:
             lab.stop_xdp(p)
     finally:

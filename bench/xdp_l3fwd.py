@@ -82,6 +82,14 @@ def delivered_rate(lab, sender: tuple[str, str], receiver: tuple[str, str], cfg:
     return {"sent": count, "reached": got, "seconds": secs, "fps": got / secs if secs else float("nan")}
 
 
+def interleaved(configs, reps: int):
+    """``(rep, config)`` for ``reps`` rounds over ``configs``, every other round reversed, so
+    each configuration runs as often early and late in a round (a drifting load hits all alike)."""
+    for rep in range(reps):
+        for config in (configs if rep % 2 == 0 else tuple(reversed(configs))):
+            yield rep, config
+
+
 def paired_ratios(runs: dict[str, list[dict]], a: str, b: str) -> list[float]:
     """``a``'s frames/s over ``b``'s, per repetition (the two ran back to back, under the same load)."""
     return [round(common.ratio(x["fps"], y["fps"]), 2) for x, y in zip(runs[a], runs[b])]
@@ -109,18 +117,16 @@ def run(ctx) -> dict:
         cfg.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_text(TRAFGEN_UDP.format(da=lab.macs["rt-uno"], sa=lab.macs["uno"], src="10.0.0.2", dst="10.0.1.2"))
         peer = lab.start_xdp(lab.ns("dos"), "pass", "-i", "veth0")
-        for rep in range(reps):
-            order = CONFIGS if rep % 2 == 0 else tuple(reversed(CONFIGS))
-            for config in order:
-                procs = _attach(lab, config)
-                try:
-                    r = delivered_rate(lab, (lab.ns("uno"), "veth0"), (lab.ns("dos"), "veth0"), cfg, count)
-                finally:
-                    for p in procs:
-                        lab.stop_xdp(p)
-                common.log(f"{NAME}: rep {rep + 1}/{reps} {config:11s}: {r['reached']:,}/{r['sent']:,} frames "
-                           f"reached dos, {r['fps']:,.0f} frames/s")
-                runs[config].append(r)
+        for rep, config in interleaved(CONFIGS, reps):
+            procs = _attach(lab, config)
+            try:
+                r = delivered_rate(lab, (lab.ns("uno"), "veth0"), (lab.ns("dos"), "veth0"), cfg, count)
+            finally:
+                for p in procs:
+                    lab.stop_xdp(p)
+            common.log(f"{NAME}: rep {rep + 1}/{reps} {config:11s}: {r['reached']:,}/{r['sent']:,} frames "
+                       f"reached dos, {r['fps']:,.0f} frames/s")
+            runs[config].append(r)
         lab.stop_xdp(peer)
     finally:
         lab.destroy()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import ctypes
 import re
-import select
 import subprocess
 
 from ..errors import UsageError
 from ..hashing import parse_mac
-from .lab import Lab, forwarded_datagrams, last_json, register_lab
+from .lab import Lab, forwarded_datagrams, last_json, read_until, register_lab
 from .runner import run_xdp
 
 __all__ = ["register", "MODES", "SOURCES", "Case04Lab"]
@@ -214,7 +213,7 @@ class Case04Lab(Lab):
             tcpdump = self.popen(uno, ["tcpdump", "-l", "-e", "-n", "-Q", "in", "-i", "veth0", "-c", str(n),
                                        "icmp and icmp[icmptype] == icmp-echoreply"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            _wait_listening(tcpdump)
+            read_until(tcpdump.stderr, "listening on", 10)  # tcpdump's first line: capturing
         families = [("IPv4", ["ping", "-n", "-c", str(n), "-i", "0.2", "-W", "2", "10.0.1.2"])]
         if mode == "fib":
             families.append(("IPv6", ["ping", "-6", "-n", "-c", str(n), "-i", "0.2", "-W", "2", "fd00:1::2"]))
@@ -264,12 +263,6 @@ def _xdp_on(ifname: str) -> bool:
 def _ping_received(stdout: str) -> int:
     m = re.search(r"(\d+) received", stdout)
     return int(m.group(1)) if m else 0
-
-
-def _wait_listening(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """Return once tcpdump says it is listening (its first stderr line)."""
-    if select.select([proc.stderr], [], [], timeout)[0]:
-        proc.stderr.readline()
 
 
 register_lab("case04", Case04Lab)

@@ -31,7 +31,7 @@ from ..errors import PfrpsError, TopologyError
 from ..topology import _enter_netns, create_netns, remove_netns, unique_suffix
 
 __all__ = ["Lab", "LABS", "register_lab", "register", "call_in_netns", "LabCheck", "forwarded_datagrams",
-           "last_json"]
+           "last_json", "read_until"]
 
 log = logging.getLogger("pfrps.xdp")
 
@@ -55,6 +55,31 @@ class LabCheck(tuple):
 
     def __new__(cls, name: str, ok: bool, detail: str):
         return super().__new__(cls, (name, bool(ok), detail))
+
+
+def read_until(stream, needle: str, timeout: float) -> tuple[bool, list[str]]:
+    """Read lines from pipe ``stream`` until one contains ``needle`` (a readiness line), EOF or
+    ``timeout`` seconds; return ``(found, every line read)``. Waits on select(2), never sleeps.
+
+    Reads the pipe's fd directly (a text wrapper's buffer could hide a line from select), so
+    call it before anything else read ``stream``; what it read is in the lines returned.
+    """
+    fd = stream.fileno()
+    lines: list[str] = []
+    rest = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        *done, rest = (rest + chunk).split(b"\n")
+        lines.extend(d.decode(errors="replace") for d in done)
+        if any(needle in line for line in lines):
+            return True, lines + ([rest.decode(errors="replace")] if rest else [])
+    return False, lines + ([rest.decode(errors="replace")] if rest else [])
 
 
 def call_in_netns(ns: str, fn: Callable[..., Any], *args, timeout: float = 60) -> Any:
@@ -311,17 +336,9 @@ class Lab:
         """
         proc = self.popen(ns, [sys.executable, "-m", "pfrps.xdp", *argv, "--json"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + timeout
-        seen = []
-        while time.monotonic() < deadline:
-            if not select.select([proc.stderr], [], [], max(deadline - time.monotonic(), 0))[0]:
-                break
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(line.strip())
-            if "Hit Ctrl-C to end." in line:
-                return proc
+        ready, seen = read_until(proc.stderr, "Hit Ctrl-C to end.", timeout)
+        if ready:
+            return proc
         self.stop_xdp(proc)
         raise TopologyError(f"pfrps-xdp {' '.join(argv)} in {ns} did not start: {' | '.join(seen[-2:])}",
                             code=errno.EIO, hint="see its error above")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import signal
 import subprocess
 
@@ -14,6 +13,7 @@ import pytest
 
 from pfrps.topology import _enter_netns
 from tests.helpers import PY, assert_bad_input
+from pfrps.xdp.lab import read_until
 from tests.xdp_helpers import NetnsBox, fresh_netns
 
 pytestmark = pytest.mark.root
@@ -37,13 +37,8 @@ def start(box: NetnsBox, *args: str) -> subprocess.Popen:
     """Start pfrps-xdp in the namespace and return once its startup line says it is attached."""
     proc = subprocess.Popen([PY, "-m", "pfrps.xdp", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=lambda: _enter_netns(box.name))
-    seen = []
-    while select.select([proc.stderr], [], [], 60)[0]:
-        line = proc.stderr.readline()
-        seen.append(line)
-        if not line or "Hit Ctrl-C to end." in line:
-            break
-    assert seen and "Hit Ctrl-C to end." in seen[-1], (seen, proc.poll())
+    ready, seen = read_until(proc.stderr, "Hit Ctrl-C to end.", 60)
+    assert ready, (seen, proc.poll())
     return proc
 
 

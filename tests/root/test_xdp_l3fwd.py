@@ -5,12 +5,12 @@ frames sent that way), nothing attached and no namespace left afterwards."""
 from __future__ import annotations
 
 import re
-import select
 import signal
 import subprocess
 
 import pytest
 
+from pfrps.xdp.lab import read_until
 from tests.conftest import netns_names
 from tests.helpers import PY, run_cli
 
@@ -49,15 +49,11 @@ def test_interrupted_lab_removes_everything(sig):
     proc = subprocess.Popen([PY, "-m", "pfrps.xdp", "lab", "case04", "--mode", "fib", "--prefix", "px7i"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines = []
-        while select.select([proc.stdout], [], [], 120)[0]:
-            line = proc.stdout.readline()
-            lines.append(line)
-            if not line or line.startswith("lab: fib mode"):  # pfrps-xdp attached in the router
-                break
-        assert lines and lines[-1].startswith("lab: fib mode"), lines
+        ready, lines = read_until(proc.stdout, "lab: fib mode", 120)  # pfrps-xdp attached in the router
+        assert ready, lines
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
+        out = "\n".join(lines) + out
     finally:
         if proc.poll() is None:
             proc.kill()
