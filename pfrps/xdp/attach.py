@@ -92,15 +92,6 @@ def xdp_attached(ifindex: int, netns: str | None = None) -> tuple[int, str] | No
     return int(prog_id), _XDP_MODES.get(int(mode), str(mode))
 
 
-def _prog_name(prog_id: int) -> str:
-    from .. import bpfsys  # noqa: PLC0415
-
-    try:
-        return bpfsys.prog_name_by_id(prog_id)
-    except (AttributeError, PfrpsError):
-        return ""
-
-
 class Attachments:
     """Everything one run attached; :meth:`close` detaches it all, in reverse order.
 
@@ -164,7 +155,9 @@ class Attachments:
 
     @staticmethod
     def _raise_busy(ifname: str, prog_id: int, mode: str) -> None:
-        name = _prog_name(prog_id)
+        from .. import bpfsys  # noqa: PLC0415
+
+        name = bpfsys.prog_name_by_id(prog_id)  # "" when it cannot be read
         what = f"{prog_id} ({name})" if name else f"{prog_id}"
         raise XdpBusyError(f"{ifname} already carries XDP program {what} in {mode} mode",
                            hint=f"detach it first (`ip link set dev {ifname} xdp off`; "
