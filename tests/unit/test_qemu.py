@@ -213,3 +213,24 @@ def test_run_lock_refuses_a_second_holder_naming_the_pid(tmp_path):
 @pytest.mark.parametrize("workers,blocks", [(1, 256), (8, 256), (16, 256), (32, 128), (64, 64), (1024, 16)])
 def test_guest_ring_lasts_longer_than_a_descheduled_vcpu(workers, blocks):
     assert guest_ring_args(workers) == ["--ring-blocks", str(blocks), "--ring-block-size", "65536"]
+
+
+def test_missing_qemu_names_setup(monkeypatch):
+    from pfrps.qemu import cli
+    monkeypatch.setattr(cli.shutil, "which", lambda tool: None)
+    with pytest.raises(UsageError) as exc:
+        cli.run(cli.build_parser().parse_args([]))
+    assert exc.value.exit_status == 2
+    assert exc.value.one_line().startswith("qemu-system-x86_64 is not installed; run tools/setup-host.sh")
+
+
+@pytest.mark.parametrize("argv,needle", [(["-w", "0"], "worker count 0 is out of range 1..1024"),
+                                         (["--link", "vde"], "invalid choice: 'vde'"),
+                                         (["--timeout", "-1"], "-1 must be above 0")])
+def test_bad_arguments_one_line_exit_2(argv, needle, capsys):
+    from pfrps.qemu import cli
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("pfrps-qemu: error: ") and needle in err
