@@ -96,9 +96,10 @@ def build_parser() -> ArgumentParser:
                    help="ring: TPACKET_V3 mmap ring, a block at a time; recv: one recvmsg per frame (default: ring)")
     p.add_argument("--ring-block-size", type=int_range(4096, 1 << 30, "ring block size"), default=None,
                    metavar="BYTES", help="TPACKET_V3 block size, a multiple of the page size "
-                   "(default: 256 KiB up to 16 workers, 64 KiB above)")
+                   "(default: 256 KiB up to 16 workers, 64 KiB up to 256, 16 KiB above)")
     p.add_argument("--ring-blocks", type=int_range(1, 1 << 16, "ring blocks"), default=None, metavar="N",
-                   help="blocks per worker ring (default: 4 MiB / block size; memory per worker = blocks x block size)")
+                   help="blocks per worker ring (default: 4 MiB / block size, 256 MiB in all above 64 workers; "
+                        "memory per worker = blocks x block size)")
     p.add_argument("--ring-frame-size", type=int_range(16, 1 << 20, "ring frame size"), default=2048,
                    metavar="BYTES", help="TPACKET_V3 frame size hint, a multiple of 16 (default: 2048)")
     p.add_argument("--cpus", type=parse_cpus_arg, metavar="LIST", help="pin worker i to CPU LIST[i %% len], e.g. 0-1")

@@ -26,9 +26,14 @@ RING_BYTES = 4 << 20
 #: 4 MiB would be 4 GiB; at 1024 workers each gets 256 KiB (4 x 64 KiB).
 RING_TOTAL_BYTES = 256 << 20
 _SMALL_BLOCK = 64 << 10
+_TINY_BLOCK = 16 << 10
 _MIN_DEFAULT_BLOCKS = 4
-#: Up to this many workers the default ring uses 256 KiB blocks, above it 64 KiB blocks.
+#: Up to this many workers the default ring uses 256 KiB blocks, above it 64 KiB blocks ...
 BIG_BLOCK_MAX_WORKERS = 16
+#: ... and above this many, 16 KiB blocks: each worker then sees few frames, so most blocks
+#: retire on the 10 ms timer holding a frame or two, and the block count (16 at 1024 workers,
+#: not 4) is what bounds how long a worker may go unscheduled before its ring freezes.
+SMALL_BLOCK_MAX_WORKERS = 256
 STEERING_MODES = ("filter", "fanout", "hash")
 RX_MODES = ("recv", "ring")
 DEFAULT_ETHERTYPES = (ETH_P_PPP_DISC, ETH_P_PPP_SES)
@@ -133,12 +138,14 @@ class SupervisorConfig:
         per-worker rates the block count, not the bytes, bounds how long a worker may stay
         unscheduled before its ring freezes. Up to :data:`BIG_BLOCK_MAX_WORKERS` (16) workers:
         16 x 256 KiB (2.7x fewer wake-ups than 64 KiB blocks at 8 workers, 1.6x the frames per
-        CPU-second: bench/PROFILE.md); more workers: 64 KiB blocks (4 x 1 MiB froze with 64
-        workers on 2 CPUs).
+        CPU-second: bench/PROFILE.md); up to 256 workers: 64 KiB blocks (4 x 1 MiB froze with
+        64 workers on 2 CPUs); more: 16 KiB blocks (1024 workers with 4 x 64 KiB dropped frames
+        on a loaded 2-CPU machine; frames above 16 KiB - 48 bytes are then truncated, counted).
         """
         bs = self.ring_block_size
         if bs is None:
-            bs = 256 << 10 if self.workers <= BIG_BLOCK_MAX_WORKERS else _SMALL_BLOCK
+            bs = (256 << 10 if self.workers <= BIG_BLOCK_MAX_WORKERS else
+                  _SMALL_BLOCK if self.workers <= SMALL_BLOCK_MAX_WORKERS else _TINY_BLOCK)
         if self.ring_blocks is not None:
             return bs, self.ring_blocks
         per_worker = min(RING_BYTES, RING_TOTAL_BYTES // max(self.workers, 1))

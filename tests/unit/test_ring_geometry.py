@@ -65,6 +65,9 @@ def test_rxring_checks_before_touching_the_socket():
     (16, None, None, (256 << 10, 16)),
     (17, None, None, (64 << 10, 64)),
     (64, None, None, (64 << 10, 64)),
+    (256, None, None, (64 << 10, 16)),     # 256 MiB for all rings
+    (257, None, None, (16 << 10, 63)),     # 16 KiB blocks above 256 workers
+    (1024, None, None, (16 << 10, 16)),
     (8, 1 << 20, None, (1 << 20, 4)),       # a block size alone keeps 4 MiB per worker
     (8, 8 << 20, None, (8 << 20, 1)),       # at least one block
     (64, None, 8, (64 << 10, 8)),           # a block count alone keeps the default block size
