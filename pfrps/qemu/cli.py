@@ -268,6 +268,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("qemu-system-x86_64 is not installed", code=errno.ENOENT,
                          hint="run tools/setup-host.sh (./run setup), which installs qemu-system-x86")
     alg = parse_hash_alg(args.hash_alg)
+    if not (checkout_root() / "qemu" / "guest-run").is_file():
+        raise UsageError(f"no checkout at {checkout_root()} (qemu/guest-run missing): the guests run pfrps from it",
+                         code=errno.ENOENT, hint="run ./run qemu from a clone of the pfrps repository")
+    sweep_stale(args.run_dir)
     t0 = time.monotonic()
     image = ensure_image(sys.executable, args.cache_dir, _say, rebuild=args.rebuild_image)
     _say(f"qemu: image {image.dir} ({'built in %.0f s' % image.build_seconds if image.build_seconds else 'cached'})")
@@ -334,6 +338,21 @@ def run(args: argparse.Namespace) -> int:
             tap.destroy()
         _keep_logs(rundir, args.cache_dir)
         shutil.rmtree(rundir, ignore_errors=True)
+
+
+def sweep_stale(run_dir: Path) -> list[str]:
+    """Remove what a run killed with SIGKILL left in ``run_dir`` (its ``px9-*`` folder with socket
+    files, and the tap link's namespace of the same name); called with the lock held, so no run
+    using them is alive (QEMU itself died with its runner: PR_SET_PDEATHSIG). Returns the names."""
+    from pyroute2 import netns as pnetns
+    gone = []
+    for d in sorted(run_dir.glob(f"{PREFIX}-*")):
+        shutil.rmtree(d, ignore_errors=True)
+        if d.name in pnetns.listnetns():
+            pnetns.remove(d.name)
+        gone.append(d.name)
+        _say(f"qemu: removed {d} (left by a run that was killed)")
+    return gone
 
 
 def _keep_logs(rundir: Path, cache: Path) -> None:

@@ -12,13 +12,14 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from pfinject.macs import random_macs
 from pfrps.hashing import expected_counts
-from pfrps.qemu.cli import PREFIX, RunLock
+from pfrps.qemu.cli import PREFIX, RunLock, sweep_stale
 from pfrps.qemu.guest import parse_seed_line
 from tests.helpers import PY, assert_bad_input
 
@@ -125,3 +126,29 @@ def test_timeout_kills_both_and_shows_serial_lines(run_dir):
     assert "qemu: last serial lines of node:" in res.stderr and "qemu: last serial lines of injector:" in res.stderr
     assert "  node| " in res.stderr and "  injector| " in res.stderr  # the guests' consoles had lines
     assert "Traceback" not in res.stderr
+
+
+def test_runner_killed_guests_die_and_next_run_sweeps(run_dir):
+    """SIGKILL leaves the runner no clean-up: the guests still die (PR_SET_PDEATHSIG) and the
+    next run removes the folder with the socket files (sweep_stale, under the lock)."""
+    proc = subprocess.Popen([PY, "-m", "pfrps.qemu", "--run-dir", str(run_dir), "-p", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("qemu: booting node and injector"):
+                break
+        guests = qemu_pids()
+        proc.kill()
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    deadline = time.monotonic() + 30
+    while guests & qemu_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not guests & qemu_pids()
+    left = [p.name for p in run_dir.glob(f"{PREFIX}-*")]
+    assert len(left) == 1
+    assert sweep_stale(run_dir) == left and not list(run_dir.glob(f"{PREFIX}-*"))
+    (run_dir / "lock").unlink(missing_ok=True)  # the killed run could not remove it (nobody holds it)

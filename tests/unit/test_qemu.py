@@ -234,3 +234,15 @@ def test_bad_arguments_one_line_exit_2(argv, needle, capsys):
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1
     assert err.startswith("pfrps-qemu: error: ") and needle in err
+
+
+def test_sweep_stale_removes_a_killed_runs_folder(tmp_path, monkeypatch, capsys):
+    from pfrps.qemu import cli
+    from pyroute2 import netns
+    monkeypatch.setattr(netns, "listnetns", lambda: [])
+    (tmp_path / "px9-dead0001").mkdir()
+    (tmp_path / "px9-dead0001" / "node.sock").write_text("")
+    (tmp_path / "other").mkdir()
+    assert cli.sweep_stale(tmp_path) == ["px9-dead0001"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
+    assert "left by a run that was killed" in capsys.readouterr().out
