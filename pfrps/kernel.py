@@ -51,6 +51,8 @@ TPACKET_ALIGNMENT = 16
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1 << 0
 TP_STATUS_VLAN_VALID = 1 << 4
+#: tp_vlan_tpid is valid (the stripped tag's TPID: 0x8100 or 0x88a8), packet(7).
+TP_STATUS_VLAN_TPID_VALID = 1 << 6
 #: ``struct tpacket_auxdata``: tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_vlan_tci,
 #: tp_vlan_tpid (PACKET_AUXDATA control message).
 TPACKET_AUXDATA = struct.Struct("=IIIHHHH")

@@ -78,7 +78,7 @@ from . import packet
 from .errors import PfrpsError, UsageError
 from .kernel import (AUXDATA_SIZE, BLK_HDR_LEN, ETH_HLEN, PACKET_AUXDATA, PACKET_RX_RING,  # noqa: F401
                      PACKET_VERSION, SO_TIMESTAMPNS, SOL_PACKET, TP_STATUS_KERNEL, TP_STATUS_USER,
-                     TP_STATUS_VLAN_VALID, TPACKET3_HDR, TPACKET3_HDRLEN, TPACKET_ALIGNMENT,
+                     TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID, TPACKET3_HDR, TPACKET3_HDRLEN, TPACKET_ALIGNMENT,
                      TPACKET_AUXDATA, TPACKET_REQ3, TPACKET_V3)
 
 __all__ = [
@@ -184,12 +184,15 @@ class FrameMeta:
         timestamp: kernel receive time, seconds since the epoch (CLOCK_REALTIME).
         length: the frame's length on the wire, bytes (the view may be shorter only if truncated).
         vlan_tci: the 802.1Q TCI the kernel stripped (VLAN offload), or None.
+        vlan_tpid: the stripped tag's TPID (0x8100 for 802.1Q, 0x88a8 for an 802.1ad S-tag)
+            when the kernel reports it (``TP_STATUS_VLAN_TPID_VALID``), else None.
     """
 
     ifindex: int
     timestamp: float
     length: int
     vlan_tci: Optional[int] = None
+    vlan_tpid: Optional[int] = None
 
 
 class RecvReceiver:
@@ -228,15 +231,17 @@ class RecvReceiver:
             except (BlockingIOError, InterruptedError):
                 break
             length = n
-            vlan = None
+            vlan = tpid = None
             ts = 0.0
             for level, kind, data in anc:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA:
-                    status, length, snaplen, _m, _n, tci, _t = unpack_aux(data)
+                    status, length, snaplen, _m, _n, tci, tp = unpack_aux(data)
                     if snaplen < length:
                         truncated += 1
                     if status & TP_STATUS_VLAN_VALID:
                         vlan = tci
+                        if status & TP_STATUS_VLAN_TPID_VALID:
+                            tpid = tp
                 elif kind == SO_TIMESTAMPNS:
                     sec, nsec = int.from_bytes(data[:8], "little"), int.from_bytes(data[8:16], "little")
                     ts = sec + nsec * 1e-9
@@ -245,7 +250,7 @@ class RecvReceiver:
             frames += 1
             nbytes += length
             if on_frame is not None:
-                on_frame(self.view[:n], FrameMeta(ifindex, ts or time.time(), length, vlan))
+                on_frame(self.view[:n], FrameMeta(ifindex, ts or time.time(), length, vlan, tpid))
         return frames, nbytes, truncated
 
 
@@ -656,9 +661,12 @@ class RingReceiver:
                 if snap < length:
                     truncated += 1
                 start = p + mac
-                on_frame(mv[start:start + snap],
-                         FrameMeta(ifindex, sec + nsec * 1e-9, length,
-                                   u[(p >> 2) + 8] if status & TP_STATUS_VLAN_VALID else None))
+                if status & TP_STATUS_VLAN_VALID:
+                    meta = FrameMeta(ifindex, sec + nsec * 1e-9, length, u[(p >> 2) + 8],
+                                     u[(p >> 2) + 9] & 0xFFFF if status & TP_STATUS_VLAN_TPID_VALID else None)
+                else:
+                    meta = FrameMeta(ifindex, sec + nsec * 1e-9, length)
+                on_frame(mv[start:start + snap], meta)
                 st[0] = top | pkt << 1
             if pkt < num:
                 self._cache = (top | pkt << 1, off)

@@ -121,8 +121,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--padt-burst", type=int_range(1, 1 << 20, "PADT burst"), default=100, metavar="N",
                    help="depth of that token bucket, frames (default: 100)")
     p.add_argument("--outer-tpid", choices=("auto", "0x8100", "0x88a8"), default="auto",
-                   help="TPID of the outer VLAN tag the kernel strips, put back in replies; auto: 0x88a8 when "
-                        "an inner tag follows, else 0x8100 (default: auto)")
+                   help="TPID to put back for the outer VLAN tag the kernel strips, where the receive path "
+                        "reports none; auto: the kernel's tp_vlan_tpid, else 0x88a8 when an inner tag "
+                        "follows and 0x8100 when not (default: auto)")
     p.add_argument("--duration", type=positive_seconds, metavar="SECONDS", help="stop after this long")
     p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS",
                    help="seconds between stats lines (default: 1)")

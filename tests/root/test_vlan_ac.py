@@ -28,10 +28,9 @@ C_TAG = struct.pack("!HH", 0x8100, 0x2064)  # 802.1Q, PCP 1, VID 100
 S_TAG = struct.pack("!HH", 0x88A8, 0x000A)  # 802.1ad, VID 10
 C_OUTER = struct.pack("!HH", 0x8100, 0x0007)  # 802.1Q as the outer tag of 0x8100/0x8100, VID 7
 C_TAG7 = struct.pack("!HH", 0x8100, 0xE0C8)  # 802.1Q, PCP 7, VID 200
-#: untagged, 802.1Q, QinQ 0x88a8/0x8100, 802.1Q with another VID and priority. (An S-tag alone is
-#: left out: the framework does not yet hand the stripped tag's TPID to the handler, and without
-#: an inner tag --outer-tpid auto puts back 0x8100.)
-TAG_SETS = (b"", C_TAG, S_TAG + C_TAG, C_TAG7)
+#: untagged, 802.1Q, QinQ 0x88a8/0x8100, 802.1Q with another VID and priority, an 802.1ad S-tag
+#: alone (its TPID reaches the handler as meta.vlan_tpid, so --outer-tpid auto puts back 0x88a8).
+TAG_SETS = (b"", C_TAG, S_TAG + C_TAG, C_TAG7, S_TAG)
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +96,12 @@ def test_8021q_and_qinq_served_with_tags_echoed_on_the_owning_worker(topo, steer
     cl = Client(topo)
     try:
         for i, m in enumerate(macs):
-            tags = TAG_SETS[i % 4]
+            tags = TAG_SETS[i % len(TAG_SETS)]
             sid = serve_tagged(cl, m, tags)
             assert sid % WORKERS == owner[i], "steering put a tagged subscriber on another worker"
-        snap = ac.wait_for(lambda s: totals(s)["sessions"] == n and totals(s)["tagged"] == 4 * (n - n // 4),
-                           f"{n} sessions, {4 * (n - n // 4)} tagged frames")
+        tagged = 4 * sum(1 for i in range(n) if TAG_SETS[i % len(TAG_SETS)])
+        snap = ac.wait_for(lambda s: totals(s)["sessions"] == n and totals(s)["tagged"] == tagged,
+                           f"{n} sessions, {tagged} tagged frames")
         per_worker = [owner.count(w) for w in range(WORKERS)]
         assert snap["sessions"] == per_worker and totals(snap)["malformed"] == 0
         cl.assert_no_stray()
@@ -112,13 +112,14 @@ def test_8021q_and_qinq_served_with_tags_echoed_on_the_owning_worker(topo, steer
     assert rc == 0 and sum(final["handler_errors"]) == 0
     # shutdown PADTs go out on each session's VLANs too
     assert sorted((untag(f)[:6], tags_of(f)) for f in bye) == sorted(
-        (m, TAG_SETS[i % 4]) for i, m in enumerate(macs))
+        (m, TAG_SETS[i % len(TAG_SETS)]) for i, m in enumerate(macs))
 
 
-def test_qinq_8100_8100_with_outer_tpid(topo):
-    """0x8100/0x8100 QinQ: the framework gives no TPID for the stripped tag (only its TCI), so
-    --outer-tpid 0x8100 says which to put back."""
-    ac = ACProcess(topo, "--outer-tpid", "0x8100")
+@pytest.mark.parametrize("outer", [(), ("--outer-tpid", "0x8100")], ids=["auto", "forced"])
+def test_qinq_8100_8100(topo, outer):
+    """0x8100/0x8100 QinQ: the stripped outer tag's TPID reaches the handler (meta.vlan_tpid from
+    tp_vlan_tpid), so auto puts 0x8100 back, as does --outer-tpid 0x8100."""
+    ac = ACProcess(topo, *outer)
     cl = Client(topo)
     try:
         serve_tagged(cl, client_mac(300), C_OUTER + C_TAG)

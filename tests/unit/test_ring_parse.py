@@ -38,7 +38,7 @@ def make_ring(block_size: int = 4 * PAGE, blocks: int = 4) -> RxRing:
 
 
 def fill_block(ring: RxRing, idx: int, seq: int, frames, wire=None, vlans=None, status: int = USER,
-               ts=(1_700_000_000, 250_000_000)) -> None:
+               ts=(1_700_000_000, 250_000_000), tpids=None) -> None:
     base = idx * ring.block_size
     off = 48
     for i, data in enumerate(frames):
@@ -47,8 +47,10 @@ def fill_block(ring: RxRing, idx: int, seq: int, frames, wire=None, vlans=None, 
         length = wire[i] if wire else len(data)
         tci = vlans[i] if vlans and vlans[i] is not None else 0
         fstatus = (1 << 4) if vlans and vlans[i] is not None else 0
+        tpid = tpids[i] if tpids and tpids[i] else (0x8100 if tci else 0)
+        fstatus |= (1 << 6) if tpids and tpids[i] else 0  # TP_STATUS_VLAN_TPID_VALID
         _H3.pack_into(ring._mm, base + off, nxt, ts[0], ts[1], len(data), length, fstatus, MACOFF, MACOFF + 14,
-                      0, tci, 0x8100 if tci else 0, 0)
+                      0, tci, tpid, 0)
         ring._mm[base + off + MACOFF:base + off + MACOFF + len(data)] = data
         off += total
     assert off <= ring.block_size, "test frames overflow the block"
@@ -115,7 +117,20 @@ def test_deliver_frames_meta_and_vlan(ring):
     assert [m.vlan_tci for m in metas] == [None, 42, None, 7]
     assert [m.length for m in metas] == [60, 61, 62, 500]
     assert all(m.ifindex == 7 and m.timestamp == pytest.approx(1_700_000_000.25) for m in metas)
+    assert [m.vlan_tpid for m in metas] == [None] * 4  # no TP_STATUS_VLAN_TPID_VALID
     assert block_status(ring, 0) == KERNEL
+    rcv.close()
+
+
+def test_vlan_tpid_of_the_stripped_tag(ring):
+    """tp_vlan_tpid (802.1Q 0x8100 or 802.1ad 0x88a8) reaches meta.vlan_tpid when the kernel
+    marks it valid, and only for frames whose tag was stripped."""
+    frames = [frame(i) for i in range(3)]
+    fill_block(ring, 0, 1, frames, vlans=[10, None, 20], tpids=[0x88A8, None, 0x8100])
+    rcv = RingReceiver(ring)
+    (n, _b, _t), got = collect(rcv)
+    assert n == 3
+    assert [(g[1].vlan_tci, g[1].vlan_tpid) for g in got] == [(10, 0x88A8), (None, None), (20, 0x8100)]
     rcv.close()
 
 
