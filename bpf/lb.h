@@ -118,15 +118,7 @@ static __always_inline __u32 lb_flow_hash(__be32 saddr, __be32 daddr, __be16 spo
 	a += iv;
 	b += iv;
 	c += iv;
-	/* __jhash_final(a, b, c) */
-	c ^= b; c -= pfrps_rol32(b, 14);
-	a ^= c; a -= pfrps_rol32(c, 11);
-	b ^= a; b -= pfrps_rol32(a, 25);
-	c ^= b; c -= pfrps_rol32(b, 16);
-	a ^= c; a -= pfrps_rol32(c, 4);
-	b ^= a; b -= pfrps_rol32(a, 14);
-	c ^= b; c -= pfrps_rol32(b, 24);
-	return c;
+	return pfrps_jhash_final(a, b, c);
 }
 
 #endif /* PFRPS_LB_H */

@@ -13,6 +13,19 @@ static __always_inline __u32 pfrps_rol32(__u32 word, unsigned int shift)
 	return (word << shift) | (word >> (32 - shift));
 }
 
+/* __jhash_final(a, b, c) of include/linux/jhash.h (lookup3's final mix); returns c. */
+static __always_inline __u32 pfrps_jhash_final(__u32 a, __u32 b, __u32 c)
+{
+	c ^= b; c -= pfrps_rol32(b, 14);
+	a ^= c; a -= pfrps_rol32(c, 11);
+	b ^= a; b -= pfrps_rol32(a, 25);
+	c ^= b; c -= pfrps_rol32(b, 16);
+	a ^= c; a -= pfrps_rol32(c, 4);
+	b ^= a; b -= pfrps_rol32(a, 14);
+	c ^= b; c -= pfrps_rol32(b, 24);
+	return c;
+}
+
 /* Bytes shifted in one at a time: bytes 2..5 of the address remain. */
 static __always_inline __u32 pfrps_mac_hash(const __u8 *mac)
 {
@@ -32,14 +45,7 @@ static __always_inline __u32 pfrps_mac_jhash(const __u8 *mac)
 
 	a += c;
 	b += c;
-	c ^= b; c -= pfrps_rol32(b, 14);
-	a ^= c; a -= pfrps_rol32(c, 11);
-	b ^= a; b -= pfrps_rol32(a, 25);
-	c ^= b; c -= pfrps_rol32(b, 16);
-	a ^= c; a -= pfrps_rol32(c, 4);
-	b ^= a; b -= pfrps_rol32(a, 14);
-	c ^= b; c -= pfrps_rol32(b, 24);
-	return c;
+	return pfrps_jhash_final(a, b, c);
 }
 
 /* Bob Jenkins' one-at-a-time hash over the six bytes, from 0xdeadbeef. */

@@ -108,6 +108,22 @@ def _rol(x: np.ndarray, k: int) -> np.ndarray:
     return (x << _U32(k)) | (x >> _U32(32 - k))
 
 
+def jhash_final(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``__jhash_final(a, b, c)`` of the kernel's include/linux/jhash.h (lookup3's final mix),
+    vectorised: three ``uint32`` arrays of one shape (wrapping arithmetic); returns ``c``, a new
+    ``uint32`` array of that shape. The BPF side is ``pfrps_jhash_final`` in bpf/pfrps_hash.h."""
+    a, b, c = a.astype(_U32), b.astype(_U32), c.astype(_U32)
+    with np.errstate(over="ignore"):
+        c ^= b; c -= _rol(b, 14)  # noqa: E702
+        a ^= c; a -= _rol(c, 11)  # noqa: E702
+        b ^= a; b -= _rol(a, 25)  # noqa: E702
+        c ^= b; c -= _rol(b, 16)  # noqa: E702
+        a ^= c; a -= _rol(c, 4)  # noqa: E702
+        b ^= a; b -= _rol(a, 14)  # noqa: E702
+        c ^= b; c -= _rol(b, 24)  # noqa: E702
+    return c
+
+
 def mac_hash(macs) -> np.ndarray:
     """The seed's ``mac_hash``: ``(n, 6)`` uint8 -> ``(n,)`` uint32 (MAC bytes 2..5, big-endian)."""
     m = as_mac_array(macs).astype(_U32)
@@ -124,15 +140,7 @@ def mac_jhash(macs) -> np.ndarray:
         a = a + iv
         b = b + iv
         c = np.full_like(a, iv)
-        # __jhash_final(a, b, c) of include/linux/jhash.h
-        c ^= b; c -= _rol(b, 14)  # noqa: E702
-        a ^= c; a -= _rol(c, 11)  # noqa: E702
-        b ^= a; b -= _rol(a, 25)  # noqa: E702
-        c ^= b; c -= _rol(b, 16)  # noqa: E702
-        a ^= c; a -= _rol(c, 4)  # noqa: E702
-        b ^= a; b -= _rol(a, 14)  # noqa: E702
-        c ^= b; c -= _rol(b, 24)  # noqa: E702
-    return c
+    return jhash_final(a, b, c)
 
 
 def jhash_oaat(macs) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UsageError
+from ..hashing import jhash_final
 
 __all__ = [
     "DEFAULT_RING_SIZE", "MAX_RING_SIZE", "check_ring_size", "is_prime", "backend_permutation",
@@ -146,10 +147,6 @@ def port_word(sport, dport) -> np.ndarray:
     return s | (d << _U32(16))
 
 
-def _rol(x: np.ndarray, k: int) -> np.ndarray:
-    return (x << _U32(k)) | (x >> _U32(32 - k))
-
-
 def flow_hash(saddr, daddr, sport, dport, proto, seed: int = 0) -> np.ndarray:
     """``lb_flow_hash`` of ``bpf/lb.h`` for a batch of flows: ``(n,)`` uint32.
 
@@ -174,14 +171,7 @@ def flow_hash(saddr, daddr, sport, dport, proto, seed: int = 0) -> np.ndarray:
         a = a + iv
         b = b + iv
         c = c + iv
-        c ^= b; c -= _rol(b, 14)  # noqa: E702
-        a ^= c; a -= _rol(c, 11)  # noqa: E702
-        b ^= a; b -= _rol(a, 25)  # noqa: E702
-        c ^= b; c -= _rol(b, 16)  # noqa: E702
-        a ^= c; a -= _rol(c, 4)  # noqa: E702
-        b ^= a; b -= _rol(a, 14)  # noqa: E702
-        c ^= b; c -= _rol(b, 24)  # noqa: E702
-    return c
+    return jhash_final(a, b, c)
 
 
 def lookup(table: np.ndarray, hashes: np.ndarray) -> np.ndarray:
