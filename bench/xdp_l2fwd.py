@@ -98,8 +98,33 @@ def _rx_packets(lab: Lab, ns: str, dev: str) -> int:
     return int(link.get_attr("IFLA_STATS64")["rx_packets"])
 
 
-def _generate(fd: int, frame: bytes, count: int) -> dict:
-    """In the switch namespace, on CPU 0: send ``count`` frames; wall and CPU seconds."""
+def load_generator(stack: ExitStack, frame: bytes, ifindex: int, *, drop: bool = False, flows: int = 1,
+                   words: int = 3) -> int:
+    """Compile and load ``bpf/xdp_l2fwd_gen.bpf.c`` for ``frame`` (its first ``8 * words`` bytes,
+    1 to 8 words, restored on every run), redirecting to ``ifindex`` (or dropping, ``drop``),
+    ``flows`` UDP source ports (> 1: ``frame`` must be Ethernet + IPv4 + UDP); the program's fd.
+    ``stack`` unloads it. Run it with :func:`generate` inside the namespace of ``ifindex``.
+
+    Raises:
+        HarnessError: ``frame`` is shorter than ``8 * words`` bytes.
+    """
+    from pfrps.bpfload import bpf_source_dir, import_bcc  # noqa: PLC0415
+
+    if len(frame) < 8 * words:
+        raise HarnessError(f"generator frame of {len(frame)} bytes is shorter than {words} words")
+    bcc = import_bcc()
+    gen = bcc.BPF(src_file=str(bpf_source_dir() / "xdp_l2fwd_gen.bpf.c").encode(),
+                  cflags=[f"-DGEN_IFINDEX={ifindex}", f"-DGEN_WORDS={words}", f"-DGEN_FLOWS={flows}",
+                          *(f"-DGEN_W{i}={int.from_bytes(frame[8 * i:8 * i + 8], 'little'):#x}ULL"
+                            for i in range(words)),
+                          f"-DGEN_DROP={int(drop)}"])
+    stack.callback(gen.cleanup)
+    return bpfsys.register_loaded(gen.load_func(b"xdp_l2fwd_gen", bcc.BPF.XDP).fd)
+
+
+def generate(fd: int, frame: bytes, count: int) -> dict:
+    """In the generator's namespace (call it there, e.g. with ``Lab.call``), on the sender CPU:
+    send ``count`` frames of ``frame`` with generator ``fd``; ``{"wall": s, "cpu": s}`` seconds."""
     os.sched_setaffinity(0, {int(common.SENDER_CPU)})
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     bpfsys.prog_test_run_live(fd, frame, count)
@@ -107,9 +132,17 @@ def _generate(fd: int, frame: bytes, count: int) -> dict:
     return {"wall": wall, "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)}
 
 
-def _one_run(stack: ExitStack, mode: str, count: int) -> dict:
-    from pfrps.bpfload import bpf_source_dir, import_bcc  # noqa: PLC0415
+def run_generator(lab: Lab, ns: str, fd: int, frame: bytes, count: int) -> dict:
+    """:func:`generate` in ``ns`` (a namespace of ``lab``); ``{"wall", "cpu", "ksoftirqd"}``
+    seconds: its wall time, its CPU time (the softirq work done in its context) and every
+    ksoftirqd's CPU time meanwhile (the softirq work deferred)."""
+    soft = _ksoftirqd_pids()
+    soft0 = common.cpu_ns(soft)
+    sent = lab.call(ns, generate, fd, frame, count)
+    return {**sent, "ksoftirqd": (common.cpu_ns(soft) - soft0) / 1e9}
 
+
+def _one_run(stack: ExitStack, mode: str, count: int) -> dict:
     lab = Lab(prefix="bnl2")
     stack.callback(lab.destroy)
     bpffs = stack.enter_context(private_bpffs("bnl2-bpffs-"))
@@ -129,20 +162,11 @@ def _one_run(stack: ExitStack, mode: str, count: int) -> dict:
         res = lab.run(host, ["ethtool", "-K", "eth0", "gro", "on"])
         if res.returncode != 0:
             raise HarnessError(f"ethtool -K eth0 gro on: {res.stderr.strip()}")
-    bcc = import_bcc()
     frame = test_frame()
-    words = [int.from_bytes(frame[a:b], "little") for a, b in ((0, 8), (8, 16), (16, 18))]
-    gen = bcc.BPF(src_file=str(bpf_source_dir() / "xdp_l2fwd_gen.bpf.c").encode(),
-                  cflags=[f"-DGEN_IFINDEX={lab.link(sw, 'sw0')[0]}",
-                          *(f"-DGEN_W{i}={w:#x}ULL" for i, w in enumerate(words)),
-                          f"-DGEN_DROP={int(mode == 'generator')}"])
-    stack.callback(gen.cleanup)
-    fd = bpfsys.register_loaded(gen.load_func(b"xdp_l2fwd_gen", bcc.BPF.XDP).fd)
+    fd = load_generator(stack, frame, lab.link(sw, "sw0")[0], drop=mode == "generator")
     rx0 = _rx_packets(lab, vm, "eth0")
-    soft = _ksoftirqd_pids()
-    soft0 = common.cpu_ns(soft)
-    sent = lab.call(sw, _generate, fd, frame, count)
-    soft_s = (common.cpu_ns(soft) - soft0) / 1e9
+    sent = run_generator(lab, sw, fd, frame, count)
+    soft_s = sent["ksoftirqd"]
     reached = count if mode == "generator" else _rx_packets(lab, vm, "eth0") - rx0
     cpu_s = sent["cpu"] + soft_s
     return {"mode": mode, "sent": count, "reached": reached, "seconds": sent["wall"],

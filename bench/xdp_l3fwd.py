@@ -1,20 +1,28 @@
 """Benchmark: case04 XDP forwarding (seed 001) vs the router namespace's kernel forwarding.
 
 Topology: ``pfrps-xdp lab case04``'s (:class:`pfrps.xdp.l3fwd.Case04Lab`): ``uno`` and ``dos``
-joined through a ``router`` namespace, static neighbours. trafgen in ``uno``, pinned to one
-CPU, sends 60-byte UDP datagrams (64 source ports) to 10.0.1.2 as fast as it can; the figure
-is the frames ``dos/veth0`` received (``rx_packets``) per second of sending. Every
-configuration runs on the same topology and the same sender, interleaved per repetition:
+joined through a ``router`` namespace, static neighbours. The traffic source is a live-frame
+BPF_PROG_TEST_RUN (``BPF_F_TEST_XDP_LIVE_FRAMES``) of ``bpf/xdp_l2fwd_gen.bpf.c`` in ``uno``,
+pinned to one CPU, redirecting 60-byte UDP datagrams (64 source ports) to 10.0.1.2 out of
+``uno/veth0``: the router's ``uno`` receives them as xdp_frames in its NAPI, as from a NIC's
+ring (this replaced trafgen, whose packet-socket skbs veth's native XDP copied into an XDP
+buffer first, on the sender's CPU: 1.11x there). The figure is the frames ``dos/veth0``
+received (``rx_packets``) per second of sending. Every configuration runs on the same
+topology, the same generator and frames, interleaved per repetition:
 
-* ``kernel``: the router's own IPv4 forwarding, no XDP on the router (the reference);
+* ``kernel``: the router's own IPv4 forwarding (the reference), ``pfrps-xdp pass`` on the
+  router's ``uno``: the same receive path as ``fib`` (xdp_frame, XDP program, then an skb for
+  the stack), which is the fair reference: without a program there veth drops redirected
+  frames, and GRO instead would give the kernel a different receive path;
 * ``fib``: ``pfrps-xdp l3fwd --mode fib`` native, forwarding on (the kernel forwards nothing:
-  neighbours are resolved); ``fib-generic``: the same in generic mode;
+  neighbours are resolved); ``fib-generic``: the same in generic mode (GRO on the router's
+  ``uno`` for that run: the NAPI a redirect into a veth needs when no native program is there);
 * ``map``: ``--mode map`` native (one MAC pair), the price of the FIB lookup by comparison.
 
 ``dos/veth0`` carries ``pfrps-xdp pass`` in every configuration (native redirects into a veth
 need it; the kernel path is measured with it too, so the receive side is the same). Goal
-(issue 7): fib native >= 2x kernel forwarding. The machine's 2 CPUs run the sender, both
-softirq paths and other engineers' work: ratios are from one run.
+(issue 7): fib native >= 2x kernel forwarding. The machine's 2 CPUs run the generator, both
+softirq paths and any other work: ratios are from one run.
 """
 
 from __future__ import annotations
@@ -22,42 +30,35 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from pfrps.xdp.l3fwd import Case04Lab
+from pfrps.xdp.lab import forwarded_datagrams
 
 from . import common
 from .common import HarnessError, Row, summary
+from .xdp_l2fwd import load_generator, run_generator
 
 NAME = "xdp_l3fwd"
 TITLE = "XDP layer-3 forwarding (case04) vs kernel forwarding"
 GOAL = 2.0
 CONFIGS = ("kernel", "fib", "fib-generic", "map")
 
-TRAFGEN_UDP = """\
-{{
-  eth(da={da}, sa={sa}, type=0x0800),
-  ipv4(saddr={src}, daddr={dst}, ttl=64),
-  udp(sport=dinc(40000, 40063), dport=9),
-  fill(0x41, 18)
-}}
-"""
-_TRAFGEN_CPU_RE = re.compile(r"(\d+) sec, (\d+) usec on CPU(\d+) \((\d+) packets\)")
+SOURCE_PORTS = 64
 
 
-def send(lab, ns: str, ifname: str, cfg: Path, count: int) -> float:
-    """trafgen ``count`` frames of ``cfg`` out of ``ns/ifname``, pinned to the sender CPU; its
-    sending time in seconds (from its per-CPU report).
+def test_frame(lab: Case04Lab) -> bytes:
+    """The frame sent: 60 bytes (FCS excluded), uno -> router's uno, IPv4/UDP 10.0.0.2:40000 ->
+    10.0.1.2:9, TTL 64, 18 bytes of 0x41, built with scapy (the generator varies the source port)."""
+    from scapy.layers.inet import IP, UDP  # noqa: PLC0415
+    from scapy.layers.l2 import Ether  # noqa: PLC0415
 
-    Raises:
-        HarnessError: trafgen failed or printed no report.
-    """
-    argv = common.pinned(common.SENDER_CPU, ["trafgen", "-o", ifname, "-i", str(cfg), "-n", str(count), "-P", "1"])
-    res = lab.run(ns, argv, timeout=300)
-    per_cpu = _TRAFGEN_CPU_RE.findall(res.stdout)
-    if res.returncode != 0 or not per_cpu:
-        raise HarnessError(f"trafgen failed ({res.returncode}): {res.stdout[-300:]} {res.stderr[-300:]}")
-    return max(int(p[0]) + int(p[1]) / 1e6 for p in per_cpu)
+    return bytes(Ether(dst=lab.macs["rt-uno"], src=lab.macs["uno"]) / IP(src="10.0.0.2", dst="10.0.1.2", ttl=64)
+                 / UDP(sport=40000, dport=9) / (b"\x41" * 18))
+
+
+test_frame.__test__ = False
 
 
 def settled_rx(lab, ns: str, ifname: str, timeout: float = 5.0) -> int:
@@ -74,12 +75,46 @@ def settled_rx(lab, ns: str, ifname: str, timeout: float = 5.0) -> int:
     return last
 
 
+_TRAFGEN_CPU_RE = re.compile(r"(\d+) sec, (\d+) usec on CPU(\d+) \((\d+) packets\)")
+
+
+def send(lab, ns: str, ifname: str, cfg: Path, count: int) -> float:
+    """trafgen ``count`` frames of ``cfg`` out of ``ns/ifname``, pinned to the sender CPU; its
+    sending time in seconds (from its per-CPU report). (bench/xdp_broadcast.py's source.)
+
+    Raises:
+        HarnessError: trafgen failed or printed no report.
+    """
+    argv = common.pinned(common.SENDER_CPU, ["trafgen", "-o", ifname, "-i", str(cfg), "-n", str(count), "-P", "1"])
+    res = lab.run(ns, argv, timeout=300)
+    per_cpu = _TRAFGEN_CPU_RE.findall(res.stdout)
+    if res.returncode != 0 or not per_cpu:
+        raise HarnessError(f"trafgen failed ({res.returncode}): {res.stdout[-300:]} {res.stderr[-300:]}")
+    return max(int(p[0]) + int(p[1]) / 1e6 for p in per_cpu)
+
+
 def delivered_rate(lab, sender: tuple[str, str], receiver: tuple[str, str], cfg: Path, count: int) -> dict:
-    """Send ``count`` frames from ``sender`` (ns, ifname); frames/s reaching ``receiver``."""
+    """trafgen ``count`` frames from ``sender`` (ns, ifname); frames/s reaching ``receiver``."""
     before = settled_rx(lab, *receiver)
     secs = send(lab, *sender, cfg, count)
     got = settled_rx(lab, *receiver) - before
     return {"sent": count, "reached": got, "seconds": secs, "fps": got / secs if secs else float("nan")}
+
+
+def live_rate(lab, sender_ns: str, rt_ns: str, receiver: tuple[str, str], fd: int, frame: bytes,
+              count: int) -> dict:
+    """Send ``count`` frames with live-frame generator ``fd`` in ``sender_ns``; frames/s reaching
+    ``receiver`` (ns, ifname) per second of the generator's run, frames per CPU-second (the
+    generator's CPU time, where the softirq work runs, plus ksoftirqd's), and the datagrams
+    ``rt_ns``'s kernel forwarded meanwhile (ForwDatagrams)."""
+    before = settled_rx(lab, *receiver)
+    fwd0 = lab.call(rt_ns, forwarded_datagrams)[0]
+    sent = run_generator(lab, sender_ns, fd, frame, count)
+    got = settled_rx(lab, *receiver) - before
+    secs, cpu = sent["wall"], sent["cpu"] + sent["ksoftirqd"]
+    return {"sent": count, "reached": got, "seconds": secs, "fps": got / secs if secs else float("nan"),
+            "cpu_s": cpu, "frames_per_cpu_s": got / cpu if cpu else float("nan"),
+            "kernel_forwarded": lab.call(rt_ns, forwarded_datagrams)[0] - fwd0}
 
 
 def interleaved(configs, reps: int):
@@ -90,47 +125,66 @@ def interleaved(configs, reps: int):
             yield rep, config
 
 
-def paired_ratios(runs: dict[str, list[dict]], a: str, b: str) -> list[float]:
-    """``a``'s frames/s over ``b``'s, per repetition (the two ran back to back, under the same load)."""
-    return [round(common.ratio(x["fps"], y["fps"]), 2) for x, y in zip(runs[a], runs[b])]
+def paired_ratios(runs: dict[str, list[dict]], a: str, b: str, key: str = "fps") -> list[float]:
+    """``a``'s frames/s (or figure ``key``) over ``b``'s, per repetition (the two ran back to
+    back, under the same load)."""
+    return [round(common.ratio(x[key], y[key]), 2) for x, y in zip(runs[a], runs[b])]
+
+
+def _gro(lab: Case04Lab, on: bool) -> None:
+    res = lab.run(lab.ns("router"), ["ethtool", "-K", "uno", "gro", "on" if on else "off"])
+    if res.returncode != 0:
+        raise HarnessError(f"ethtool -K uno gro: {res.stderr.strip()}")
 
 
 def _attach(lab: Case04Lab, config: str) -> list:
     rt = lab.ns("router")
     if config == "kernel":
-        return []
+        return [lab.start_xdp(rt, "pass", "-i", "uno")]
     if config == "map":
         return [lab.start_xdp(rt, "l3fwd", "--mode", "map", "-i", "uno", "-r", "dos", "--src-mac", lab.macs["uno"],
                               "--dest-mac", lab.macs["dos"])]
     gen = ["--generic"] if config == "fib-generic" else []
+    if gen:
+        _gro(lab, True)
     return [lab.start_xdp(rt, "l3fwd", "--mode", "fib", "-i", "uno", "-i", "dos", *gen)]
+
+
+def _detach(lab: Case04Lab, config: str, procs: list) -> None:
+    """Undo :func:`_attach`: stop its pfrps-xdp processes (and GRO, for fib-generic)."""
+    for p in procs:
+        lab.stop_xdp(p)
+    if config == "fib-generic":
+        _gro(lab, False)
 
 
 def run(ctx) -> dict:
     reps = max(ctx.reps or (1 if ctx.quick else 5), 1)
-    count = 200_000 if ctx.quick else 500_000
+    count = 300_000 if ctx.quick else 2_000_000
     runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
-    lab = Case04Lab(prefix="bn7", out=open("/dev/null", "w"))
+    lab = Case04Lab(prefix="pxb7", out=open("/dev/null", "w"))
     try:
-        lab.build(argparse.Namespace(mode="fib"))
-        cfg = ctx.work_dir / "xdp_l3fwd_udp.trafgen"
-        cfg.parent.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(TRAFGEN_UDP.format(da=lab.macs["rt-uno"], sa=lab.macs["uno"], src="10.0.0.2", dst="10.0.1.2"))
-        peer = lab.start_xdp(lab.ns("dos"), "pass", "-i", "veth0")
-        for rep, config in interleaved(CONFIGS, reps):
-            procs = _attach(lab, config)
-            try:
-                r = delivered_rate(lab, (lab.ns("uno"), "veth0"), (lab.ns("dos"), "veth0"), cfg, count)
-            finally:
-                for p in procs:
-                    lab.stop_xdp(p)
-            common.log(f"{NAME}: rep {rep + 1}/{reps} {config:11s}: {r['reached']:,}/{r['sent']:,} frames "
-                       f"reached dos, {r['fps']:,.0f} frames/s")
-            runs[config].append(r)
-        lab.stop_xdp(peer)
+        with ExitStack() as stack:
+            lab.build(argparse.Namespace(mode="fib"))
+            frame = test_frame(lab)
+            fd = load_generator(stack, frame, lab.link(lab.ns("uno"), "veth0")[0], flows=SOURCE_PORTS, words=6)
+            peer = lab.start_xdp(lab.ns("dos"), "pass", "-i", "veth0")
+            rt = lab.ns("router")
+            for rep, config in interleaved(CONFIGS, reps):
+                procs = _attach(lab, config)
+                try:
+                    r = live_rate(lab, lab.ns("uno"), rt, (lab.ns("dos"), "veth0"), fd, frame, count)
+                finally:
+                    _detach(lab, config, procs)
+                common.log(f"{NAME}: rep {rep + 1}/{reps} {config:11s}: {r['reached']:,}/{r['sent']:,} frames "
+                           f"reached dos, {r['fps']:,.0f} frames/s, {r['frames_per_cpu_s']:,.0f} frames/CPU-s, "
+                           f"router kernel forwarded {r['kernel_forwarded']:,}")
+                runs[config].append(r)
+            lab.stop_xdp(peer)
     finally:
         lab.destroy()
     fps = {c: summary([r["fps"] for r in rs]) for c, rs in runs.items()}
+    per_cpu = {c: summary([r["frames_per_cpu_s"] for r in rs]) for c, rs in runs.items()}
     ratio = common.ratio(fps["fib"]["median"], fps["kernel"]["median"])
     shared = "machine shared with other engineers' runs"
     paired = paired_ratios(runs, "fib", "kernel")
@@ -142,12 +196,23 @@ def run(ctx) -> dict:
             f"per-repetition ratios {paired_ratios(runs, 'fib-generic', 'kernel')}"),
         Row("map mode (native) vs fib mode: the price of the FIB lookup", "frames/s", fps["map"], "fib mode",
             fps["fib"], "", None, f"per-repetition ratios {paired_ratios(runs, 'map', 'fib')}"),
-        Row("kernel forwarding (reference)", "frames/s", fps["kernel"]),
+        Row("fib mode (native) vs kernel forwarding, frames per CPU-second", "frames/CPU-s", per_cpu["fib"],
+            "kernel forwarding", per_cpu["kernel"], "", None,
+            "frames reached / (generator's CPU time + ksoftirqd's): the whole path's cost, less exposed to preemption by other load; "
+            f"per-repetition ratios {paired_ratios(runs, 'fib', 'kernel', 'frames_per_cpu_s')}"),
+        Row("kernel forwarding (reference)", "frames/s", fps["kernel"], note=(
+            "router ForwDatagrams per run: " + ", ".join(f"{c} {[r['kernel_forwarded'] for r in runs[c]]}"
+                                                         for c in CONFIGS))),
     ]
-    return {"name": NAME, "title": TITLE, "rows": rows, "plots": [], "data": {"runs": runs, "count": count},
-            "method": (f"case04 topology; trafgen in uno pinned to CPU {common.SENDER_CPU}, {count:,} 60-byte UDP "
-                       f"frames per run to 10.0.1.2; frames/s = dos/veth0 rx_packets per second of sending; "
-                       f"{reps} run(s) per configuration, interleaved; xdp_pass on dos/veth0 throughout; {shared}.")}
+    return {"name": NAME, "title": TITLE, "rows": rows, "plots": [],
+            "data": {"runs": runs, "count": count, "source": "live-frame BPF_PROG_TEST_RUN (xdp_l2fwd_gen)"},
+            "method": (f"case04 topology; traffic source: a live-frame BPF_PROG_TEST_RUN generator "
+                       f"(bpf/xdp_l2fwd_gen.bpf.c) in uno pinned to CPU {common.SENDER_CPU}, redirecting {count:,} "
+                       f"60-byte UDP frames ({SOURCE_PORTS} source ports) per run to 10.0.1.2 out of uno/veth0, so the "
+                       f"router receives xdp_frames (trafgen, the earlier source, is no longer used); frames/s = "
+                       f"dos/veth0 rx_packets per second of the generator's run; {reps} run(s) per configuration, "
+                       f"interleaved; xdp_pass on dos/veth0 throughout and on router/uno for the kernel reference, "
+                       f"GRO on router/uno for fib-generic; {shared}.")}
 
 
 def _plot(path, data) -> None:

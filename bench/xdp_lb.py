@@ -16,8 +16,17 @@ each alone on the LB namespace:
 
 Figures, each the median of several runs:
 
-* UDP packets/s: trafgen in the client sends 60-byte UDP datagrams from 64 source ports to
-  VIP:9000 as fast as it can (one CPU); the rate is the datagrams that reached h2 and h3
+* UDP packets/s, live-frame source (the target row): a live-frame BPF_PROG_TEST_RUN
+  (``BPF_F_TEST_XDP_LIVE_FRAMES``) of ``bpf/xdp_l2fwd_gen.bpf.c`` in the bridge namespace,
+  pinned to one CPU, redirects the client's 60-byte UDP datagrams (client MAC and address, 64
+  source ports) out of ``br/veth7``, so ``lb/veth6`` receives xdp_frames, as from a NIC's ring
+  (the client -> LB bridge crossing is skipped; the LB -> backend leg still crosses the
+  bridge). ``xdp``: the LB native on veth6, ``xdp_pass`` on veth7 (its XDP_TX needs it);
+  ``nftables``: ``pfrps-xdp pass`` on veth6, the natural reference (the same receive path:
+  xdp_frame, XDP program, an skb for the stack, which NATs and forwards), nothing on veth7.
+  The rate is the datagrams that reached h2 and h3 per second of the generator's run.
+* UDP packets/s, trafgen (kept as the second method): trafgen in the client sends 60-byte
+  UDP datagrams from 64 source ports to VIP:9000 as fast as it can (one CPU); the rate is the datagrams that reached h2 and h3
   (their interfaces' ``rx_packets``) per second of sending.
 * TCP connections/s: ``python -m pfrps.xdp.lb_traffic churn`` in the client (concurrency 32,
   uvloop): connect, one request and reply, close, for a few seconds, against servers in h2
@@ -36,12 +45,14 @@ import select
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from pfrps.xdp.lb_lab import VIP, LbLab, backend_roles
 
 from . import common
 from .common import HarnessError, Row, summary
+from .xdp_l2fwd import load_generator, run_generator
 
 NAME = "xdp_lb"
 TITLE = "XDP load balancer vs nftables DNAT vs HAProxy"
@@ -112,7 +123,7 @@ class Bed:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.lab = LbLab(prefix="bnlb", out=open("/dev/null", "w"))
+        self.lab = LbLab(prefix="pxblb", out=open("/dev/null", "w"))
         self.lab.build(argparse.Namespace(backends=2, generic=False, connections=0))
         self.roles = backend_roles(self.lab.bed)
         self.backends = [self.lab.bed[r][1] for r in self.roles]
@@ -134,8 +145,18 @@ class Bed:
         self.direct_cfg.write_text(TRAFGEN_UDP.format(lb_mac=h2_mac, client_mac=self.client_mac,
                                                       vip=self.lab.bed["h2"][1], last_port=40000 + UDP_FLOWS - 1,
                                                       port=UDP_PORT))
+        # The live-frame source: the client's datagrams sent out of br/veth7 into lb/veth6.
+        self.frame = live_frame(self.client_mac, self.lb_mac)
+        self.gen_stack = ExitStack()
+        try:
+            self.gen_fd = load_generator(self.gen_stack, self.frame, self.lab.link(self.lab.ns("br"), "veth7")[0],
+                                         flows=UDP_FLOWS, words=6)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
+        self.gen_stack.close()
         self.lab.destroy()
         self.lab.out.close()
 
@@ -199,6 +220,29 @@ class Bed:
         got = self.delivered() - before
         return got / secs
 
+    def live_pps(self, frames: int) -> dict:
+        """``frames`` from the live-frame generator out of br/veth7 into the LB (run in br);
+        datagrams/s reaching the backends per second of the generator's run, and per CPU-second
+        (the generator's CPU time, where the softirq work runs, plus ksoftirqd's)."""
+        before = self.delivered()
+        sent = run_generator(self.lab, self.lab.ns("br"), self.gen_fd, self.frame, frames)
+        got = self.delivered() - before
+        cpu = sent["cpu"] + sent["ksoftirqd"]
+        return {"sent": frames, "reached": got, "seconds": sent["wall"], "fps": got / sent["wall"],
+                "frames_per_cpu_s": got / cpu if cpu else float("nan")}
+
+    def live(self, kind: str, frames: int) -> dict:
+        """:meth:`live_pps` with ``kind`` (``xdp`` or ``nftables``) started: for nftables with
+        ``pfrps-xdp pass`` on lb/veth6 for the run (a redirect into a veth needs a program on
+        its peer; the LB has its own)."""
+        if kind != "nftables":
+            return self.live_pps(frames)
+        proc = self.lab.start_xdp(self.lb_ns, "pass", "-i", "veth6")
+        try:
+            return self.live_pps(frames)
+        finally:
+            self.lab.stop_xdp(proc)
+
     def tcp_cps(self, seconds: float) -> tuple[float, int]:
         res = self.lab.run(self.client_ns, [sys.executable, "-m", "pfrps.xdp.lb_traffic", "churn", "--vip", VIP,
                                             "--port", str(TCP_PORT), "--seconds", str(seconds), "--concurrency",
@@ -210,14 +254,27 @@ class Bed:
         return r["connections"] / r["seconds"], r["errors"]
 
 
+def live_frame(client_mac: str, lb_mac: str) -> bytes:
+    """The live-frame source's datagram: 60 bytes (FCS excluded), client -> LB, IPv4 DF/UDP
+    10.0.0.1:40000 -> VIP:9000, 18 bytes of 0x41, as the trafgen one, built with scapy (the
+    generator varies the source port over ``UDP_FLOWS``)."""
+    from scapy.layers.inet import IP, UDP  # noqa: PLC0415
+    from scapy.layers.l2 import Ether  # noqa: PLC0415
+
+    return bytes(Ether(dst=lb_mac, src=client_mac) / IP(src="10.0.0.1", dst=VIP, ttl=64, flags="DF")
+                 / UDP(sport=40000, dport=UDP_PORT) / (b"\x41" * 18))
+
+
 def run(ctx) -> dict:
     reps = max(ctx.reps or (1 if ctx.quick else 3), 1)
     frames = 300_000 if ctx.quick else 2_000_000
+    live_frames = 300_000 if ctx.quick else 2_000_000
     seconds = 2.0 if ctx.quick else 5.0
     work = ctx.work_dir / NAME
     work.mkdir(parents=True, exist_ok=True)
     kinds = ("xdp", "xdp-generic", "nftables", "haproxy")
     udp = {k: [] for k in (*kinds[:3], "no LB")}
+    live = {k: [] for k in ("xdp", "nftables")}
     tcp = {k: [] for k in kinds}
     errors = {k: 0 for k in kinds}
     bed = Bed(work)
@@ -229,22 +286,37 @@ def run(ctx) -> dict:
                 try:
                     if kind in udp:
                         udp[kind].append(bed.udp_pps(frames))
+                    if kind in live:
+                        live[kind].append(bed.live(kind, live_frames))
                     cps, errs = bed.tcp_cps(seconds)
                     tcp[kind].append(cps)
                     errors[kind] += errs
                 finally:
                     bed.stop(kind, procs)
                 common.log(f"{NAME}: rep {rep + 1}/{reps} {kind}: "
-                           + (f"UDP {udp[kind][-1]:,.0f} frames/s, " if kind in udp else "")
+                           + (f"UDP live-frame source {live[kind][-1]['fps']:,.0f} frames/s "
+                              f"({live[kind][-1]['reached']:,}/{live[kind][-1]['sent']:,} reached, "
+                              f"{live[kind][-1]['frames_per_cpu_s']:,.0f} frames/CPU-s), " if kind in live else "")
+                           + (f"UDP trafgen {udp[kind][-1]:,.0f} frames/s, " if kind in udp else "")
                            + f"TCP {tcp[kind][-1]:,.0f} connections/s")
     finally:
         bed.close()
     u = {k: summary(v) for k, v in udp.items()}
     t = {k: summary(v) for k, v in tcp.items()}
     shared = "machine shared with other work; sender, LB and servers on the same 2 CPUs"
+    lv = {k: summary([r["fps"] for r in v]) for k, v in live.items()}
+    lv_cpu = {k: summary([r["frames_per_cpu_s"] for r in v]) for k, v in live.items()}
+    lv_paired = [round(common.ratio(x["fps"], y["fps"]), 2) for x, y in zip(live["xdp"], live["nftables"])]
     rows = [
-        Row("target: UDP frames/s through the LB, XDP vs nftables DNAT", "frames/s", u["xdp"], "nftables", u["nftables"],
-            ">= 2x nftables", common.ratio(u["xdp"]["median"], u["nftables"]["median"]) >= 2, shared),
+        Row("target: UDP frames/s through the LB, XDP vs nftables DNAT (live-frame source into lb/veth6)", "frames/s",
+            lv["xdp"], "nftables", lv["nftables"], ">= 2x nftables",
+            common.ratio(lv["xdp"]["median"], lv["nftables"]["median"]) >= 2,
+            f"{shared}; per-repetition ratios {lv_paired}"),
+        Row("UDP frames per CPU-second through the LB, XDP vs nftables (live-frame source)", "frames/CPU-s",
+            lv_cpu["xdp"], "nftables", lv_cpu["nftables"], "", None,
+            "frames reached / (generator's CPU time + ksoftirqd's): the whole path's cost, less exposed to preemption by other load"),
+        Row("UDP frames/s through the LB, XDP vs nftables DNAT (trafgen in the client)", "frames/s", u["xdp"],
+            "nftables", u["nftables"], "", None, "the earlier source: packet-socket skbs, copied by veth's XDP"),
         Row("target: TCP connections/s through the LB, XDP vs nftables DNAT", "connections/s", t["xdp"], "nftables",
             t["nftables"], ">= 2x nftables", common.ratio(t["xdp"]["median"], t["nftables"]["median"]) >= 2,
             f"client errors: xdp {errors['xdp']}, nftables {errors['nftables']}"),
@@ -259,10 +331,14 @@ def run(ctx) -> dict:
             t["nftables"]),
         Row("TCP connections/s through HAProxy", "connections/s", t["haproxy"]),
     ]
-    data = {"udp": udp, "tcp": tcp, "errors": errors, "frames": frames, "seconds": seconds, "reps": reps}
+    data = {"udp_live": live, "udp": udp, "tcp": tcp, "udp_live_frames": live_frames, "errors": errors, "frames": frames, "seconds": seconds, "reps": reps}
     return {
         "name": NAME, "title": TITLE, "rows": rows, "plots": [], "data": data,
-        "method": (f"The seed 002 testbed (pfrps-xdp lab lb's), 2 backends. UDP: trafgen, {frames:,} 60-byte datagrams "
+        "method": (f"The seed 002 testbed (pfrps-xdp lab lb's), 2 backends. UDP (target row): a live-frame "
+                   f"BPF_PROG_TEST_RUN generator in the bridge namespace redirecting {live_frames:,} of the client's "
+                   f"60-byte datagrams ({UDP_FLOWS} source ports) out of br/veth7, so lb/veth6 receives xdp_frames "
+                   f"(xdp_pass on lb/veth6 for nftables), rate = datagrams reaching the backends per second of the "
+                   f"generator's run. UDP (second method): trafgen in the client, {frames:,} 60-byte datagrams "
                    f"from {UDP_FLOWS} source ports, rate = datagrams reaching the backends per second of sending. TCP: "
                    f"{seconds:g} s of short connections (concurrency 32, one request/reply each). Median of {reps} "
                    f"run(s); {shared}."),

@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* xdp_l2fwd_gen.bpf.c: the l2fwd benchmark's traffic source (bench/xdp_l2fwd.py).
+/* xdp_l2fwd_gen.bpf.c: the XDP benchmarks' traffic source (bench/xdp_l2fwd.py, xdp_l3fwd.py,
+ * xdp_lb.py).
  *
  * Run by BPF_PROG_TEST_RUN in live-frame mode (BPF_F_TEST_XDP_LIVE_FRAMES), it redirects
- * every frame to GEN_IFINDEX (the switch side's veth), so the uplink receives xdp_frames as
- * a NIC driver hands them to XDP, not skbs from a packet socket. Live mode recycles frame
- * pages without copying the data again, and xdp_l2fwd rewrites the first 18 bytes (it pops
- * the tag), so the program writes them back first: GEN_W0, GEN_W1 (bytes 0-7, 8-15 as
- * little-endian u64) and GEN_W2 (bytes 16-17, little-endian u16). With -DGEN_DROP=1 it drops
- * every frame instead: the generator's own cost, which the benchmark subtracts.
+ * every frame to GEN_IFINDEX (a veth of the caller's namespace), so the veth's peer receives
+ * xdp_frames as a NIC driver hands them to XDP, not skbs from a packet socket. Live mode
+ * recycles frame pages without copying the data again, and the program under test rewrites
+ * headers (l2fwd pops the tag, l3fwd rewrites MACs and the TTL, the LB addresses, ports and
+ * checksums), so the program writes the first 8 * GEN_WORDS bytes back first: GEN_W0 ..
+ * GEN_W7 (bytes 0-7, 8-15, ... as little-endian u64; GEN_WORDS 1 to 8, default 3).
+ * With GEN_FLOWS > 1 the frame must be Ethernet + IPv4 (IHL 5) + UDP: the UDP source port
+ * becomes the template's + (bpf_get_prandom_u32() % GEN_FLOWS), the UDP checksum (when not 0)
+ * updated as RFC 1624 eqn. 3 says. With -DGEN_DROP=1 it drops every frame instead: the
+ * generator's own cost, which a benchmark can subtract.
  */
 #include <uapi/linux/bpf.h>
 
@@ -16,6 +21,12 @@
 #endif
 #ifndef GEN_DROP
 #define GEN_DROP 0
+#endif
+#ifndef GEN_WORDS
+#define GEN_WORDS 3
+#endif
+#ifndef GEN_FLOWS
+#define GEN_FLOWS 1
 #endif
 #ifndef GEN_W0
 #define GEN_W0 0
@@ -26,17 +37,54 @@
 #ifndef GEN_W2
 #define GEN_W2 0
 #endif
+#ifndef GEN_W3
+#define GEN_W3 0
+#endif
+#ifndef GEN_W4
+#define GEN_W4 0
+#endif
+#ifndef GEN_W5
+#define GEN_W5 0
+#endif
+#ifndef GEN_W6
+#define GEN_W6 0
+#endif
+#ifndef GEN_W7
+#define GEN_W7 0
+#endif
+
+#define GEN_UDP_SPORT_OFF 34 /* 14 (Ethernet) + 20 (IPv4, IHL 5) */
+#define GEN_UDP_CSUM_OFF 40
 
 int xdp_l2fwd_gen(struct xdp_md *ctx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	void *data = (void *)(long)ctx->data;
+	const __u64 words[8] = {GEN_W0, GEN_W1, GEN_W2, GEN_W3, GEN_W4, GEN_W5, GEN_W6, GEN_W7};
 
-	if (data + 18 > data_end)
+	if (GEN_WORDS < 1 || GEN_WORDS > 8 || data + 8 * GEN_WORDS > data_end)
 		return XDP_ABORTED;
-	*(__u64 *)data = GEN_W0;
-	*(__u64 *)(data + 8) = GEN_W1;
-	*(__u16 *)(data + 16) = GEN_W2;
+#pragma unroll
+	for (int i = 0; i < GEN_WORDS; i++)
+		*(__u64 *)(data + 8 * i) = words[i];
+	if (GEN_FLOWS > 1) {
+		__u16 *sport = data + GEN_UDP_SPORT_OFF, *csum = data + GEN_UDP_CSUM_OFF;
+		__u16 old, new;
+		__u32 sum;
+
+		if ((void *)(csum + 1) > data_end)
+			return XDP_ABORTED;
+		old = *sport;
+		new = __builtin_bswap16(__builtin_bswap16(old) + bpf_get_prandom_u32() % GEN_FLOWS);
+		*sport = new;
+		if (*csum) {
+			/* ones' complement sums do not depend on byte order: network-order words */
+			sum = (__u16)~*csum + (__u16)~old + new;
+			sum = (sum & 0xffff) + (sum >> 16);
+			sum = (sum & 0xffff) + (sum >> 16);
+			*csum = (__u16)~sum ? (__u16)~sum : 0xffff;
+		}
+	}
 	if (GEN_DROP)
 		return XDP_DROP;
 	return bpf_redirect(GEN_IFINDEX, 0);
