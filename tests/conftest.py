@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,21 @@ def child_pids(pid: int | None = None) -> set[int]:
     return found
 
 
+def settled_leaks(leaks, deadline: float = 10.0) -> set[int]:
+    """``leaks()`` once it is empty, or what it still returns after ``deadline`` seconds.
+
+    A removed namespace's devices, and the XDP/TC programs they carry, are released by the
+    kernel's netns clean-up work queue (net/core/net_namespace.c: cleanup_net) after the
+    namespace's last reference is gone, so a program can outlive the test that detached it by a
+    few milliseconds; a program still loaded after the deadline is a leak."""
+    end = time.monotonic() + deadline
+    found = leaks()
+    while found and time.monotonic() < end:
+        time.sleep(0.05)
+        found = leaks()
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
     """After the whole suite: no BPF program, netns, link or child process was left over."""
@@ -103,7 +119,7 @@ def nothing_left_behind():
     os.environ[REGISTRY_ENV] = str(REGISTRY)
     before = (bpf_program_ids(), netns_names(), root_links())
     yield
-    leaked_progs = bpf_program_ids() - before[0]
+    leaked_progs = settled_leaks(lambda: bpf_program_ids() - before[0])
     leaked_ns = netns_names() - before[1]
     leaked_links = root_links() - before[2]
     leaked_kids = child_pids()
