@@ -41,6 +41,9 @@ examples:
   pfrps-xdp pass -i veth0                                   # xdp_pass, for veth peers
   pfrps-xdp broadcast -i sw-uno -i sw-dos -i sw-gw [--xdp]   # case05, TC (default) or XDP
   pfrps-xdp lab case04 --mode fib                           # the seed's topology, checked with traffic
+  pfrps-xdp lb -i veth6 --vip 10.0.0.10 --backend 10.0.0.2 --backend 10.0.0.3   # seed 002, Maglev
+  pfrps-xdp l2fwd -i eth0 -i eth1 --config host.conf        # seed 003; then fdb|vm|acl add|del|show
+  pfrps-xdp lab lb                                          # seed 002's testbed (also: lab cloud-host, seed 003)
   pfrps-xdp lab case05 --xdp
 
 Every subcommand runs until SIGINT, SIGTERM or --duration, then detaches all it attached.
