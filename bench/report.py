@@ -9,7 +9,9 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-ORDER = ("steering", "receive", "inject", "startup", "balance")
+#: Sections in this order; any other benchmark's results (``name`` and ``rows`` in its JSON)
+#: follow, by name. The standalone runs (fault, fuzz, ac) write other layouts and are skipped.
+ORDER = ("steering", "receive", "inject", "startup", "balance", "xdp_l3fwd", "xdp_broadcast", "xdp_lb", "xdp_l2fwd")
 
 
 def load_results(out_dir: Path) -> list[dict]:
@@ -19,9 +21,10 @@ def load_results(out_dir: Path) -> list[dict]:
             obj = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(obj, dict) and obj.get("name") in ORDER and "rows" in obj:
+        if isinstance(obj, dict) and isinstance(obj.get("name"), str) and "rows" in obj:
             found[obj["name"]] = obj
-    return [found[n] for n in ORDER if n in found]
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return [found[n] for n in sorted(found, key=lambda n: (rank.get(n, len(ORDER)), n))]
 
 
 def _num(v) -> float:
