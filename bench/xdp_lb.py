@@ -24,7 +24,11 @@ Figures, each the median of several runs:
   bridge). ``xdp``: the LB native on veth6, ``xdp_pass`` on veth7 (its XDP_TX needs it);
   ``nftables``: ``pfrps-xdp pass`` on veth6, the natural reference (the same receive path:
   xdp_frame, XDP program, an skb for the stack, which NATs and forwards), nothing on veth7.
-  The rate is the datagrams that reached h2 and h3 per second of the generator's run.
+  The rate is the datagrams that reached h2 and h3 per second of the generator's run. The
+  receivers, back to back in each configuration (bench/xdp_sink.py): ``sink`` (the target
+  row), ``bpf/xdp_sink.bpf.c`` native on both backends' veths in both configurations,
+  XDP_DROP of the datagrams to port 9000 (everything else passes), counted by the program;
+  ``none`` (the earlier method), nothing attached, the backends' stacks, ``rx_packets``.
 * UDP packets/s, trafgen (kept as the second method): trafgen in the client sends 60-byte
   UDP datagrams from 64 source ports to VIP:9000 as fast as it can (one CPU); the rate is the datagrams that reached h2 and h3
   (their interfaces' ``rx_packets``) per second of sending.
@@ -53,6 +57,8 @@ from pfrps.xdp.lb_lab import VIP, LbLab, backend_roles
 from . import common
 from .common import HarnessError, Row, summary
 from .xdp_l2fwd import load_generator, run_generator
+from .xdp_l3fwd import settled
+from .xdp_sink import Sink
 
 NAME = "xdp_lb"
 TITLE = "XDP load balancer vs nftables DNAT vs HAProxy"
@@ -151,6 +157,7 @@ class Bed:
         try:
             self.gen_fd = load_generator(self.gen_stack, self.frame, self.lab.link(self.lab.ns("br"), "veth7")[0],
                                          flows=UDP_FLOWS, words=6)
+            self.sink = Sink(self.gen_stack, udp_dport=UDP_PORT)
         except BaseException:
             self.close()
             raise
@@ -220,26 +227,35 @@ class Bed:
         got = self.delivered() - before
         return got / secs
 
-    def live_pps(self, frames: int) -> dict:
+    def backend_veths(self) -> list[tuple[str, str]]:
+        """``(netns, ifname)`` of each backend's interface (where the receivers sit)."""
+        return [(self.lab.ns(r), self.lab.bed[r][0]) for r in self.roles]
+
+    def live_pps(self, frames: int, receiver: str = "sink") -> dict:
         """``frames`` from the live-frame generator out of br/veth7 into the LB (run in br);
         datagrams/s reaching the backends per second of the generator's run, and per CPU-second
-        (the generator's CPU time, where the softirq work runs, plus ksoftirqd's)."""
-        before = self.delivered()
-        sent = run_generator(self.lab, self.lab.ns("br"), self.gen_fd, self.frame, frames)
-        got = self.delivered() - before
+        (the generator's CPU time, where the softirq work runs, plus ksoftirqd's). ``receiver``
+        on the backends' veths: ``sink`` (bpf/xdp_sink.bpf.c, its XDP_DROP count is what
+        reached them; ``rx_packets`` kept as ``rx``) or ``none`` (their stacks, ``rx_packets``)."""
+        read = self.sink.dropped if receiver == "sink" else self.delivered
+        with self.sink.attached(self.backend_veths(), receiver):
+            before, rx0 = settled(read), self.delivered()
+            sent = run_generator(self.lab, self.lab.ns("br"), self.gen_fd, self.frame, frames)
+            got = settled(read) - before
+            rx = self.delivered() - rx0
         cpu = sent["cpu"] + sent["ksoftirqd"]
-        return {"sent": frames, "reached": got, "seconds": sent["wall"], "fps": got / sent["wall"],
-                "frames_per_cpu_s": got / cpu if cpu else float("nan")}
+        return {"sent": frames, "reached": got, "rx": rx, "seconds": sent["wall"], "fps": got / sent["wall"],
+                "frames_per_cpu_s": got / cpu if cpu else float("nan"), "receiver": receiver}
 
-    def live(self, kind: str, frames: int) -> dict:
+    def live(self, kind: str, frames: int, receiver: str = "sink") -> dict:
         """:meth:`live_pps` with ``kind`` (``xdp`` or ``nftables``) started: for nftables with
         ``pfrps-xdp pass`` on lb/veth6 for the run (a redirect into a veth needs a program on
         its peer; the LB has its own)."""
         if kind != "nftables":
-            return self.live_pps(frames)
+            return self.live_pps(frames, receiver)
         proc = self.lab.start_xdp(self.lb_ns, "pass", "-i", "veth6")
         try:
-            return self.live_pps(frames)
+            return self.live_pps(frames, receiver)
         finally:
             self.lab.stop_xdp(proc)
 
@@ -274,7 +290,8 @@ def run(ctx) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     kinds = ("xdp", "xdp-generic", "nftables", "haproxy")
     udp = {k: [] for k in (*kinds[:3], "no LB")}
-    live = {k: [] for k in ("xdp", "nftables")}
+    receivers = ("sink", "none")  # on the backends' veths: xdp_sink (headline), their stacks (earlier)
+    live = {rx: {k: [] for k in ("xdp", "nftables")} for rx in receivers}
     tcp = {k: [] for k in kinds}
     errors = {k: 0 for k in kinds}
     bed = Bed(work)
@@ -286,17 +303,19 @@ def run(ctx) -> dict:
                 try:
                     if kind in udp:
                         udp[kind].append(bed.udp_pps(frames))
-                    if kind in live:
-                        live[kind].append(bed.live(kind, live_frames))
+                    if kind in live["sink"]:
+                        for receiver in (receivers if rep % 2 == 0 else tuple(reversed(receivers))):
+                            live[receiver][kind].append(bed.live(kind, live_frames, receiver))
                     cps, errs = bed.tcp_cps(seconds)
                     tcp[kind].append(cps)
                     errors[kind] += errs
                 finally:
                     bed.stop(kind, procs)
                 common.log(f"{NAME}: rep {rep + 1}/{reps} {kind}: "
-                           + (f"UDP live-frame source {live[kind][-1]['fps']:,.0f} frames/s "
-                              f"({live[kind][-1]['reached']:,}/{live[kind][-1]['sent']:,} reached, "
-                              f"{live[kind][-1]['frames_per_cpu_s']:,.0f} frames/CPU-s), " if kind in live else "")
+                           + "".join(f"UDP live-frame source, receiver {rx}: {live[rx][kind][-1]['fps']:,.0f} frames/s "
+                                     f"({live[rx][kind][-1]['reached']:,}/{live[rx][kind][-1]['sent']:,} reached, "
+                                     f"{live[rx][kind][-1]['frames_per_cpu_s']:,.0f} frames/CPU-s), "
+                                     for rx in receivers if kind in live[rx])
                            + (f"UDP trafgen {udp[kind][-1]:,.0f} frames/s, " if kind in udp else "")
                            + f"TCP {tcp[kind][-1]:,.0f} connections/s")
     finally:
@@ -304,17 +323,28 @@ def run(ctx) -> dict:
     u = {k: summary(v) for k, v in udp.items()}
     t = {k: summary(v) for k, v in tcp.items()}
     shared = "machine shared with other work; sender, LB and servers on the same 2 CPUs"
-    lv = {k: summary([r["fps"] for r in v]) for k, v in live.items()}
-    lv_cpu = {k: summary([r["frames_per_cpu_s"] for r in v]) for k, v in live.items()}
-    lv_paired = [round(common.ratio(x["fps"], y["fps"]), 2) for x, y in zip(live["xdp"], live["nftables"])]
+    lv = {rx: {k: summary([r["fps"] for r in v]) for k, v in live[rx].items()} for rx in receivers}
+    lv_cpu = {rx: {k: summary([r["frames_per_cpu_s"] for r in v]) for k, v in live[rx].items()} for rx in receivers}
+    lv_paired = {rx: [round(common.ratio(x["fps"], y["fps"]), 2) for x, y in zip(live[rx]["xdp"], live[rx]["nftables"])]
+                 for rx in receivers}
+    lv_cpu_paired = {rx: [round(common.ratio(x["frames_per_cpu_s"], y["frames_per_cpu_s"]), 2)
+                          for x, y in zip(live[rx]["xdp"], live[rx]["nftables"])] for rx in receivers}
     rows = [
-        Row("target: UDP frames/s through the LB, XDP vs nftables DNAT (live-frame source into lb/veth6)", "frames/s",
-            lv["xdp"], "nftables", lv["nftables"], ">= 2x nftables",
-            common.ratio(lv["xdp"]["median"], lv["nftables"]["median"]) >= 2,
-            f"{shared}; per-repetition ratios {lv_paired}"),
-        Row("UDP frames per CPU-second through the LB, XDP vs nftables (live-frame source)", "frames/CPU-s",
-            lv_cpu["xdp"], "nftables", lv_cpu["nftables"], "", None,
-            "frames reached / (generator's CPU time + ksoftirqd's): the whole path's cost, less exposed to preemption by other load"),
+        Row("target: UDP frames/s through the LB, XDP vs nftables DNAT (live-frame source into lb/veth6, receiver "
+            "xdp_sink on the backends)", "frames/s", lv["sink"]["xdp"], "nftables", lv["sink"]["nftables"],
+            ">= 2x nftables", common.ratio(lv["sink"]["xdp"]["median"], lv["sink"]["nftables"]["median"]) >= 2,
+            f"backends' veths carry bpf/xdp_sink.bpf.c in both (XDP_DROP of the UDP datagrams, counted); {shared}; "
+            f"per-repetition ratios {lv_paired['sink']}"),
+        Row("UDP frames per CPU-second through the LB, XDP vs nftables (live-frame source, receiver xdp_sink)",
+            "frames/CPU-s", lv_cpu["sink"]["xdp"], "nftables", lv_cpu["sink"]["nftables"], "", None,
+            "frames reached / (generator's CPU time + ksoftirqd's): the whole path's cost, less exposed to preemption "
+            f"by other load; per-repetition ratios {lv_cpu_paired['sink']}"),
+        Row("UDP frames/s through the LB, XDP vs nftables DNAT (live-frame source, receivers: the backends' stacks)",
+            "frames/s", lv["none"]["xdp"], "nftables", lv["none"]["nftables"], "", None,
+            f"the earlier method: nothing on the backends' veths, rx_packets; per-repetition ratios {lv_paired['none']}"),
+        Row("UDP frames per CPU-second through the LB, XDP vs nftables (live-frame source, receivers: the backends' "
+            "stacks)", "frames/CPU-s", lv_cpu["none"]["xdp"], "nftables", lv_cpu["none"]["nftables"], "", None,
+            f"per-repetition ratios {lv_cpu_paired['none']}"),
         Row("UDP frames/s through the LB, XDP vs nftables DNAT (trafgen in the client)", "frames/s", u["xdp"],
             "nftables", u["nftables"], "", None, "the earlier source: packet-socket skbs, copied by veth's XDP"),
         Row("target: TCP connections/s through the LB, XDP vs nftables DNAT", "connections/s", t["xdp"], "nftables",
@@ -331,14 +361,17 @@ def run(ctx) -> dict:
             t["nftables"]),
         Row("TCP connections/s through HAProxy", "connections/s", t["haproxy"]),
     ]
-    data = {"udp_live": live, "udp": udp, "tcp": tcp, "udp_live_frames": live_frames, "errors": errors, "frames": frames, "seconds": seconds, "reps": reps}
+    data = {"udp_live": live["sink"], "udp_live_stacks": live["none"], "udp": udp, "tcp": tcp, "udp_live_frames": live_frames, "errors": errors, "frames": frames, "seconds": seconds, "reps": reps}
     return {
         "name": NAME, "title": TITLE, "rows": rows, "plots": [], "data": data,
         "method": (f"The seed 002 testbed (pfrps-xdp lab lb's), 2 backends. UDP (target row): a live-frame "
                    f"BPF_PROG_TEST_RUN generator in the bridge namespace redirecting {live_frames:,} of the client's "
                    f"60-byte datagrams ({UDP_FLOWS} source ports) out of br/veth7, so lb/veth6 receives xdp_frames "
                    f"(xdp_pass on lb/veth6 for nftables), rate = datagrams reaching the backends per second of the "
-                   f"generator's run. UDP (second method): trafgen in the client, {frames:,} 60-byte datagrams "
+                   f"generator's run; receiver: bpf/xdp_sink.bpf.c native on both backends' veths in both "
+                   f"configurations (XDP_DROP of the datagrams to port {UDP_PORT}, counted; everything else "
+                   f"passes), and, back to back (order alternating), the earlier receiver: nothing attached, the "
+                   f"backends' stacks, rx_packets. UDP (trafgen method): trafgen in the client, {frames:,} 60-byte datagrams "
                    f"from {UDP_FLOWS} source ports, rate = datagrams reaching the backends per second of sending. TCP: "
                    f"{seconds:g} s of short connections (concurrency 32, one request/reply each). Median of {reps} "
                    f"run(s); {shared}."),
