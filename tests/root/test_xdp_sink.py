@@ -11,7 +11,7 @@ import os
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
 from pfrps import bpfsys
 from pfrps.bpfload import CompiledModule, builtin_program
@@ -38,6 +38,24 @@ ROWS = [
      / bytes(UDP(dport=9) / PAD), PASS),
     ("IPv4 header cut short: passes", bytes(V4 / UDP(dport=9))[:30], PASS),
     ("UDP header cut short: passes", bytes(V4 / UDP(dport=9))[:38], PASS),
+    ("802.1Q VLAN 10, UDP to port 9: dropped (tag skipped)",
+     ETH / Dot1Q(vlan=10) / IP(src="10.0.0.2", dst="10.0.1.2") / UDP(dport=9) / PAD, DROP),
+    ("802.1ad S-tag, UDP to port 9: dropped", ETH / Dot1AD(vlan=20) / IP(dst="10.0.1.2") / UDP(dport=9) / PAD, DROP),
+    ("802.1Q VLAN 10, UDP to port 9000: passes", ETH / Dot1Q(vlan=10) / IP(dst="10.0.1.2") / UDP(dport=9000) / PAD,
+     PASS),
+    ("802.1Q VLAN 10, ARP: passes", ETH / Dot1Q(vlan=10) / ARP(pdst="10.0.1.2"), PASS),
+    ("QinQ (802.1ad + 802.1Q), UDP to port 9: passes (one tag skipped only)",
+     ETH / Dot1AD(vlan=20) / Dot1Q(vlan=10) / IP(dst="10.0.1.2") / UDP(dport=9) / PAD, PASS),
+    ("802.1Q tag cut short: passes", bytes(ETH / Dot1Q(vlan=10) / IP() / UDP(dport=9))[:16], PASS),
+    ("802.1Q VLAN 10, IPv4 header cut short: passes", bytes(ETH / Dot1Q(vlan=10) / IP() / UDP(dport=9))[:34], PASS),
+    ("802.1Q VLAN 10, UDP header cut short: passes", bytes(ETH / Dot1Q(vlan=10) / IP() / UDP(dport=9))[:42], PASS),
+]
+
+#: -DSINK_SKIP_VLAN=0: tagged frames pass, untagged ones are still dropped
+NO_VLAN_ROWS = [
+    ("SINK_SKIP_VLAN=0: 802.1Q VLAN 10, UDP to port 9: passes",
+     ETH / Dot1Q(vlan=10) / IP(dst="10.0.1.2") / UDP(dport=9) / PAD, PASS),
+    ("SINK_SKIP_VLAN=0: untagged UDP to port 9: dropped", V4 / UDP(dport=9) / PAD, DROP),
 ]
 
 
@@ -59,3 +77,14 @@ def test_sink_rows_and_counts(sink):
         assert (desc, got_out.hex()) == (desc, bytes(frame).hex())
     counts = percpu_reader(mod.table("xdp_stats_map"), 5)()[:, 0].astype(int).tolist()
     assert counts == [0, sum(r[2] == DROP for r in ROWS), sum(r[2] == PASS for r in ROWS), 0, 0]
+
+
+def test_sink_without_vlan_skip():
+    with CompiledModule(builtin_program("xdp_sink.bpf.c"), ["-DSINK_UDP_DPORT=9", "-DSINK_SKIP_VLAN=0"]) as mod:
+        fd = mod.load("pfrps_xdp_sink", prog_type=BPF_PROG_TYPE_XDP)
+        try:
+            for desc, frame, verdict in NO_VLAN_ROWS:
+                got_verdict, got_out = bpfsys.prog_test_run_frame(fd, bytes(frame))
+                assert (desc, got_verdict, got_out.hex()) == (desc, verdict, bytes(frame).hex())
+        finally:
+            os.close(fd)
