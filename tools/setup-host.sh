@@ -14,7 +14,6 @@
 #      `tools/setup-host.sh --remove-shim` takes the shim away again.
 #      A shim is only created where /lib/modules/$(uname -r)/build is absent, never over
 #      headers that are already there.
-#   bpffs mounted on /sys/fs/bpf when it is not (pfrps-xdp pins its maps there).
 #   3. A virtual environment in ./.venv (Debian's /usr/bin/python3), with Debian's bcc module
 #      linked into it (bcc is not on PyPI) and the project installed editable with its PyPI
 #      dependencies. Nothing outside the repository changes for this step.
@@ -93,13 +92,6 @@ else
     changed "header shim: $moddir/source -> $common"
     say "bcc compiles socket-filter, XDP and TC programs against these; their kernel version differs from $release (BPF_PROG_TYPE_KPROBE users would need exact headers)"
   fi
-fi
-
-# --- bpffs, where pfrps-xdp pins the maps of a running instance (systemd mounts it at boot;
-# containers and minimal hosts may not have it) -------------------------------------------
-if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != "bpf_fs" ]; then
-  if mount -t bpf bpf /sys/fs/bpf 2>/dev/null; then changed "mounted bpffs on /sys/fs/bpf (not persistent across reboots)"
-  else say "warning: cannot mount bpffs on /sys/fs/bpf; pfrps-xdp l2fwd needs --bpffs DIR there"; fi
 fi
 
 # --- 3. Virtual environment ------------------------------------------------------------------
