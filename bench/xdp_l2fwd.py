@@ -118,10 +118,11 @@ def _rx_packets(lab: Lab, ns: str, dev: str) -> int:
 
 
 def load_generator(stack: ExitStack, frame: bytes, ifindex: int, *, drop: bool = False, flows: int = 1,
-                   words: int = 3) -> int:
+                   words: int = 3, saddr_flows: int = 1, tcp: bool = False) -> int:
     """Compile and load ``bpf/xdp_l2fwd_gen.bpf.c`` for ``frame`` (its first ``8 * words`` bytes,
     1 to 8 words, restored on every run), redirecting to ``ifindex`` (or dropping, ``drop``),
-    ``flows`` UDP source ports (> 1: ``frame`` must be Ethernet + IPv4 + UDP); the program's fd.
+    ``flows`` source ports and ``saddr_flows`` values of the IPv4 source address's low 16 bits
+    (> 1: ``frame`` must be Ethernet + IPv4 + UDP, or TCP with ``tcp``); the program's fd.
     ``stack`` unloads it. Run it with :func:`generate` inside the namespace of ``ifindex``.
 
     Raises:
@@ -136,7 +137,8 @@ def load_generator(stack: ExitStack, frame: bytes, ifindex: int, *, drop: bool =
                   cflags=[f"-DGEN_IFINDEX={ifindex}", f"-DGEN_WORDS={words}", f"-DGEN_FLOWS={flows}",
                           *(f"-DGEN_W{i}={int.from_bytes(frame[8 * i:8 * i + 8], 'little'):#x}ULL"
                             for i in range(words)),
-                          f"-DGEN_DROP={int(drop)}"])
+                          f"-DGEN_DROP={int(drop)}", f"-DGEN_SADDR_FLOWS={saddr_flows}",
+                          f"-DGEN_L4_CSUM_OFF={50 if tcp else 40}"])
     stack.callback(gen.cleanup)
     return bpfsys.register_loaded(gen.load_func(b"xdp_l2fwd_gen", bcc.BPF.XDP).fd)
 

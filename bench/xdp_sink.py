@@ -33,17 +33,18 @@ class Sink:
 
     Args:
         stack: unloads both programs when it closes (after :meth:`attached` blocks ended).
-        udp_dport: the benchmark's UDP destination port (``-DSINK_UDP_DPORT``): those datagrams
+        udp_dport: the benchmark's destination port (``-DSINK_UDP_DPORT``): those datagrams
             are dropped and counted as delivered, everything else passes to the kernel.
+        tcp: count TCP segments to that port instead of UDP datagrams (``-DSINK_PROTO=6``).
 
     Raises:
         BpfCompileError, BpfLoadError, PrivilegeError: see :class:`pfrps.xdp.attach.Attachments`.
     """
 
-    def __init__(self, stack: ExitStack, udp_dport: int) -> None:
+    def __init__(self, stack: ExitStack, udp_dport: int, tcp: bool = False) -> None:
         self.udp_dport = udp_dport
         att = stack.enter_context(Attachments())
-        mod = att.program("xdp_sink.bpf.c", [f"-DSINK_UDP_DPORT={int(udp_dport)}"])
+        mod = att.program("xdp_sink.bpf.c", [f"-DSINK_UDP_DPORT={int(udp_dport)}", f"-DSINK_PROTO={6 if tcp else 17}"])
         self.fd = att.load(mod, "pfrps_xdp_sink")
         self._read = percpu_reader(mod.table("xdp_stats_map"), len(XDP_ACTIONS))
         self.pass_fd = att.load(att.program("xdp_pass.bpf.c"), "pfrps_xdp_pass")

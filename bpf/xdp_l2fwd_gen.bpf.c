@@ -9,9 +9,13 @@
  * headers (l2fwd pops the tag, l3fwd rewrites MACs and the TTL, the LB addresses, ports and
  * checksums), so the program writes the first 8 * GEN_WORDS bytes back first: GEN_W0 ..
  * GEN_W7 (bytes 0-7, 8-15, ... as little-endian u64; GEN_WORDS 1 to 8, default 3).
- * With GEN_FLOWS > 1 the frame must be Ethernet + IPv4 (IHL 5) + UDP: the UDP source port
- * becomes the template's + (bpf_get_prandom_u32() % GEN_FLOWS), the UDP checksum (when not 0)
- * updated as RFC 1624 eqn. 3 says. With -DGEN_DROP=1 it drops every frame instead: the
+ * With GEN_FLOWS > 1 the frame must be Ethernet + IPv4 (IHL 5) + UDP or TCP: the source port
+ * becomes the template's + (bpf_get_prandom_u32() % GEN_FLOWS), the L4 checksum at offset
+ * GEN_L4_CSUM_OFF (40, UDP's; 50 for TCP) updated as RFC 1624 eqn. 3 says (UDP's 0 = none
+ * stays 0). With GEN_SADDR_FLOWS > 1 the low 16 bits of the IPv4 source address become the
+ * template's + (bpf_get_prandom_u32() % GEN_SADDR_FLOWS), the IPv4 header checksum and the L4
+ * checksum (its pseudo-header holds the address) updated the same way: many clients, each
+ * frame a new 5-tuple (a connection's first SYN, for the LB's connection-setup figure). With -DGEN_DROP=1 it drops every frame instead: the
  * generator's own cost, which a benchmark can subtract.
  */
 #include <uapi/linux/bpf.h>
@@ -53,8 +57,41 @@
 #define GEN_W7 0
 #endif
 
-#define GEN_UDP_SPORT_OFF 34 /* 14 (Ethernet) + 20 (IPv4, IHL 5) */
-#define GEN_UDP_CSUM_OFF 40
+#ifndef GEN_L4_CSUM_OFF
+#define GEN_L4_CSUM_OFF 40 /* UDP's; TCP's is 50 */
+#endif
+#ifndef GEN_SADDR_FLOWS
+#define GEN_SADDR_FLOWS 1
+#endif
+
+#define GEN_SPORT_OFF 34 /* 14 (Ethernet) + 20 (IPv4, IHL 5) */
+#define GEN_IP_CSUM_OFF 24
+#define GEN_SADDR_LO_OFF 28 /* the low 16 bits of the IPv4 source address */
+
+/* RFC 1624 eqn. 3 for one 16-bit word: HC' = ~(~HC + ~m + m'). Ones' complement sums do not
+ * depend on byte order, so network-order words go in as they are. */
+static __always_inline __u16 gen_csum16(__u16 check, __u16 old, __u16 new)
+{
+	__u32 sum = (__u16)~check + (__u16)~old + new;
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
+
+/* *field (a big-endian 16-bit word) += delta; the checksums that cover it updated. */
+static __always_inline void gen_bump(__u16 *field, __u32 delta, __u16 *l4csum, __u16 *ipcsum)
+{
+	__u16 old = *field, new = __builtin_bswap16(__builtin_bswap16(old) + delta), c;
+
+	*field = new;
+	if (ipcsum)
+		*ipcsum = gen_csum16(*ipcsum, old, new);
+	if (GEN_L4_CSUM_OFF != 40 || *l4csum) {
+		c = gen_csum16(*l4csum, old, new);
+		*l4csum = (c || GEN_L4_CSUM_OFF != 40) ? c : 0xffff; /* UDP: a computed 0 is sent as all ones */
+	}
+}
 
 int xdp_l2fwd_gen(struct xdp_md *ctx)
 {
@@ -67,23 +104,16 @@ int xdp_l2fwd_gen(struct xdp_md *ctx)
 #pragma unroll
 	for (int i = 0; i < GEN_WORDS; i++)
 		*(__u64 *)(data + 8 * i) = words[i];
-	if (GEN_FLOWS > 1) {
-		__u16 *sport = data + GEN_UDP_SPORT_OFF, *csum = data + GEN_UDP_CSUM_OFF;
-		__u16 old, new;
-		__u32 sum;
+	if (GEN_FLOWS > 1 || GEN_SADDR_FLOWS > 1) {
+		__u16 *sport = data + GEN_SPORT_OFF, *l4csum = data + GEN_L4_CSUM_OFF;
+		__u16 *saddr_lo = data + GEN_SADDR_LO_OFF, *ipcsum = data + GEN_IP_CSUM_OFF;
 
-		if ((void *)(csum + 1) > data_end)
+		if ((void *)(l4csum + 1) > data_end || (void *)(sport + 1) > data_end)
 			return XDP_ABORTED;
-		old = *sport;
-		new = __builtin_bswap16(__builtin_bswap16(old) + bpf_get_prandom_u32() % GEN_FLOWS);
-		*sport = new;
-		if (*csum) {
-			/* ones' complement sums do not depend on byte order: network-order words */
-			sum = (__u16)~*csum + (__u16)~old + new;
-			sum = (sum & 0xffff) + (sum >> 16);
-			sum = (sum & 0xffff) + (sum >> 16);
-			*csum = (__u16)~sum ? (__u16)~sum : 0xffff;
-		}
+		if (GEN_FLOWS > 1)
+			gen_bump(sport, bpf_get_prandom_u32() % GEN_FLOWS, l4csum, 0);
+		if (GEN_SADDR_FLOWS > 1)
+			gen_bump(saddr_lo, bpf_get_prandom_u32() % GEN_SADDR_FLOWS, l4csum, ipcsum);
 	}
 	if (GEN_DROP)
 		return XDP_DROP;

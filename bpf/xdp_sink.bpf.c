@@ -3,8 +3,8 @@
  * bench/xdp_l2fwd.py).
  *
  * Attached to the receiving veth in every configuration a benchmark compares, it drops the
- * benchmark's datagrams (IPv4, UDP, destination port SINK_UDP_DPORT; default 9, discard)
- * with XDP_DROP and passes everything else (ARP, ICMP, IPv6, other ports, fragments after
+ * benchmark's datagrams (IPv4, protocol SINK_PROTO: UDP (17, the default) or TCP (6),
+ * destination port SINK_UDP_DPORT; default 9, discard) with XDP_DROP and passes everything else (ARP, ICMP, IPv6, other ports, fragments after
  * the first, short frames) to the kernel, so the topology keeps working. The frames it
  * dropped are the frames delivered: xdp_stats_map's XDP_DROP slot (the seed's struct
  * datarec, per CPU), the rest is counted under XDP_PASS. The receiver then costs the same
@@ -24,6 +24,9 @@
 
 #ifndef SINK_UDP_DPORT
 #define SINK_UDP_DPORT 9
+#endif
+#ifndef SINK_PROTO
+#define SINK_PROTO IPPROTO_UDP
 #endif
 #ifndef SINK_SKIP_VLAN
 #define SINK_SKIP_VLAN 1
@@ -66,9 +69,9 @@ int pfrps_xdp_sink(struct xdp_md *ctx)
 #endif
 	if (proto != bpf_htons(ETH_P_IP) || (void *)(iph + 1) > data_end)
 		return stats_record_action(ctx, XDP_PASS);
-	if (iph->protocol != IPPROTO_UDP || iph->ihl < 5 || (iph->frag_off & bpf_htons(0x1fff)))
+	if (iph->protocol != SINK_PROTO || iph->ihl < 5 || (iph->frag_off & bpf_htons(0x1fff)))
 		return stats_record_action(ctx, XDP_PASS);
-	udph = (void *)iph + iph->ihl * 4;
+	udph = (void *)iph + iph->ihl * 4; /* TCP's ports are where UDP's are (RFC 793, 768) */
 	if ((void *)(udph + 1) > data_end || udph->dest != bpf_htons(SINK_UDP_DPORT))
 		return stats_record_action(ctx, XDP_PASS);
 	return stats_record_action(ctx, XDP_DROP);

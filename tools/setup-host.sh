@@ -4,7 +4,7 @@
 # What it may change on the system, each printed as "changed: ..." when it happens:
 #   1. Debian packages: python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe,
 #      and for the XDP labs, tests and benches: iputils-ping iputils-arping tcpdump ethtool
-#      nftables haproxy, and for ./run qemu: qemu-system-x86 mmdebstrap e2fsprogs
+#      nftables haproxy apache2-utils (ab), and for ./run qemu: qemu-system-x86 mmdebstrap e2fsprogs
 #      (apt-get update runs only when one of them is missing).
 #   2. Kernel headers for bcc. Exact headers (linux-headers-$(uname -r)) when Debian has them;
 #      otherwise Debian's generic headers (linux-headers-<arch>) plus a shim: two symlinks
@@ -45,7 +45,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # --- 1. Debian packages --------------------------------------------------------------------
 want=(python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe
-      iputils-ping iputils-arping tcpdump ethtool nftables haproxy
+      iputils-ping iputils-arping tcpdump ethtool nftables haproxy apache2-utils
       qemu-system-x86 mmdebstrap e2fsprogs)
 missing=()
 for p in "${want[@]}"; do
