@@ -330,8 +330,9 @@ class Bed:
         return proc
 
     def tcp_ab(self, requests: int, target: str = VIP) -> dict:
-        """``ab -n requests -c TCP_CONCURRENCY`` from the client to ``target``:8080: one HTTP
-        request per TCP connection (no keep-alive), so requests/s = connections/s. Returns
+        """``ab -r -n requests -c TCP_CONCURRENCY`` from the client to ``target``:8080: one HTTP
+        request per TCP connection (no keep-alive), so requests/s = connections/s; a reset
+        connection is counted as failed instead of ending the run (``-r``). Returns
         ``{"cps", "complete", "failed", "cpu_us_per_conn"}``, the last the busy time of all CPUs
         (:func:`cpu_busy_ticks`) per completed connection, in CPU microseconds.
 
@@ -339,7 +340,7 @@ class Bed:
             HarnessError: ab failed or printed no figures.
         """
         b0, _ = cpu_busy_ticks()
-        res = self.lab.run(self.client_ns, ["ab", "-q", "-n", str(requests), "-c", str(TCP_CONCURRENCY),
+        res = self.lab.run(self.client_ns, ["ab", "-q", "-r", "-n", str(requests), "-c", str(TCP_CONCURRENCY),
                                             f"http://{target}:{TCP_PORT}/"], timeout=requests / 500 + 60)
         b1, _ = cpu_busy_ticks()
         got = {k: rx.search(res.stdout) for k, rx in _AB_RE.items()}
@@ -411,12 +412,18 @@ class OneArm:
         full NAT to one VIP can hold at once (a reply tuple per backend and port, about 2 x
         64,000), which conntrack keeps for 120 s in SYN_SENT while the XDP LB's LRU evicts."""
         self.lab.call(self.lb_ns, _flush_conntrack)
+        return self._through(kind, self.syn_sink, self.syn_fd, self.syn, frames)
+
+    def _through(self, kind: str, sink: Sink, gen_fd: int, frame: bytes, frames: int) -> dict:
+        """``frames`` of generator ``gen_fd`` (template ``frame``) through ``kind``, counted by
+        ``sink`` on w0: frames reached per second of the generator's run and per CPU-second (the
+        generator's context, where the whole path runs, plus ksoftirqd's)."""
         proc = self._start(kind)
         try:
-            with self.syn_sink.attached([(self.wire, "w0")]):
-                before = settled(self.syn_sink.dropped)
-                sent = run_generator(self.lab, self.wire, self.syn_fd, self.syn, frames)
-                got = settled(self.syn_sink.dropped) - before
+            with sink.attached([(self.wire, "w0")]):
+                before = settled(sink.dropped)
+                sent = run_generator(self.lab, self.wire, gen_fd, frame, frames)
+                got = settled(sink.dropped) - before
         finally:
             self._stop(kind, proc)
         cpu = sent["cpu"] + sent["ksoftirqd"]
@@ -450,17 +457,7 @@ class OneArm:
         """``frames`` of the generator through ``kind`` (``xdp`` or ``nftables``); datagrams
         reaching the sink per second of the generator's run, and per CPU-second (the
         generator's context, where the whole path runs, plus ksoftirqd's)."""
-        proc = self._start(kind)
-        try:
-            with self.sink.attached([(self.wire, "w0")]):
-                before = settled(self.sink.dropped)
-                sent = run_generator(self.lab, self.wire, self.gen_fd, self.frame, frames)
-                got = settled(self.sink.dropped) - before
-        finally:
-            self._stop(kind, proc)
-        cpu = sent["cpu"] + sent["ksoftirqd"]
-        return {"sent": frames, "reached": got, "seconds": sent["wall"], "fps": got / sent["wall"],
-                "frames_per_cpu_s": got / cpu if cpu else float("nan")}
+        return self._through(kind, self.sink, self.gen_fd, self.frame, frames)
 
 
 def live_frame(client_mac: str, lb_mac: str) -> bytes:
@@ -610,8 +607,8 @@ def run(ctx) -> dict:
             "from a new client address and port, live-frame source)", "setups/s", sf["xdp"], "nftables", sf["nftables"],
             "", None, f"the LB's per-connection work (XDP: Maglev pick, NAT port, two LRU flow entries; nftables: "
             f"a conntrack entry, DNAT/SNAT bindings) when frames arrive as from a NIC, no TCP endpoints; SYNs sent on "
-            f"to a backend: xdp {s_reached['xdp']}, nftables {s_reached['nftables']} (full tables evict: LRU, "
-            f"conntrack early drop); per-repetition ratios {s_paired}"),
+            f"to a backend: xdp {s_reached['xdp']}, nftables {s_reached['nftables']} (conntrack flushed before each run; "
+            f"an XDP SYN whose NAT port search fails passes to the LB's stack); per-repetition ratios {s_paired}"),
         Row("TCP connections per CPU-second of the LB's share, XDP vs nftables DNAT", "connections/CPU-s",
             t_lb_rate["xdp"], "nftables", t_lb_rate["nftables"], "", None,
             f"the LB's share of the machine's CPU per connection = through it - straight to a backend, in the same "

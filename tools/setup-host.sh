@@ -5,7 +5,8 @@
 #   1. Debian packages: python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe,
 #      and for the XDP labs, tests and benches: iputils-ping iputils-arping tcpdump ethtool
 #      nftables haproxy apache2-utils (ab), and for ./run qemu: qemu-system-x86 mmdebstrap e2fsprogs
-#      (apt-get update runs only when one of them is missing).
+#      (apt-get update runs only when one of them is missing). When it installs haproxy on a
+#      systemd host it disables and stops haproxy.service (the benches run HAProxy themselves).
 #   2. Kernel headers for bcc. Exact headers (linux-headers-$(uname -r)) when Debian has them;
 #      otherwise Debian's generic headers (linux-headers-<arch>) plus a shim: two symlinks
 #        /lib/modules/$(uname -r)/build  -> /usr/src/linux-headers-<ver>-<arch>
@@ -57,6 +58,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_update
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   changed "installed Debian packages: ${missing[*]}"
+  # HAProxy is a benchmark reference run in the foreground in a namespace; Debian's package
+  # enables its system service, which pfrps does not want running on the host
+  if [[ " ${missing[*]} " == *" haproxy "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now haproxy.service >/dev/null 2>&1 && changed "disabled and stopped haproxy.service (Debian enables it on install)"
+  fi
 fi
 
 # --- 2. Kernel headers for bcc ---------------------------------------------------------------

@@ -79,17 +79,6 @@ def test_sink_rows_and_counts(sink):
     assert counts == [0, sum(r[2] == DROP for r in ROWS), sum(r[2] == PASS for r in ROWS), 0, 0]
 
 
-def test_sink_without_vlan_skip():
-    with CompiledModule(builtin_program("xdp_sink.bpf.c"), ["-DSINK_UDP_DPORT=9", "-DSINK_SKIP_VLAN=0"]) as mod:
-        fd = mod.load("pfrps_xdp_sink", prog_type=BPF_PROG_TYPE_XDP)
-        try:
-            for desc, frame, verdict in NO_VLAN_ROWS:
-                got_verdict, got_out = bpfsys.prog_test_run_frame(fd, bytes(frame))
-                assert (desc, got_verdict, got_out.hex()) == (desc, verdict, bytes(frame).hex())
-        finally:
-            os.close(fd)
-
-
 #: -DSINK_PROTO=6: the LB benchmark's connection-setup figure counts TCP SYNs to its port
 TCP_ROWS = [
     ("SINK_PROTO=6: TCP SYN to port 8080: dropped (delivered)",
@@ -99,11 +88,15 @@ TCP_ROWS = [
 ]
 
 
-def test_sink_tcp():
-    with CompiledModule(builtin_program("xdp_sink.bpf.c"), ["-DSINK_UDP_DPORT=8080", "-DSINK_PROTO=6"]) as mod:
+@pytest.mark.parametrize("cflags,rows", [(["-DSINK_UDP_DPORT=9", "-DSINK_SKIP_VLAN=0"], NO_VLAN_ROWS),
+                                          (["-DSINK_UDP_DPORT=8080", "-DSINK_PROTO=6"], TCP_ROWS)],
+                         ids=["no-vlan-skip", "tcp"])
+def test_sink_variants(cflags, rows):
+    """The compile-time knobs: each row's verdict, the frame unchanged."""
+    with CompiledModule(builtin_program("xdp_sink.bpf.c"), cflags) as mod:
         fd = mod.load("pfrps_xdp_sink", prog_type=BPF_PROG_TYPE_XDP)
         try:
-            for desc, frame, verdict in TCP_ROWS:
+            for desc, frame, verdict in rows:
                 got_verdict, got_out = bpfsys.prog_test_run_frame(fd, bytes(frame))
                 assert (desc, got_verdict, got_out.hex()) == (desc, verdict, bytes(frame).hex())
         finally:
