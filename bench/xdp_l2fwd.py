@@ -138,7 +138,7 @@ def load_generator(stack: ExitStack, frame: bytes, ifindex: int, *, drop: bool =
                           *(f"-DGEN_W{i}={int.from_bytes(frame[8 * i:8 * i + 8], 'little'):#x}ULL"
                             for i in range(words)),
                           f"-DGEN_DROP={int(drop)}", f"-DGEN_SADDR_FLOWS={saddr_flows}",
-                          f"-DGEN_L4_CSUM_OFF={50 if tcp else 40}"])
+                          f"-DGEN_TCP={int(tcp)}"])
     stack.callback(gen.cleanup)
     return bpfsys.register_loaded(gen.load_func(b"xdp_l2fwd_gen", bcc.BPF.XDP).fd)
 

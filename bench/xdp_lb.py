@@ -48,12 +48,10 @@ work: ratios are from one run, per-repetition ratios in the notes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import select
 import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -138,23 +136,58 @@ _AB_RE = {k: re.compile(rf"{k}:\s+([\d.]+)") for k in ("Complete requests", "Fai
                                                        "Requests per second")}
 
 
-def cpu_busy_ticks() -> tuple[int, int]:
-    """``(busy, total)`` clock ticks of all CPUs so far (/proc/stat's ``cpu`` line, proc(5):
-    busy = user + nice + system + irq + softirq; total adds idle, iowait; steal left out)."""
+def cpu_busy_ticks() -> int:
+    """Busy clock ticks of all CPUs so far (/proc/stat's ``cpu`` line, proc(5): user + nice +
+    system + irq + softirq; idle, iowait and steal left out)."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:8]]
-    return v[0] + v[1] + v[2] + v[5] + v[6], sum(v)
+    return v[0] + v[1] + v[2] + v[5] + v[6]
 
 
-def _flush_conntrack() -> int:
-    """Flush the calling namespace's connection tracking table (netlink, pyroute2); the
-    number of entries it held."""
+def _flush_conntrack() -> None:
+    """Flush the calling namespace's connection tracking table (netlink, pyroute2)."""
     from pyroute2 import Conntrack  # noqa: PLC0415
 
     with Conntrack() as ct:
-        held = ct.count()
         ct.flush()
-    return held
+
+
+def nft_load(lab, ns: str, path: Path, backends: list[str]) -> None:
+    """Write :data:`NFT_RULES` for ``backends`` to ``path`` and load it in ``ns`` (``nft -f``).
+
+    Raises:
+        HarnessError: nft refused the rules.
+    """
+    path.write_text(NFT_RULES.format(vip=VIP, tcp=TCP_PORT, udp=UDP_PORT, n=len(backends),
+                                     map=", ".join(f"{i} : {b}" for i, b in enumerate(backends)),
+                                     backends=", ".join(backends)))
+    res = lab.run(ns, ["nft", "-f", str(path)])
+    if res.returncode != 0:
+        raise HarnessError(f"nft -f failed: {res.stderr.strip()}")
+
+
+def nft_remove(lab, ns: str) -> None:
+    """Delete :func:`nft_load`'s table in ``ns`` and turn forwarding off again."""
+    lab.run(ns, ["nft", "delete", "table", "ip", "pfrps_bench_lb"])
+    lab.sysctl(ns, "net/ipv4/ip_forward", "0")
+
+
+def start_haproxy(lab, ns: str, cfg: Path, what: str) -> subprocess.Popen:
+    """HAProxy with config ``cfg`` in the foreground (``-db``) in ``ns``, ended with ``lab``;
+    returns once it listens on :data:`TCP_PORT` (``what`` names it in the error).
+
+    Raises:
+        HarnessError: it exited or did not listen within 20 s.
+    """
+    proc = lab.popen(ns, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     text=True)
+    deadline = time.monotonic() + 20
+    while not lab.call(ns, _listening, TCP_PORT):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise HarnessError(f"{what} did not start: "
+                               f"{proc.stderr.read()[-300:] if proc.poll() is not None else 'timeout'}")
+        select.select([], [], [], 0.05)  # polling a condition (the listening socket) with a deadline
+    return proc
 
 
 def _rx_packets(ifname: str) -> int:
@@ -229,25 +262,12 @@ class Bed:
         for dev in ("all", "veth6"):
             self.lab.sysctl(self.lb_ns, f"net/ipv4/conf/{dev}/send_redirects", "0")
         if kind == "nftables":
-            rules = self.work / "lb.nft"
-            rules.write_text(NFT_RULES.format(
-                vip=VIP, tcp=TCP_PORT, udp=UDP_PORT, n=len(self.backends),
-                map=", ".join(f"{i} : {b}" for i, b in enumerate(self.backends)), backends=", ".join(self.backends)))
-            res = self.lab.run(self.lb_ns, ["nft", "-f", str(rules)])
-            if res.returncode != 0:
-                raise HarnessError(f"nft -f failed: {res.stderr.strip()}")
+            nft_load(self.lab, self.lb_ns, self.work / "lb.nft", self.backends)
             return []
         cfg = self.work / "haproxy.cfg"
         cfg.write_text(HAPROXY_CFG.format(vip=VIP, tcp=TCP_PORT, servers="\n".join(
             f"    server {r} {self.lab.bed[r][1]}:{TCP_PORT}" for r in self.roles)))
-        proc = self.lab.popen(self.lb_ns, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while not self.lab.call(self.lb_ns, _listening, TCP_PORT):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise HarnessError(f"haproxy did not start: {proc.stderr.read()[-300:] if proc.poll() is not None else 'timeout'}")
-            select.select([], [], [], 0.05)  # polling a condition (the listening socket) with a deadline
-        return [proc]
+        return [start_haproxy(self.lab, self.lb_ns, cfg, "haproxy")]
 
     def stop(self, kind: str, procs: list[subprocess.Popen]) -> None:
         for p in procs:
@@ -256,8 +276,8 @@ class Bed:
             else:
                 common.interrupt_and_wait(p, kind, 20, sig=15)
         if kind == "nftables":
-            self.lab.run(self.lb_ns, ["nft", "delete", "table", "ip", "pfrps_bench_lb"])
-        if not kind.startswith("xdp"):
+            nft_remove(self.lab, self.lb_ns)
+        elif kind == "haproxy":
             self.lab.sysctl(self.lb_ns, "net/ipv4/ip_forward", "0")
 
     # -- traffic ----------------------------------------------------------------------------
@@ -318,16 +338,7 @@ class Bed:
         """
         cfg = self.work / f"server-{role}.cfg"
         cfg.write_text(HTTP_SERVER_CFG.format(tcp=TCP_PORT, name=role))
-        ns = self.lab.ns(role)
-        proc = self.lab.popen(ns, ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while not self.lab.call(ns, _listening, TCP_PORT):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise HarnessError(f"the HTTP server in {role} did not start: "
-                                   f"{proc.stderr.read()[-300:] if proc.poll() is not None else 'timeout'}")
-            select.select([], [], [], 0.05)  # polling a condition (the listening socket) with a deadline
-        return proc
+        return start_haproxy(self.lab, self.lab.ns(role), cfg, f"the HTTP server in {role}")
 
     def tcp_ab(self, requests: int, target: str = VIP) -> dict:
         """``ab -r -n requests -c TCP_CONCURRENCY`` from the client to ``target``:8080: one HTTP
@@ -339,10 +350,10 @@ class Bed:
         Raises:
             HarnessError: ab failed or printed no figures.
         """
-        b0, _ = cpu_busy_ticks()
+        b0 = cpu_busy_ticks()
         res = self.lab.run(self.client_ns, ["ab", "-q", "-r", "-n", str(requests), "-c", str(TCP_CONCURRENCY),
                                             f"http://{target}:{TCP_PORT}/"], timeout=requests / 500 + 60)
-        b1, _ = cpu_busy_ticks()
+        b1 = cpu_busy_ticks()
         got = {k: rx.search(res.stdout) for k, rx in _AB_RE.items()}
         if res.returncode != 0 or not all(got.values()):
             raise HarnessError(f"ab failed ({res.returncode}): {(res.stdout + res.stderr)[-300:]}")
@@ -437,21 +448,13 @@ class OneArm:
                                       "--port", str(TCP_PORT),
                                       *[a for ip, mac in self.BACKENDS for a in ("--backend", f"{ip}@{mac}")])
         self.lab.sysctl(self.lb_ns, "net/ipv4/ip_forward", "1")
-        rules = self.work / "onearm.nft"
-        ips = [ip for ip, _ in self.BACKENDS]
-        rules.write_text(NFT_RULES.format(vip=VIP, tcp=TCP_PORT, udp=UDP_PORT, n=len(ips),
-                                          map=", ".join(f"{i} : {b}" for i, b in enumerate(ips)),
-                                          backends=", ".join(ips)))
-        res = self.lab.run(self.lb_ns, ["nft", "-f", str(rules)])
-        if res.returncode != 0:
-            raise HarnessError(f"nft -f failed: {res.stderr.strip()}")
+        nft_load(self.lab, self.lb_ns, self.work / "onearm.nft", [ip for ip, _ in self.BACKENDS])
         return self.lab.start_xdp(self.lb_ns, "pass", "-i", "veth6")
 
     def _stop(self, kind: str, proc: subprocess.Popen) -> None:
         self.lab.stop_xdp(proc)
         if kind == "nftables":
-            self.lab.run(self.lb_ns, ["nft", "delete", "table", "ip", "pfrps_bench_lb"])
-            self.lab.sysctl(self.lb_ns, "net/ipv4/ip_forward", "0")
+            nft_remove(self.lab, self.lb_ns)
 
     def live(self, kind: str, frames: int) -> dict:
         """``frames`` of the generator through ``kind`` (``xdp`` or ``nftables``); datagrams

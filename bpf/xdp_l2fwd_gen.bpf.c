@@ -10,9 +10,8 @@
  * checksums), so the program writes the first 8 * GEN_WORDS bytes back first: GEN_W0 ..
  * GEN_W7 (bytes 0-7, 8-15, ... as little-endian u64; GEN_WORDS 1 to 8, default 3).
  * With GEN_FLOWS > 1 the frame must be Ethernet + IPv4 (IHL 5) + UDP or TCP: the source port
- * becomes the template's + (bpf_get_prandom_u32() % GEN_FLOWS), the L4 checksum at offset
- * GEN_L4_CSUM_OFF (40, UDP's; 50 for TCP) updated as RFC 1624 eqn. 3 says (UDP's 0 = none
- * stays 0). With GEN_SADDR_FLOWS > 1 the low 16 bits of the IPv4 source address become the
+ * becomes the template's + (bpf_get_prandom_u32() % GEN_FLOWS), the L4 checksum (UDP's, or
+ * TCP's with -DGEN_TCP=1) updated as RFC 1624 eqn. 3 says (UDP's 0 = none stays 0). With GEN_SADDR_FLOWS > 1 the low 16 bits of the IPv4 source address become the
  * template's + (bpf_get_prandom_u32() % GEN_SADDR_FLOWS), the IPv4 header checksum and the L4
  * checksum (its pseudo-header holds the address) updated the same way: many clients, each
  * frame a new 5-tuple (a connection's first SYN, for the LB's connection-setup figure). With -DGEN_DROP=1 it drops every frame instead: the
@@ -57,8 +56,8 @@
 #define GEN_W7 0
 #endif
 
-#ifndef GEN_L4_CSUM_OFF
-#define GEN_L4_CSUM_OFF 40 /* UDP's; TCP's is 50 */
+#ifndef GEN_TCP
+#define GEN_TCP 0 /* 1: the frame is TCP, not UDP */
 #endif
 #ifndef GEN_SADDR_FLOWS
 #define GEN_SADDR_FLOWS 1
@@ -67,6 +66,7 @@
 #define GEN_SPORT_OFF 34 /* 14 (Ethernet) + 20 (IPv4, IHL 5) */
 #define GEN_IP_CSUM_OFF 24
 #define GEN_SADDR_LO_OFF 28 /* the low 16 bits of the IPv4 source address */
+#define GEN_L4_CSUM_OFF (GEN_TCP ? 50 : 40) /* 34 + the checksum's offset in the TCP/UDP header */
 
 /* RFC 1624 eqn. 3 for one 16-bit word: HC' = ~(~HC + ~m + m'). Ones' complement sums do not
  * depend on byte order, so network-order words go in as they are. */
@@ -87,9 +87,9 @@ static __always_inline void gen_bump(__u16 *field, __u32 delta, __u16 *l4csum, _
 	*field = new;
 	if (ipcsum)
 		*ipcsum = gen_csum16(*ipcsum, old, new);
-	if (GEN_L4_CSUM_OFF != 40 || *l4csum) {
+	if (GEN_TCP || *l4csum) {
 		c = gen_csum16(*l4csum, old, new);
-		*l4csum = (c || GEN_L4_CSUM_OFF != 40) ? c : 0xffff; /* UDP: a computed 0 is sent as all ones */
+		*l4csum = (c || GEN_TCP) ? c : 0xffff; /* UDP: a computed 0 is sent as all ones */
 	}
 }
 
