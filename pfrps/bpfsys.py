@@ -25,6 +25,7 @@ __all__ = [
     "prog_test_run", "prog_id", "prog_name", "map_create", "map_update", "map_lookup",
     "map_delete", "map_keys", "obj_pin", "obj_get", "prog_load", "PROG_NAME_PREFIX",
     "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "prog_name_by_id", "prog_test_run_frame",
+    "link_create", "prog_query", "BPF_XDP", "BPF_TCX_INGRESS", "BPF_TCX_EGRESS",
 ]
 
 _NR_BPF = 321  # x86_64
@@ -479,3 +480,71 @@ def prog_test_run_live(prog_fd: int, frame: bytes, repeat: int, batch_size: int 
                         repeat=repeat, flags=BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=batch_size)
     _bpf(_BPF_PROG_TEST_RUN, attr, "BPF_PROG_TEST_RUN (live frames)")
     return attr.duration
+
+
+# -- BPF links (BPF_LINK_CREATE, kernel 5.7+; XDP links 5.9+, tcx links 6.6+) ---------------------
+_BPF_PROG_QUERY = 16
+_BPF_LINK_CREATE = 28
+#: ``enum bpf_attach_type`` values of the hooks pfrps attaches through links (uapi/linux/bpf.h).
+BPF_XDP = 37
+BPF_TCX_INGRESS = 46
+BPF_TCX_EGRESS = 47
+
+
+class _LinkCreateAttr(ctypes.Structure):
+    """``union bpf_attr`` for BPF_LINK_CREATE, up to ``flags`` (the XDP and tcx fields after it
+    are left zero: no relative program, no expected revision)."""
+
+    _fields_ = [("prog_fd", ctypes.c_uint32), ("target_ifindex", ctypes.c_uint32),
+                ("attach_type", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+class _QueryAttr(ctypes.Structure):
+    """``union bpf_attr`` for BPF_PROG_QUERY (``struct { ... } query``, with the mprog fields)."""
+
+    _fields_ = [("target_ifindex", ctypes.c_uint32), ("attach_type", ctypes.c_uint32),
+                ("query_flags", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
+                ("prog_ids", ctypes.c_uint64), ("prog_cnt", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
+                ("prog_attach_flags", ctypes.c_uint64), ("link_ids", ctypes.c_uint64),
+                ("link_attach_flags", ctypes.c_uint64), ("revision", ctypes.c_uint64)]
+
+
+def link_create(prog_fd: int, target_ifindex: int, attach_type: int, flags: int = 0) -> int:
+    """Attach ``prog_fd`` to interface ``target_ifindex`` through a BPF link (BPF_LINK_CREATE)
+    and return the link's fd. The attachment lives exactly as long as the link: closing the last
+    fd to it (also when the process holding it dies, however) detaches the program, unless the
+    link was pinned (:func:`obj_pin`).
+
+    Args:
+        prog_fd: a loaded XDP or SCHED_CLS program.
+        target_ifindex: the interface (in the caller's network namespace).
+        attach_type: :data:`BPF_XDP` (kernel 5.9+), :data:`BPF_TCX_INGRESS` or
+            :data:`BPF_TCX_EGRESS` (tcx, kernel 6.6+).
+        flags: for XDP, ``XDP_FLAGS_SKB_MODE`` (generic) or ``XDP_FLAGS_DRV_MODE`` (native); 0 for tcx.
+
+    Raises:
+        BpfLoadError: EINVAL on a kernel without this link type, EBUSY when the interface
+        carries an XDP program already (attached by netlink or by another link), EOPNOTSUPP
+        for native XDP on a driver without it, EPERM.
+    """
+    attr = _LinkCreateAttr(prog_fd=prog_fd, target_ifindex=target_ifindex, attach_type=attach_type, flags=flags)
+    return _bpf(_BPF_LINK_CREATE, attr, f"BPF_LINK_CREATE type {attach_type} ifindex {target_ifindex}")
+
+
+def prog_query(target_ifindex: int, attach_type: int, max_progs: int = 64) -> list[int]:
+    """Ids of the programs attached to ``target_ifindex`` at ``attach_type`` (BPF_PROG_QUERY;
+    for tcx hooks, in run order). An empty list when none, or the kernel has no such hook.
+
+    Raises:
+        BpfLoadError: EPERM, ENODEV (no such interface).
+    """
+    ids = (ctypes.c_uint32 * max_progs)()
+    attr = _QueryAttr(target_ifindex=target_ifindex, attach_type=attach_type,
+                      prog_ids=ctypes.addressof(ids), prog_cnt=max_progs)
+    try:
+        _bpf(_BPF_PROG_QUERY, attr, "BPF_PROG_QUERY")
+    except BpfLoadError as exc:
+        if exc.code == errno.EINVAL:
+            return []
+        raise
+    return list(ids[:min(attr.prog_cnt, max_progs)])

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .cliutil import ArgumentParser, human_bytes, int_range, positive_seconds, run_tool, setup_logging, signal_ready
+from .cliutil import (ArgumentParser, add_metrics_option, human_bytes, int_range, positive_seconds, run_tool,
+                      setup_logging, signal_ready)
 from .config import MAX_WORKERS, RX_MODES, STEERING_MODES, SupervisorConfig, parse_cpus
 from .errors import UsageError
 from .hashing import parse_hash_alg
@@ -39,6 +40,7 @@ examples:
   pfrps -i enp1s0 -w 8 -c 25000        # stop after 25000 frames, like tcpdump -c
   pfrps -i enp1s0 -w 4 -b my_rps.bpf.c # your own steering program (keep pfrps_filter/pfrps_opts)
   pfrps -i enp1s0 -w 8 --user nobody --log-file /var/log/pfrps.log
+  pfrps -i enp1s0 -w 8 --metrics 127.0.0.1:9464   # Prometheus scrapes http://127.0.0.1:9464/metrics
 """
 
 
@@ -111,6 +113,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS",
                    help="seconds between stats lines (default: 1)")
     p.add_argument("--json", action="store_true", help="print stats as JSON lines")
+    p.add_argument("--watchdog", type=watchdog_seconds, default=10.0, metavar="SECONDS",
+                   help="kill and restart a worker that has frames waiting and made no progress for this long, "
+                        "its Python stack logged first (default: 10; 0 turns it off)")
     p.add_argument("--ready-fd", type=int_range(0, 1 << 20, "ready fd"), metavar="FD",
                    help="write 'READY\\n' to this fd when every worker is ready, then close it")
     p.add_argument("--user", metavar="NAME",
@@ -118,7 +123,19 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--log-file", metavar="PATH", help="log to PATH instead of stderr; SIGHUP reopens it (logrotate)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level on stderr (default: info)")
+    add_metrics_option(p)
     return p
+
+
+def watchdog_seconds(text: str) -> float:
+    """``--watchdog``: seconds, 0 (off) or above and finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (off) or above, and finite")
+    return value
 
 
 def parse_cpus_arg(text: str) -> list[int]:
@@ -162,6 +179,8 @@ def _run(args: argparse.Namespace) -> int:
         cpus=args.cpus,
         user=args.user,
         supervisor_caps=SUPERVISOR_CAPS + ((CAP_CHOWN,) if args.log_file else ()),
+        watchdog=args.watchdog,
+        metrics=args.metrics,
     )
     if args.program is not None and not args.program.is_file():
         raise UsageError(f"BPF program {str(args.program)!r} not found",
@@ -173,6 +192,8 @@ def _run(args: argparse.Namespace) -> int:
         log.info("%s", sup.describe())
         log.info("%d workers ready in %.3f s (%s per worker); Hit Ctrl-C to end.", config.workers, seconds,
                  human_bytes(sup.ring_bytes_per_worker()))
+        if sup.metrics_endpoint is not None:
+            log.info("Prometheus metrics on %s", sup.metrics_endpoint.url)
         signal_ready(args.ready_fd)
 
         def emit() -> None:

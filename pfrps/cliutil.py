@@ -5,15 +5,17 @@ the one place a tool turns an error or an interrupt into its exit status."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import re
 from typing import Callable, NoReturn, Optional
 
 from .errors import PfrpsError, UsageError
 from .logs import setup_logging
 
 __all__ = ["ArgumentParser", "int_range", "positive_seconds", "signal_ready", "wait_ready", "human_bytes",
-           "setup_logging", "run_tool"]
+           "setup_logging", "run_tool", "metrics_address", "add_metrics_option"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -45,6 +47,61 @@ def positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be above 0 and finite")
     return value
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?\Z")
+
+
+def metrics_address(text: str) -> tuple[str, int]:
+    """An argparse ``type=`` for ``--metrics``: ``HOST:PORT`` -> ``(host, port)``.
+
+    HOST is an IPv4 address, an IPv6 address in brackets (``[::1]:9464``), or a host name;
+    ``0.0.0.0`` / ``[::]`` listen on every address. PORT is 1..65535. The address is only
+    checked for form here; binding it (in use, not local) is checked when the tool starts.
+    """
+    text = text.strip()
+    example = "e.g. 127.0.0.1:9464, [::1]:9464 or 0.0.0.0:9464"
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"metrics address {text!r} is not [IPv6]:PORT ({example})")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{host!r} in metrics address {text!r} is not an IPv6 address") from None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            what = "names only a port" if text.isdigit() else "has no port"
+            raise argparse.ArgumentTypeError(f"metrics address {text!r} {what}: give HOST:PORT ({example})")
+        if not host:
+            raise argparse.ArgumentTypeError(f"metrics address {text!r} names no host: give the address to listen "
+                                             f"on ({example}; 0.0.0.0 for every address)")
+        if ":" in host:
+            raise argparse.ArgumentTypeError(f"write the IPv6 address of {text!r} in brackets, e.g. [::1]:9464")
+        if all(c.isdigit() or c == "." for c in host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{host!r} in metrics address {text!r} is not an IPv4 "
+                                                 "address") from None
+        elif not _HOSTNAME.match(host):
+            raise argparse.ArgumentTypeError(f"{host!r} in metrics address {text!r} is not a host name or address")
+    if not (port.isascii() and port.isdigit()):
+        raise argparse.ArgumentTypeError(f"port {port!r} of metrics address {text!r} is not a number")
+    number = int(port)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port {number} of metrics address {text!r} is out of range 1..65535")
+    return host, number
+
+
+def add_metrics_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--metrics ADDR:PORT`` (``args.metrics``: ``(host, port)`` or None) to a tool's parser;
+    give ``args.metrics`` to ``SupervisorConfig(metrics=...)``."""
+    parser.add_argument("--metrics", type=metrics_address, default=None, metavar="ADDR:PORT",
+                        help="serve Prometheus metrics (every counter, per worker) on http://ADDR:PORT/metrics, "
+                             "e.g. 127.0.0.1:9464; [::1]:9464 for IPv6, 0.0.0.0:PORT for every address "
+                             "(default: off)")
 
 
 def signal_ready(fd: Optional[int]) -> None:

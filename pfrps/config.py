@@ -106,6 +106,19 @@ class SupervisorConfig:
             CAP_SETGID and CAP_KILL).
         restart_burst, restart_window: a worker that dies more than ``restart_burst`` times in
             ``restart_window`` seconds (deaths before ready included) stops the supervisor.
+        watchdog: seconds a worker with frames waiting may go without progress before its stack
+            is logged and it is killed and restarted (:mod:`pfrps.watchdog`); 0 turns it off.
+        bpf_objects: BPF programs and maps the supervisor compiles, loads and attaches before
+            forking (:class:`pfrps.bpfobjects.BpfObject`); workers find the fds in ``ctx.maps``
+            and ``ctx.programs``; all detached and closed at exit.
+        mailboxes: give every worker a message path from the supervisor
+            (:meth:`pfrps.supervisor.Supervisor.request`; the worker's ``on_message``).
+        metrics: ``(host, port)`` (or ``"HOST:PORT"``) to serve Prometheus metrics on
+            (``/metrics``, :mod:`pfrps.metrics`; ``--metrics``), or None (the default: no endpoint).
+        app_name: prefix of the application's metric names (``pfrps_ac``: ``pfrps_ac_padi_total``).
+        app_histograms: ``{name: bucket upper bounds}`` of per-worker histograms the handler
+            feeds with ``ctx.observe(name, value)`` (seconds for a latency), kept in shared memory.
+        app_help: HELP text of application counters, gauges and histograms, by name (optional).
     """
 
     interface: str
@@ -126,6 +139,13 @@ class SupervisorConfig:
     supervisor_caps: tuple[int, ...] = SUPERVISOR_CAPS
     restart_burst: int = RESTART_BURST
     restart_window: float = RESTART_WINDOW
+    watchdog: float = 10.0
+    bpf_objects: tuple = ()
+    mailboxes: bool = False
+    metrics: Optional[tuple[str, int] | str] = None
+    app_name: str = ""
+    app_histograms: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    app_help: dict[str, str] = field(default_factory=dict)
 
     def ring_geometry(self) -> tuple[int, int]:
         """``(block_size, blocks)`` of each worker's ring: the options, or the default.
@@ -169,6 +189,9 @@ class SupervisorConfig:
         if self.restart_burst < 0 or not self.restart_window > 0:
             raise UsageError(f"restart burst {self.restart_burst} in {self.restart_window} s is not valid",
                              hint="use a burst of 0 or more within a window above 0 seconds")
+        if not 0 <= self.watchdog < float("inf"):
+            raise UsageError(f"watchdog {self.watchdog} s is not valid",
+                             hint="give the watchdog seconds above 0, or 0 to turn it off")
         if self.user is not None:
             lookup_user(self.user)
         if self.rx == "ring":

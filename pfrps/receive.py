@@ -95,6 +95,7 @@ __all__ = [
     "make_rings",
     "position",
     "split_position",
+    "LINK_ERRNOS",
 ]
 
 _ETH_HLEN = ETH_HLEN
@@ -106,6 +107,10 @@ _MAX_BLOCK_SIZE = 1 << 30   # the kernel wants tp_block_size to fit a positive i
 _U32_MAX = (1 << 32) - 1
 _REQ3 = TPACKET_REQ3
 _HDR3 = TPACKET3_HDR
+#: Socket errors a packet socket reports when its interface goes down (ENETDOWN, set by the
+#: kernel's packet_notifier on NETDEV_DOWN and NETDEV_UNREGISTER) or is gone: not a reason to
+#: stop reading (the socket is hooked in again on NETDEV_UP).
+LINK_ERRNOS = frozenset({errno.ENETDOWN, errno.ENODEV, errno.ENXIO})
 #: Architectures whose memory model the ring's lock-free read state relies on.
 TSO_ARCHITECTURES = ("x86_64",)
 
@@ -212,6 +217,9 @@ class RecvReceiver:
         if timestamps:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.ancsize = socket.CMSG_SPACE(AUXDATA_SIZE) + (socket.CMSG_SPACE(16) if timestamps else 0)
+        #: Socket errors ``recvmsg`` reported (ENETDOWN when the link went down); reading one
+        #: clears it, and the socket receives again once the link is up (packet(7)).
+        self.socket_errors = 0
 
     def fileno(self) -> int:
         """The socket's file descriptor."""
@@ -229,6 +237,11 @@ class RecvReceiver:
             try:
                 n, anc, flags, _addr = recv(bufs, ancsize)
             except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # the link went down: recvmsg reported (and cleared) the socket error
+                if exc.errno not in LINK_ERRNOS:
+                    raise
+                self.socket_errors += 1
                 break
             length = n
             vlan = tpid = None

@@ -31,10 +31,11 @@ import os
 import resource
 import selectors
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from . import packet
 from .config import (DEFAULT_ETHERTYPES, MAX_WORKERS, RESTART_BURST, RESTART_WINDOW, RX_MODES,  # noqa: F401
@@ -45,7 +46,10 @@ from .links import check_interface, rx_dropped
 from .privileges import drop_to_user, keep_only_caps, lookup_user
 from .stats import Col, SharedCounters, format_line, snapshot
 from .steering import SteeredSockets, open_steered
-from .worker import STOP_SIGNALS, Handler, WorkerContext, run_worker
+from .bpfobjects import LoadedBpf
+from .linkwatch import InterfaceGoneError, LinkEvent, LinkWatch
+from .watchdog import DUMP_WAIT, STACK_SIGNAL, Watchdog, heartbeat_parity_fix
+from .worker import MAILBOX_MAX, STOP_SIGNALS, Handler, WorkerContext, run_worker
 
 __all__ = ["SupervisorConfig", "Supervisor", "MAX_WORKERS", "STEERING_MODES", "check_privileges", "parse_cpus"]
 
@@ -104,12 +108,32 @@ class Supervisor:
 
     def __init__(self, config: SupervisorConfig, handler: Optional[Handler] = None,
                  on_start: Optional[Callable[[WorkerContext], Any]] = None,
-                 on_stop: Optional[Callable[[WorkerContext], Any]] = None) -> None:
+                 on_stop: Optional[Callable[[WorkerContext], Any]] = None,
+                 on_message: Optional[Callable[[WorkerContext, bytes], Any]] = None,
+                 on_link_event: Optional[Callable[[LinkEvent], Any]] = None) -> None:
         self.config = config
+        #: Called in the supervisor with every :class:`pfrps.linkwatch.LinkEvent` (link down, up,
+        #: removed) of the interface, after pfrps logged it; must not block.
+        self.on_link_event = on_link_event
+        #: :class:`pfrps.linkwatch.LinkWatch` (netlink) and :class:`pfrps.watchdog.Watchdog`, from start().
+        self.links: Optional[LinkWatch] = None
+        self.watchdog: Optional[Watchdog] = None
+        #: Set when the interface was removed; :meth:`run` raises it after stopping the workers.
+        self.link_error: Optional[InterfaceGoneError] = None
+        self._in_run = False
         self.handler = handler
         self.on_start = on_start
         self.on_stop = on_stop
+        self.on_message = on_message
+        #: BPF objects of ``config.bpf_objects``, loaded before the fork (:mod:`pfrps.bpfobjects`).
+        self.bpf: Optional[LoadedBpf] = None
+        #: Per worker: (the supervisor's end, the worker's end) of its mailbox (SOCK_SEQPACKET).
+        self.mailboxes: list[tuple[socket.socket, socket.socket]] = []
+        self._request_id = 0
         self.counters: Optional[SharedCounters] = None
+        #: The ``/metrics`` endpoint (:class:`pfrps.metrics.MetricsEndpoint`) of ``config.metrics``:
+        #: bound first thing in start(), served once every worker is ready, closed in close().
+        self.metrics_endpoint = None
         self.steered = SteeredSockets()
         self.slots: list[_Slot] = []
         self.ifindex = 0
@@ -143,11 +167,20 @@ class Supervisor:
         if cfg.steering in ("filter", "fanout") or cfg.ethertypes:
             check_privileges()
         try:
+            if cfg.metrics is not None:  # bound now: a bad address or a port in use fails before any fork
+                from .metrics import open_endpoint  # noqa: PLC0415
+
+                self.metrics_endpoint = open_endpoint(cfg)
             _raise_fd_limit(cfg.workers)
             self.steered = open_steered(cfg)
+            if cfg.bpf_objects:
+                self.bpf = LoadedBpf.open(tuple(cfg.bpf_objects))
+            if cfg.mailboxes:
+                self.mailboxes = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                                  for _ in range(cfg.workers)]
             self.slots = [_Slot(i) for i in range(cfg.workers)]
             self._if_rx_dropped0 = rx_dropped(self.ifindex)
-            self.counters = SharedCounters(cfg.workers, cfg.app_counters, cfg.app_gauges)
+            self.counters = SharedCounters(cfg.workers, cfg.app_counters, cfg.app_gauges, cfg.app_histograms)
             self._ready_r, self._ready_w = os.pipe()
             self._sig_r, self._sig_w = os.pipe()
             os.set_blocking(self._sig_w, False)
@@ -156,6 +189,7 @@ class Supervisor:
             self._sel.register(self._ready_r, selectors.EVENT_READ, "ready")
             self._sel.register(self._sig_r, selectors.EVENT_READ, "signal")
             self._install_signals()
+            self._start_watchers()
             self._user = lookup_user(cfg.user) if cfg.user else None
             if self._user is not None:
                 keep_only_caps(cfg.supervisor_caps)
@@ -163,6 +197,10 @@ class Supervisor:
             for slot in self.slots:
                 self._spawn(slot)
             self._wait_ready(timeout=30.0 + 0.05 * cfg.workers)
+            if self.metrics_endpoint is not None:  # served from here on: the first forks are done
+                from .metrics import supervisor_collector  # noqa: PLC0415
+
+                self.metrics_endpoint.serve(supervisor_collector(self))
         except BaseException:
             self.close()
             raise
@@ -227,6 +265,13 @@ class Supervisor:
             for i, other in enumerate(self.steered.socks):
                 if i != wid:
                     other.close()
+            mailbox = None
+            for i, (sup_end, worker_end) in enumerate(self.mailboxes):
+                sup_end.close()
+                if i == wid:
+                    mailbox = worker_end
+                else:
+                    worker_end.close()
             if self._user is not None:
                 drop_to_user(*self._user)
             receiver_factory = None
@@ -238,7 +283,7 @@ class Supervisor:
             status = run_worker(
                 wid, self.config.workers, self.ifindex, sock, self.counters,
                 self._ready_w, self.handler, self.on_start, self.on_stop, receiver_factory,
-                self.config.cpus,
+                self.config.cpus, bpf=self.bpf, mailbox=mailbox, on_message=self.on_message,
             )
         except BaseException:  # noqa: BLE001  (a worker must never return into the supervisor)
             logging.getLogger(f"pfrps.w{slot.worker_id}").exception("worker failed")
@@ -287,7 +332,8 @@ class Supervisor:
         then deaths, then restarts that are due."""
         now = time.monotonic()
         due = [s.restart_at for s in self.slots if s.restart_at is not None]
-        wait = max(min([max_wait, *(t - now for t in due)]), 0.0)
+        wait = max(min([max_wait, *(t - now for t in due),
+                        *((self.watchdog.due_in(now),) if self.watchdog else ())]), 0.0)
         dead = []
         for key, _ in self._sel.select(wait):
             if key.data == "ready":
@@ -297,6 +343,8 @@ class Supervisor:
                                  time.monotonic() - slot.deaths[-1])
             elif key.data == "signal":
                 self._drain_signals()
+            elif callable(key.data):
+                key.data()
             else:
                 dead.append(key.data)
         sigs, self._signals = self._signals, []
@@ -313,6 +361,7 @@ class Supervisor:
                         pass
         for slot in dead:
             self._reap(slot)
+        self._watch_tick()
         if not self._stopping:
             now = time.monotonic()
             for slot in self.slots:
@@ -339,6 +388,7 @@ class Supervisor:
             lost = self.steered.rings[slot.worker_id].take_interrupted()
             if lost:
                 self.counters.row(slot.worker_id)[Col.INTERRUPTED] += lost
+        cause += self._after_death(slot.worker_id)
         if self._stopping:
             return cause
         cfg = self.config
@@ -378,11 +428,16 @@ class Supervisor:
         """The current stats line (see :func:`pfrps.stats.format_line`)."""
         arr = self.counters.array
         return format_line(arr[:, Col.FRAMES], arr[:, Col.KERNEL_DROPS], arr[:, Col.FREEZES],
-                           arr[:, Col.TRUNCATED], self.if_rx_dropped, arr[:, Col.INTERRUPTED])
+                           arr[:, Col.TRUNCATED], self.if_rx_dropped, arr[:, Col.INTERRUPTED],
+                           *((self.links.state(), self.links.flaps()) if self.links else ()))
 
     def snapshot(self) -> dict:
-        """Every counter as a dict (the ``--json`` line)."""
-        return snapshot(self.counters, time.monotonic() - self.started_at, self.if_rx_dropped)
+        """Every counter as a dict (the ``--json`` line); with ``link`` (``up``/``down``/``removed``),
+        ``link_flaps`` and ``links`` (per interface) from :mod:`pfrps.linkwatch`."""
+        out = snapshot(self.counters, time.monotonic() - self.started_at, self.if_rx_dropped)
+        if self.links is not None:
+            out.update(self.links.as_json())
+        return out
 
     def total(self) -> int:
         """Frames received so far, all workers."""
@@ -398,8 +453,13 @@ class Supervisor:
 
         Returns:
             0, or 1 when a worker kept dying (:attr:`failed` says which and why).
+
+        Raises:
+            pfrps.linkwatch.InterfaceGoneError: the interface was removed; every worker was
+                stopped (``on_stop`` ran) and ``emit()`` called once more first.
         """
         self._on_hup = on_hup
+        self._in_run = True
         start = time.monotonic()
         next_tick = start + interval
         check_every = min(interval, 0.05) if count else interval
@@ -421,9 +481,12 @@ class Supervisor:
                     break
         finally:
             self._on_hup = None
+            self._in_run = False
         self.stop()
         self.poll_stats()
         emit()
+        if self.link_error is not None:
+            raise self.link_error
         return 1 if self.failed else 0
 
     def serve(self, emit: Callable[[], None], **kwargs) -> int:
@@ -433,6 +496,133 @@ class Supervisor:
             return self.run(emit, **kwargs)
         finally:
             self.close()
+
+    # -- link events and the watchdog (pfrps.linkwatch, pfrps.watchdog) ---------------------------
+    def _start_watchers(self) -> None:
+        cfg = self.config
+        self.links = LinkWatch([(cfg.interface, self.ifindex)], self.on_link_event)
+        self.add_reader(self.links.fileno(), self._on_link_readable)
+        if cfg.watchdog > 0:
+            self.watchdog = Watchdog(cfg.watchdog, [s.fileno() for s in self.steered.socks], self.counters)
+
+    def _close_watchers(self) -> None:
+        if self.links is not None:
+            self.remove_reader(self.links.fileno())
+            self.links.close()
+            self.links = None
+        self.watchdog = None
+
+    def _on_link_readable(self) -> None:
+        """Link messages: logged and passed on by :meth:`LinkWatch.read`; the interface removed
+        stops the run (raised now during start-up, by :meth:`run` once the workers stopped)."""
+        try:
+            self.links.read()
+        except InterfaceGoneError as exc:
+            self.link_error = exc
+            self._stopping = True
+            for s in self.slots:
+                s.restart_at = None
+            if not self._in_run:
+                raise
+
+    def _watch_tick(self) -> None:
+        """Kill the workers the watchdog finds stuck (their stack dumped to the log first)."""
+        wd = self.watchdog
+        if wd is None or self._stopping:
+            return
+        stuck = wd.check(time.monotonic(), [bool(s.pid) and s.ready for s in self.slots])
+        for wid, stalled in stuck:
+            slot = self.slots[wid]
+            why = (f"made no progress for {stalled:.1f} s with frames waiting "
+                   f"(watchdog {self.config.watchdog:g} s)")
+            log.error("worker %d (pid %d) %s; its Python stack follows, then it is killed", wid, slot.pid, why)
+            wd.reasons[wid] = why
+            try:
+                os.kill(slot.pid, STACK_SIGNAL)
+                time.sleep(DUMP_WAIT)
+                os.kill(slot.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _after_death(self, wid: int) -> str:
+        """Heartbeat bookkeeping when worker ``wid`` died: in recv mode a death inside the
+        handler counts that frame ``interrupted`` (ring mode counts it from the read position);
+        returns the watchdog's reason to add to the cause, if it killed the worker."""
+        wd = self.watchdog
+        in_handler = wd.forget(wid) if wd is not None else heartbeat_parity_fix(self.counters, wid)
+        if in_handler and not self.steered.rings:
+            self.counters.row(wid)[Col.INTERRUPTED] += 1
+        why = wd.reasons.pop(wid, "") if wd is not None else ""
+        return f" after it {why}" if why else ""
+
+    # -- the application's control plane ---------------------------------------------------------
+    def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` from the supervision loop whenever ``fd`` is readable (an
+        application's management socket, a timer fd ...). The callback must not block."""
+        self._sel.register(fd, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd`` (see :meth:`add_reader`); unknown fds are ignored."""
+        if self._sel is not None:
+            try:
+                self._sel.unregister(fd)
+            except KeyError:
+                pass
+
+    def request(self, worker_ids: Sequence[int], payload: bytes, timeout: float = 2.0) -> dict[int, bytes]:
+        """Send ``payload`` (at most :data:`MAILBOX_MAX` bytes) to each worker's ``on_message``
+        and collect the replies for up to ``timeout`` seconds.
+
+        Needs ``SupervisorConfig(mailboxes=True)``. A message to a worker that is down waits
+        in its mailbox for the restarted worker; a reply that comes after ``timeout`` is
+        discarded. Blocks the supervision loop for at most ``timeout`` seconds.
+
+        Returns:
+            ``{worker id: reply}`` for the workers that answered in time.
+
+        Raises:
+            UsageError: mailboxes are off, a worker id is out of range, or the payload is too big.
+        """
+        if not self.mailboxes:
+            raise UsageError("this supervisor has no worker mailboxes", hint="use SupervisorConfig(mailboxes=True)")
+        if len(payload) > MAILBOX_MAX:
+            raise UsageError(f"a mailbox message of {len(payload)} bytes is too big",
+                             hint=f"send at most {MAILBOX_MAX} bytes")
+        self._request_id = (self._request_id + 1) & 0xFFFFFFFF
+        rid = self._request_id.to_bytes(4, "little")
+        waiting = {}
+        for wid in worker_ids:
+            if not 0 <= wid < len(self.mailboxes):
+                raise UsageError(f"no worker {wid}", hint=f"pick 0..{len(self.mailboxes) - 1}")
+            sup_end = self.mailboxes[wid][0]
+            try:
+                sup_end.send(rid + payload, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                log.warning("worker %d's mailbox is full; message dropped", wid)
+                continue
+            waiting[sup_end.fileno()] = wid
+        replies: dict[int, bytes] = {}
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            for fd in waiting:
+                sel.register(fd, selectors.EVENT_READ)
+            while waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                for key, _ in sel.select(left):
+                    wid = waiting.get(key.fd)
+                    if wid is None:
+                        continue
+                    try:
+                        msg = self.mailboxes[wid][0].recv(MAILBOX_MAX + 4, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        continue
+                    if msg[:4] == rid:  # else: a late reply to an earlier request
+                        replies[wid] = msg[4:]
+                        del waiting[key.fd]
+                        sel.unregister(key.fd)
+        return replies
 
     # -- stopping -----------------------------------------------------------------------------
     def stop(self, grace: Optional[float] = None) -> None:
@@ -459,7 +649,7 @@ class Supervisor:
                     self._read_ready()
                 elif key.data == "signal":
                     self._drain_signals()
-                else:
+                elif isinstance(key.data, _Slot):
                     self._reap(key.data)
         self._signals.clear()
         for s in self.slots:
@@ -482,7 +672,18 @@ class Supervisor:
         """Stop the workers and release every socket, ring, pipe and program (idempotent)."""
         if any(s.pid for s in self.slots):
             self.stop()
+        if self.metrics_endpoint is not None:  # before the counters it reads are unmapped
+            self.metrics_endpoint.close()
+            self.metrics_endpoint = None
+        self._close_watchers()
         self.steered.close()
+        for pair in self.mailboxes:
+            for end in pair:
+                end.close()
+        self.mailboxes.clear()
+        if self.bpf is not None:
+            self.bpf.close()
+            self.bpf = None
         self.slots.clear()
         self._restore_signals()
         if self._sel is not None:

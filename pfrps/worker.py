@@ -20,12 +20,14 @@ from typing import Any, Awaitable, Callable, Optional, Union
 import setproctitle
 import uvloop
 
+from .linkwatch import RxGuard
 from .logs import reopen_log_files
 from .receive import FrameMeta, RecvReceiver
 from .stats import Col, SharedCounters
+from .watchdog import Heartbeat, install_stack_dump
 
 __all__ = ["FrameMeta", "WorkerContext", "Handler", "RecvReceiver", "run_worker", "STOP_SIGNALS",
-           "DRAIN_SECONDS", "reset_signals_in_child"]
+           "DRAIN_SECONDS", "reset_signals_in_child", "MAILBOX_MAX"]
 
 log = logging.getLogger("pfrps.worker")
 
@@ -35,6 +37,8 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 #: The final drain after SIGTERM ends after this many seconds even under sustained load, so
 #: ``on_stop`` always runs before the supervisor's 2 s grace ends.
 DRAIN_SECONDS = 0.5
+#: Largest mailbox message, bytes (supervisor -> worker and the worker's reply, each).
+MAILBOX_MAX = 60 * 1024
 
 
 def reset_signals_in_child() -> None:
@@ -58,6 +62,8 @@ class WorkerContext:
         storage: worker-local dict; the steering guarantees that one source MAC always lands
             on the same worker, so per-subscriber state can live here with no lock.
         log: a logger named ``pfrps.w<id>``.
+        maps, programs: ``{name: fd}`` of the BPF maps and programs the supervisor loaded before
+            the fork (``SupervisorConfig.bpf_objects``); the same fds after a restart.
     """
 
     def __init__(self, worker_id: int, worker_count: int, ifindex: int, sock: socket.socket,
@@ -71,6 +77,8 @@ class WorkerContext:
         self._sock = sock
         self._row = counters.row(worker_id)
         self._counters = counters
+        self.maps: dict[str, int] = {}
+        self.programs: dict[str, int] = {}
 
     def transmit(self, frame) -> bool:
         """Send one whole Ethernet frame (bytes-like, 14..MTU+14 bytes) out of the interface.
@@ -98,6 +106,15 @@ class WorkerContext:
         else:
             self._counters.add(self.worker_id, col, n)
 
+    def observe(self, name: str, value: float) -> None:
+        """Count ``value`` (seconds, for a latency) in application histogram ``name``
+        (``SupervisorConfig.app_histograms``; exposed as ``<app_name>_<name>`` by ``--metrics``).
+
+        Raises:
+            KeyError: the supervisor was not given that name in ``app_histograms``.
+        """
+        self._counters.histograms.observe(self.worker_id, name, value)
+
 
 #: A frame handler: ``handler(frame: memoryview, meta: FrameMeta, ctx: WorkerContext)``.
 #: It may be a coroutine function; it then runs as a task on the worker's loop and gets a
@@ -120,7 +137,8 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
                on_start: Optional[Callable[[WorkerContext], Any]] = None,
                on_stop: Optional[Callable[[WorkerContext], Any]] = None,
                receiver_factory: Optional[Callable[[socket.socket], Any]] = None,
-               cpus: Optional[list[int]] = None) -> int:
+               cpus: Optional[list[int]] = None, bpf: Any = None, mailbox: Optional[socket.socket] = None,
+               on_message: Optional[Callable[["WorkerContext", bytes], Any]] = None) -> int:
     """Body of a worker process; returns its exit status.
 
     Runs the uvloop event loop until SIGTERM, then reads what is still queued (for at most
@@ -129,6 +147,11 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
     are in place, so a SIGTERM sent during start-up still runs ``on_stop``. Writes its id
     (4 bytes) to ``ready_fd`` once the loop is running and ``on_start`` has returned: that is
     the supervisor's readiness signal.
+
+    ``bpf`` (a :class:`pfrps.bpfobjects.LoadedBpf`) gives ``ctx.maps``/``ctx.programs``;
+    ``mailbox`` is the worker's end of its SOCK_SEQPACKET mailbox: each message (a 4-byte
+    request id, then the payload) is handed to ``on_message(ctx, payload)``, whose return value
+    (bytes, None for b"", or an awaitable of either) goes back with the same id.
     """
     _set_process_name(f"pfrps-w{worker_id}")
     if cpus:
@@ -137,9 +160,16 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     ctx = WorkerContext(worker_id, worker_count, ifindex, sock, counters, loop)
+    if bpf is not None:
+        ctx.maps, ctx.programs = dict(bpf.maps), dict(bpf.programs)
     row = counters.row(worker_id)
     is_async = handler is not None and inspect.iscoroutinefunction(handler)
     receiver = receiver_factory(sock) if receiver_factory else RecvReceiver(sock, timestamps=handler is not None)
+    # Link events and the watchdog (pfrps.linkwatch, pfrps.watchdog): the loop waits on an epoll
+    # fd, so a link going down (POLLERR) never stops the reader; the heartbeat shows progress.
+    heartbeat = Heartbeat(counters, worker_id)
+    receiver = RxGuard(receiver, sock, row, Col.SOCKET_ERRORS, heartbeat.beat)
+    install_stack_dump()
 
     def on_frame(frame: memoryview, meta: FrameMeta) -> None:
         try:
@@ -157,7 +187,7 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
             row[Col.HANDLER_ERRORS] += 1
             ctx.log.error("handler raised: %r", task.exception())
 
-    cb = on_frame if handler is not None else None
+    cb = heartbeat.wrap(on_frame) if handler is not None else None
 
     def on_readable() -> int:
         frames, nbytes, truncated = receiver.poll(cb, ifindex)
@@ -167,6 +197,34 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
             if truncated:
                 row[Col.TRUNCATED] += truncated
         return frames
+
+    def reply(rid: bytes, res: Any) -> None:
+        try:
+            mailbox.send(rid + (res or b"")[:MAILBOX_MAX], socket.MSG_DONTWAIT)
+        except OSError as exc:
+            ctx.log.warning("cannot answer the supervisor: %s", exc.strerror)
+
+    async def answer_later(rid: bytes, aw: Awaitable) -> None:
+        reply(rid, await aw)
+
+    def on_mail() -> None:
+        try:
+            msg = mailbox.recv(MAILBOX_MAX + 4, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        if len(msg) < 4:
+            return
+        rid, payload = msg[:4], msg[4:]
+        try:
+            res = on_message(ctx, payload) if on_message is not None else None
+        except Exception:  # noqa: BLE001  (an application bug must not kill the worker)
+            row[Col.HANDLER_ERRORS] += 1
+            ctx.log.exception("on_message raised")
+            res = b""
+        if inspect.isawaitable(res):
+            loop.create_task(answer_later(rid, res))
+        else:
+            reply(rid, res)
 
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
@@ -179,6 +237,8 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
             if inspect.isawaitable(res):
                 await res
         loop.add_reader(receiver.fileno(), on_readable)
+        if mailbox is not None:
+            loop.add_reader(mailbox.fileno(), on_mail)
         os.write(ready_fd, worker_id.to_bytes(4, "little"))
         await stopping.wait()
         loop.remove_reader(receiver.fileno())

@@ -4,9 +4,13 @@
 # What it may change on the system, each printed as "changed: ..." when it happens:
 #   1. Debian packages: python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe,
 #      and for the XDP labs, tests and benches: iputils-ping iputils-arping tcpdump ethtool
-#      nftables haproxy apache2-utils (ab), and for ./run qemu: qemu-system-x86 mmdebstrap e2fsprogs
-#      (apt-get update runs only when one of them is missing). When it installs haproxy on a
-#      systemd host it disables and stops haproxy.service (the benches run HAProxy themselves).
+#      nftables haproxy apache2-utils (ab), prometheus (the metrics test scrapes pfrps with a real
+#      Prometheus server), and for ./run qemu: qemu-system-x86 mmdebstrap e2fsprogs
+#      (apt-get update runs only when one of them is missing). When it installs haproxy or
+#      prometheus it disables and stops their system service, which Debian enables on install
+#      (the benches run HAProxy themselves, the tests run Prometheus in a namespace).
+#      freeradius and freeradius-utils (radclient) for the RADIUS tests: freeradius.service is
+#      disabled and stopped the same way (the tests run FreeRADIUS in a namespace).
 #   2. Kernel headers for bcc. Exact headers (linux-headers-$(uname -r)) when Debian has them;
 #      otherwise Debian's generic headers (linux-headers-<arch>) plus a shim: two symlinks
 #        /lib/modules/$(uname -r)/build  -> /usr/src/linux-headers-<ver>-<arch>
@@ -46,8 +50,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 # --- 1. Debian packages --------------------------------------------------------------------
 want=(python3-bpfcc python3-venv iproute2 bpftool netsniff-ng ppp pppoe
-      iputils-ping iputils-arping tcpdump ethtool nftables haproxy apache2-utils
-      qemu-system-x86 mmdebstrap e2fsprogs)
+      iputils-ping iputils-arping tcpdump ethtool nftables haproxy apache2-utils prometheus
+      freeradius freeradius-utils qemu-system-x86 mmdebstrap e2fsprogs)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -62,6 +66,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   # enables its system service, which pfrps does not want running on the host
   if [[ " ${missing[*]} " == *" haproxy "* ]] && [ -d /run/systemd/system ]; then
     systemctl disable --now haproxy.service >/dev/null 2>&1 && changed "disabled and stopped haproxy.service (Debian enables it on install)"
+  fi
+  # Prometheus likewise: the metrics test starts its own server in a namespace, with its own
+  # configuration and storage; nothing may keep scraping (or listening on :9090) on the host
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now prometheus.service >/dev/null 2>&1 && changed "disabled and stopped prometheus.service (Debian enables it on install)"
+    elif [ -x /etc/init.d/prometheus ]; then  # no systemd: the package's SysV script
+      if /etc/init.d/prometheus status >/dev/null 2>&1; then
+        /etc/init.d/prometheus stop >/dev/null 2>&1 && changed "stopped the prometheus service (Debian starts it on install)"
+      fi
+      update-rc.d prometheus disable >/dev/null 2>&1 && changed "disabled the prometheus service's start at boot (update-rc.d)"
+    fi
+  fi
+  # FreeRADIUS likewise: the RADIUS tests start their own server in a namespace with a generated
+  # configuration; Debian's freeradius.service would answer on :1812/:1813 of the host
+  if [[ " ${missing[*]} " == *" freeradius "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now freeradius.service >/dev/null 2>&1 && changed "disabled and stopped freeradius.service (Debian enables it on install)"
+    elif [ -x /etc/init.d/freeradius ]; then  # no systemd: the package's SysV script
+      if /etc/init.d/freeradius status >/dev/null 2>&1; then
+        /etc/init.d/freeradius stop >/dev/null 2>&1 && changed "stopped the freeradius service (Debian starts it on install)"
+      fi
+      update-rc.d freeradius disable >/dev/null 2>&1 && changed "disabled the freeradius service's start at boot (update-rc.d)"
+    fi
   fi
 fi
 
@@ -123,6 +151,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_stamp" ]; then
   echo "$want_stamp" > "$stamp"
   changed "installed pfrps (editable) and its PyPI dependencies into $venv"
 fi
-"$venv/bin/python" -c 'import bcc, pyroute2, numpy, uvloop, scapy, pytest' \
-  || die "the virtual environment $venv cannot import bcc, pyroute2, numpy, uvloop, scapy and pytest together; remove it and run this again"
+"$venv/bin/python" -c 'import bcc, pyroute2, numpy, uvloop, scapy, prometheus_client, pyrad, pytest' \
+  || die "the virtual environment $venv cannot import bcc, pyroute2, numpy, uvloop, scapy, prometheus_client, pyrad and pytest together; remove it and run this again"
 say "ready: $venv (bcc $("$venv/bin/python" -c 'import bcc.version as v; print(v.__version__)'))"

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from pfrps.cliutil import ArgumentParser, int_range, positive_seconds, setup_logging, signal_ready
+from pfrps.cliutil import ArgumentParser, add_metrics_option, int_range, positive_seconds, setup_logging, signal_ready
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface
@@ -33,6 +33,7 @@ examples:
   pfrps-ac -i enp1s0 -w 2 --ac-name lab --duration 60     # stop after a minute
   pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --max-sessions 4000 --echo-interval 10 --echo-misses 3
   pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --padt-rate 20 --padt-burst 40 --cookie-window 30
+  pfrps-ac -i enp1s0 -w 8 --ac-name bras1 --metrics 127.0.0.1:9465   # pfrps_ac_padi_total, pfrps_ac_sessions ...
 
 Every subscriber MAC is steered to one worker, which keeps its sessions; session ids are
 unique across workers (worker w of N hands out w, w+N, w+2N, ...). 802.1Q and QinQ
@@ -57,6 +58,28 @@ def _number(what: str, unit: str, allow_zero: bool = False):
         return value
     return conv
 
+
+#: HELP text of the AC's metrics (``--metrics``: ``pfrps_ac_<name>_total``, ``pfrps_ac_sessions``).
+AC_METRICS_HELP = {
+    "padi": "PADI frames received (frames; per worker).",
+    "pado": "PADO frames sent (frames; per worker).",
+    "padr": "PADR frames received (frames; per worker).",
+    "pads": "PADS frames sent that grant a session; a retransmitted PADR counts again (frames; per worker).",
+    "pads_error": "PADS frames sent with Service-Name-Error or AC-System-Error (frames; per worker).",
+    "padt_rx": "PADT frames received for this AC (frames; per worker).",
+    "padt_tx": "PADT frames sent: unknown session, keepalive expiry or shutdown (frames; per worker).",
+    "malformed": "Frames the AC could not parse (frames; per worker).",
+    "echo": "LCP Echo-Replies sent (frames; per worker).",
+    "bad_cookie": "PADRs with a missing, wrong or expired AC-Cookie, dropped (frames; per worker).",
+    "ignored": "Well-formed frames not answered: not for this AC, unoffered service ... (frames; per worker).",
+    "served": "Frames answered or acted on (frames; per worker).",
+    "tagged": "Frames that carried one or two VLAN tags (frames; per worker).",
+    "echo_tx": "LCP Echo-Requests sent as keepalive (frames; per worker).",
+    "expired": "Sessions ended after unanswered keepalive Echo-Requests (sessions; per worker).",
+    "replaced": "Sessions replaced by a new Host-Uniq from the same MAC (sessions; per worker).",
+    "padt_ratelimited": "PADTs for unknown sessions not sent, rate limit reached (frames; per worker).",
+    "sessions": "PPPoE sessions open (sessions; per worker, zeroed when the worker restarts).",
+}
 
 _TPIDS = {"auto": None, "0x8100": 0x8100, "8100": 0x8100, "0x88a8": 0x88A8, "88a8": 0x88A8}
 
@@ -132,6 +155,7 @@ def build_parser() -> ArgumentParser:
                    help="write 'READY\\n' to this fd when every worker is ready, then close it")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level on stderr (default: info)")
+    add_metrics_option(p)
     return p
 
 
@@ -183,6 +207,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             user=args.user,
             app_counters=AC_COUNTERS,
             app_gauges=AC_GAUGES,
+            metrics=args.metrics,
+            app_name="pfrps_ac",
+            app_help=AC_METRICS_HELP,
         )
         config.validate()
         # The cookie secret is made here, once, before the workers fork: every worker (and any
@@ -205,6 +232,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.info("AC bounds: %s sessions per worker, %d per MAC; %s; cookie window %g s; PADT to unknown "
                  "sessions at most %g/s (burst %d) per worker", args.max_sessions or "65534/N", args.sessions_per_mac,
                  keepalive, args.cookie_window, args.padt_rate, args.padt_burst)
+        if sup.metrics_endpoint is not None:
+            log.info("Prometheus metrics on %s", sup.metrics_endpoint.url)
         signal_ready(args.ready_fd)
 
         def emit() -> None:

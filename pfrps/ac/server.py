@@ -187,6 +187,10 @@ class WorkerState:
         self.padt_tokens = 0.0
         self.padt_time: Optional[float] = None  # None: the bucket starts full
         self.timer: Any = None
+        #: Called with each session :meth:`close` removes, whatever the cause (PADT, expiry,
+        #: replacement, shutdown): an application on top of the AC (the BNG) frees its own
+        #: per-session state there.
+        self.on_close: Optional[Callable[[ACSession], None]] = None
 
     def open(self, mac: bytes, host_uniq: Optional[bytes], service: bytes, relay: Optional[bytes],
              vlan: bytes = b"", now: float = 0.0) -> tuple[Optional[ACSession], bool, list[ACSession]]:
@@ -225,6 +229,8 @@ class WorkerState:
                 if not mine:
                     del self.by_mac[(mac, vkey)]
             self.ids.release(session_id)
+            if self.on_close is not None:
+                self.on_close(sess)
         return sess
 
     def take_padt_token(self, now: float, rate: float, burst: int) -> bool:

@@ -22,6 +22,7 @@ takes PPPoE ethertypes and the XDP check counts PPPoE separately, so they do not
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -208,7 +209,9 @@ def run_pfrps(cfg: dict, ifname: str, mac: str, phase: int) -> tuple[int, Option
 
 
 class XdpCounter:
-    """``bpf/qemu_xdp_count.bpf.c`` on ``ifindex`` in native mode (attached through pyroute2)."""
+    """``bpf/qemu_xdp_count.bpf.c`` on ``ifindex`` in native mode, attached through a BPF link
+    (``BPF_LINK_CREATE``: detached by the kernel when this process ends, however), or through
+    pyroute2 (netlink) on a kernel without XDP links."""
 
     def __init__(self, ifindex: int) -> None:
         from bcc import BPF
@@ -217,14 +220,26 @@ class XdpCounter:
         self.bpf = BPF(src_file=str(bpf_source_dir() / "qemu_xdp_count.bpf.c"))
         self.fn = self.bpf.load_func("xdp_count", BPF.XDP)
         self.attached = False
+        self.link_fd = -1
 
     def attach(self) -> str:
         """Attach in driver mode; return the mode the kernel reports (``native``, ``generic``, ...)."""
         from pyroute2 import IPRoute
-        with IPRoute() as ipr:
-            ipr.link("set", index=self.ifindex,
-                     xdp={"attrs": [("IFLA_XDP_FD", self.fn.fd), ("IFLA_XDP_FLAGS", XDP_FLAGS_DRV_MODE)]})
+
+        from pfrps import bpfsys
+        from pfrps.errors import PfrpsError
+        try:
+            self.link_fd = bpfsys.link_create(self.fn.fd, self.ifindex, bpfsys.BPF_XDP, XDP_FLAGS_DRV_MODE)
             self.attached = True
+        except PfrpsError as exc:
+            if exc.code not in (errno.EINVAL, 524, errno.ENOSYS):  # 524: ENOTSUPP, no XDP links
+                raise
+            say(f"node: no BPF links for XDP on this kernel ({exc.msg}); attaching through netlink")
+        with IPRoute() as ipr:
+            if not self.attached:
+                ipr.link("set", index=self.ifindex,
+                         xdp={"attrs": [("IFLA_XDP_FD", self.fn.fd), ("IFLA_XDP_FLAGS", XDP_FLAGS_DRV_MODE)]})
+                self.attached = True
             xdp = ipr.get_links(self.ifindex)[0].get_attr("IFLA_XDP")
         mode = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp is not None else None
         return {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload", 1: "native",
@@ -238,6 +253,10 @@ class XdpCounter:
 
     def detach(self) -> None:
         from pyroute2 import IPRoute
+        if self.link_fd >= 0:
+            os.close(self.link_fd)  # closing the link detaches
+            self.link_fd = -1
+            self.attached = False
         if self.attached:
             with IPRoute() as ipr:
                 ipr.link("set", index=self.ifindex, xdp={"attrs": [("IFLA_XDP_FD", -1),

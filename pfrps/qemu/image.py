@@ -36,10 +36,12 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 GUEST_VENV = "/opt/pfrps-venv"
 #: Debian packages of the guest image. The guest kernel (6.1) comes with its exact headers,
-#: so bcc needs no shim in the guest.
+#: so bcc needs no shim in the guest. ``ppp`` (pppd with its PPPoE plugin pppoe.so, alias
+#: rp-pppoe.so; the kernel's ppp_generic/pppox/pppoe modules load on demand) and
+#: ``iputils-ping`` are the subscriber side of ``python -m pfrps.qemu.bng``.
 IMAGE_PACKAGES = ("linux-image-amd64", "linux-headers-amd64", "initramfs-tools", "systemd-sysv",
                   "udev", "kmod", "python3-bpfcc", "python3-venv", "iproute2", "bpftool",
-                  "ethtool", "procps")
+                  "ethtool", "procps", "ppp", "iputils-ping")
 #: dpkg path excludes: documentation, manual pages and translations are never read in a guest.
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
 #: The initrd holds only what mounts the root file system (MODULES=list): 35 MB with Debian's

@@ -1,10 +1,23 @@
-"""Attach XDP and TC programs with pyroute2, and undo every attachment on close.
+"""Attach XDP and TC programs through BPF links (netlink as the fallback), and undo every
+attachment on close.
 
-:class:`Attachments` records what it attached (XDP programs, cls_bpf filters, clsact qdiscs it
-created, pins, any other undo step) and undoes it in reverse order on :meth:`Attachments.close`,
-which is idempotent and runs from ``with`` blocks, signal handling (:mod:`pfrps.xdp.runner`) and
-error paths alike. An XDP program stays attached after its process dies (netlink attachment,
-not a bpf_link), so closing is the only thing that removes it.
+:class:`Attachments` records what it attached (XDP programs, tcx programs or cls_bpf filters,
+clsact qdiscs it created, pins, any other undo step) and undoes it in reverse order on
+:meth:`Attachments.close`, which is idempotent and runs from ``with`` blocks, signal handling
+(:mod:`pfrps.xdp.runner`) and error paths alike.
+
+Attachments die with their owner: XDP programs are attached through a BPF link
+(``BPF_LINK_CREATE``, ``BPF_XDP``, kernel 5.9+) and TC programs through a tcx link
+(``BPF_TCX_INGRESS``/``BPF_TCX_EGRESS``, kernel 6.6+). The kernel detaches a link's program when
+the last fd to the link is closed, so a process killed by anything (SIGKILL, the OOM killer, a
+crash) leaves nothing attached, and the same command can start again at once. Only on an older
+kernel (``BPF_LINK_CREATE`` refused with EINVAL/ENOTSUPP) does it fall back to netlink
+(``IFLA_XDP``; clsact + cls_bpf), logging once that a killed process would leave those behind
+(``ip link set dev DEV xdp off`` / ``tc qdisc del dev DEV clsact`` then). A forked child inherits
+the link fds; code that forks while holding attachments and wants them to end with this process
+closes :meth:`Attachments.link_fds` in the child. Whatever must outlive the process on purpose
+(the pinned maps of ``pfrps-xdp l2fwd``'s management commands) is pinned explicitly
+(:meth:`Attachments.pin`) and unpinned on close.
 
 Sources: rtnetlink(7) ``IFLA_XDP`` (``IFLA_XDP_FD``, ``IFLA_XDP_FLAGS``, ``XDP_FLAGS_*`` in
 uapi/linux/if_link.h), tc-bpf(8) (``clsact``, direct-action ``cls_bpf``), bpf(2) ``BPF_OBJ_PIN``.
@@ -25,6 +38,10 @@ __all__ = ["resolve_ifindex", "xdp_attached", "Attachments", "XdpBusyError", "XD
            "BPF_PROG_TYPE_XDP", "BPF_PROG_TYPE_SCHED_CLS"]
 
 log = logging.getLogger("pfrps.xdp")
+#: Errnos with which an older kernel refuses a link type (EINVAL: unknown attach type; ENOTSUPP,
+#: 524, the kernel-internal "not supported"; ENOSYS: no bpf(2)): attach through netlink instead.
+_NO_LINK_ERRNOS = (errno.EINVAL, 524, errno.ENOSYS)
+_fallback_said: set[str] = set()
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
@@ -106,7 +123,56 @@ class Attachments:
         self.netns = netns
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self._fds: list[int] = []
+        self._links: list[int] = []
+        #: How each hook was attached: ``{"XDP": "bpf_link" | "netlink", "TC": "tcx" | "netlink"}``.
+        self.via: dict[str, str] = {}
         self.closed = False
+
+    def link_fds(self) -> list[int]:
+        """The BPF link fds held now (a forked child that must not keep the attachments alive
+        closes these)."""
+        return list(self._links)
+
+    def _link(self, prog_fd: int, ifindex: int, attach_type: int, flags: int, ifname: str, hook: str):
+        """Attach through a BPF link; returns its fd, or None when this kernel has no such link
+        (then the caller attaches through netlink). Errors of the attachment itself raise."""
+        from .. import bpfsys  # noqa: PLC0415
+
+        if self.netns:
+            return None  # a link attaches in the caller's namespace; netlink can reach another one
+        try:
+            fd = bpfsys.link_create(prog_fd, ifindex, attach_type, flags)
+        except PfrpsError as exc:
+            code = exc.code
+            if code in _NO_LINK_ERRNOS:
+                self.via[hook] = "netlink"
+                if hook not in _fallback_said:
+                    _fallback_said.add(hook)
+                    log.warning("this kernel cannot attach %s through a BPF link (%s): attaching through netlink, "
+                                "so a pfrps-xdp killed by SIGKILL would leave its programs attached",
+                                hook, os.strerror(code) if code != 524 else "ENOTSUPP")
+                return None
+            if code in (errno.EBUSY, errno.EEXIST) and hook == "XDP":
+                busy = xdp_attached(ifindex, self.netns)
+                if busy:
+                    self._raise_busy(ifname, *busy)
+            if code == errno.EOPNOTSUPP and hook == "XDP" and flags & XDP_FLAGS_DRV_MODE:
+                raise UsageError(f"{ifname}'s driver has no native XDP",
+                                 code=code, hint="add --generic to attach in generic (SKB) mode") from None
+            if code == errno.EPERM:
+                raise PrivilegeError(f"cannot attach {hook} to {ifname}: operation not permitted",
+                                     hint="run as root or with CAP_NET_ADMIN and CAP_BPF") from None
+            raise UsageError(f"cannot attach {hook} to {ifname}: {os.strerror(code)}", code=code,
+                             hint="check the interface (MTU within the XDP limit, up) or try --generic"
+                             if hook == "XDP" else "check that the kernel has tcx (6.6+)") from None
+        self.via[hook] = "tcx" if hook.startswith("TC") else "bpf_link"
+        self._links.append(fd)
+        return fd
+
+    def _close_link(self, fd: int) -> None:
+        if fd in self._links:
+            self._links.remove(fd)
+            os.close(fd)
 
     # -- XDP --------------------------------------------------------------------------------------
     def xdp(self, ifname: str, prog_fd: int, generic: bool) -> int:
@@ -128,6 +194,14 @@ class Attachments:
         if busy:
             self._raise_busy(ifname, *busy)
         mode_flag = XDP_FLAGS_SKB_MODE if generic else XDP_FLAGS_DRV_MODE
+        from .. import bpfsys  # noqa: PLC0415
+
+        link = self._link(prog_fd, ifindex, bpfsys.BPF_XDP, mode_flag, ifname, "XDP")
+        if link is not None:
+            self._undo.append((f"XDP on {ifname}", lambda: self._close_link(link)))
+            log.debug("attached XDP to %s (ifindex %d, %s) through BPF link fd %d", ifname, ifindex,
+                      "generic" if generic else "native", link)
+            return ifindex
         fd = os.dup(prog_fd)  # kept open until detached: XDP_FLAGS_REPLACE needs the expected fd
         self._fds.append(fd)
         try:
@@ -195,6 +269,13 @@ class Attachments:
             raise UsageError(f"bad TC direction {direction!r}", hint="use ingress or egress")
         parent = TC_H_INGRESS if direction == "ingress" else TC_H_EGRESS
         ifindex = resolve_ifindex(ifname, self.netns)
+        from .. import bpfsys  # noqa: PLC0415
+
+        link = self._link(prog_fd, ifindex, bpfsys.BPF_TCX_INGRESS if direction == "ingress" else bpfsys.BPF_TCX_EGRESS,
+                          0, ifname, f"TC {direction}")
+        if link is not None:
+            self._undo.append((f"tcx {direction} on {ifname}", lambda: self._close_link(link)))
+            return
         try:
             with _ipr(self.netns) as ipr:
                 if not any(q.get_attr("TCA_KIND") == "clsact" for q in ipr.get_qdiscs(ifindex)):
@@ -326,6 +407,8 @@ class Attachments:
                 log.warning("cannot undo %s: %s", what, exc)
         while self._fds:
             os.close(self._fds.pop())
+        while self._links:
+            os.close(self._links.pop())
         self.closed = True
 
     def __enter__(self) -> "Attachments":

@@ -11,7 +11,9 @@ find the instance of their own namespace), prints the counters until SIGINT/SIGT
   ``--no-acl`` (the seed's ``xdp_l2fwd`` tool does the same);
 * ``vm add|del|show`` (``--id``, ``--dev``, ``--mac``, ``--vlan``, ``-4``, ``-6``): vm_info,
   and the VM port's receive-side program (``xdp_vmegress``, or ``acl_vm_rx`` with
-  ``--vm-rx acl``) attached to ``--dev``; the instance detaches those on exit;
+  ``--vm-rx acl``) attached to ``--dev`` through a BPF link pinned in the instance's directory
+  (``link_vm_<ifindex>``: the command that attaches it exits at once, the attachment must stay);
+  ``vm del`` and the instance's exit remove the pin, which detaches it;
 * ``acl add|del|show --dev DEV --to-vm|--from-vm RULE`` (:mod:`pfrps.xdp.acl` syntax).
 
 The same entries can be given at start (``--fdb``, ``--vm``, ``--acl-to-vm``, ``--acl-from-vm``)
@@ -115,7 +117,13 @@ def _remove_dir(d: Path) -> None:
     d.rmdir()
 
 
-# -- XDP on VM ports (outlives the command that attaches it: the instance detaches it) --------
+# -- XDP on VM ports (outlives the command that attaches it: a BPF link pinned in the instance's
+# directory, so it is detached when the pin goes: by `vm del`, the instance's exit, or the next
+# instance's start after a SIGKILL, which removes the dead instance's pins; netlink on old kernels)
+def _link_pin(pin_dir: Path | None, ifindex: int) -> Path | None:
+    return pin_dir / f"link_vm_{ifindex}" if pin_dir is not None else None
+
+
 def _xdp_link(ifindex: int, attrs: list) -> None:
     from pyroute2 import IPRoute  # noqa: PLC0415
 
@@ -141,11 +149,14 @@ class Instance:
     that does not exist, a MAC or VLAN out of range, a missing entry on ``del``.
     """
 
-    def __init__(self, maps: CloudMaps, acl_tx_fd: int, vm_rx_fd: int, generic: bool) -> None:
+    def __init__(self, maps: CloudMaps, acl_tx_fd: int, vm_rx_fd: int, generic: bool,
+                 pin_dir: Path | None = None) -> None:
         self.maps = maps
         self.acl_tx_fd = acl_tx_fd
         self.vm_rx_fd = vm_rx_fd
         self.generic = generic
+        #: The instance's directory: VM port links are pinned there (None: attach through netlink).
+        self.pin_dir = pin_dir
 
     @staticmethod
     def _vlan(vlan: int) -> int:
@@ -220,6 +231,21 @@ class Instance:
         if busy:
             raise UsageError(f"{dev} already carries XDP program {busy[0]} in {busy[1]} mode",
                              code=errno.EBUSY, hint=f"detach it first (`ip link set dev {dev} xdp off`)")
+        pin = _link_pin(self.pin_dir, ifindex)
+        if pin is not None:
+            try:
+                link = bpfsys.link_create(self.vm_rx_fd, ifindex, bpfsys.BPF_XDP, _mode_flag(self.generic))
+            except PfrpsError as exc:
+                if exc.code not in (errno.EINVAL, 524, errno.ENOSYS):  # 524: ENOTSUPP (no XDP links)
+                    raise UsageError(f"cannot attach the VM port program to {dev}: {os.strerror(exc.code)}",
+                                     code=exc.code, hint="try the instance with --generic") from None
+            else:
+                try:
+                    pin.unlink(missing_ok=True)
+                    bpfsys.obj_pin(link, pin)
+                finally:
+                    os.close(link)  # the pin holds the link now
+                return
         try:
             _xdp_link(ifindex, [("IFLA_XDP_FD", self.vm_rx_fd),
                                 ("IFLA_XDP_FLAGS", XDP_FLAGS_UPDATE_IF_NOEXIST | _mode_flag(self.generic))])
@@ -230,6 +256,10 @@ class Instance:
     def _detach_rx(self, ifindex: int) -> None:
         from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
 
+        pin = _link_pin(self.pin_dir, ifindex)
+        if pin is not None and pin.exists():
+            pin.unlink()  # the last reference to the link: the kernel detaches the program
+            return
         try:
             _xdp_link(ifindex, [("IFLA_XDP_FD", -1), ("IFLA_XDP_EXPECTED_FD", self.vm_rx_fd),
                                 ("IFLA_XDP_FLAGS", _mode_flag(self.generic) | XDP_FLAGS_REPLACE)])
@@ -311,7 +341,7 @@ def open_instance(args) -> tuple[Instance, list[int]]:
         raise UsageError(f"the pfrps-xdp l2fwd instance of {d} (pid {pid}) is not running", code=errno.ESRCH,
                          hint=f"remove its pins (`rm -r {d}`) and {start}")
     fds = [bpfsys.obj_get(d / p) for p in _PROG_PINS]
-    return Instance(maps, fds[0], fds[1], generic), fds
+    return Instance(maps, fds[0], fds[1], generic, pin_dir=d), fds
 
 
 # -- parsing of entries given at start ------------------------------------------------------------
@@ -496,7 +526,7 @@ def cmd_l2fwd(args) -> int:
         att.pin(rx_fd, str(d / _PROG_PINS[1]))
         maps.set_meta(os.getpid(), args.generic, vmegress, len(uplinks))
         maps.set_uplinks(uplinks)
-        inst = Instance(maps, progs.fds["acl_vm_tx"], rx_fd, args.generic)
+        inst = Instance(maps, progs.fds["acl_vm_tx"], rx_fd, args.generic, pin_dir=d)
         for dev in args.uplinks:
             att.xdp(dev, progs.fds["xdp_l2fwd"], args.generic)
         att.callback(inst.detach_vm_ports, "detach the VM ports")

@@ -1,5 +1,6 @@
-"""pfrps.xdp.attach.Attachments inside a fresh namespace: XDP in both modes detached with the same
-mode, clsact created and removed (or kept when it was there), pins and pin directories removed,
+"""pfrps.xdp.attach.Attachments inside a fresh namespace: XDP in both modes (BPF links) detached,
+TC programs on tcx links (no clsact made; one that was there is kept), the netlink path (a named
+namespace: XDP in the same mode, clsact created and removed), pins and pin directories removed,
 close idempotent and in reverse order, a failure half-way undone by close."""
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ def progs():
 def _probe():
     from pyroute2 import IPRoute
 
+    from pfrps import bpfsys
     from pfrps.xdp.attach import xdp_attached
 
     with IPRoute() as ipr:
         return {link.get_attr("IFLA_IFNAME"): (xdp_attached(link["index"]),
                                                 sorted(q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(link["index"])),
-                                                len({f["info"] >> 16 for f in ipr.get_filters(link["index"], parent=0xFFFFFFF2)}))
+                                                len({f["info"] >> 16 for f in ipr.get_filters(link["index"], parent=0xFFFFFFF2)}),
+                                                len(bpfsys.prog_query(link["index"], bpfsys.BPF_TCX_INGRESS)))
                 for link in ipr.get_links()}
 
 
@@ -61,7 +64,7 @@ def scenario(xdp_fd: int, tc_fd: int, bpffs: str) -> dict:
     att.xdp("veth0", xdp_fd, generic=False)
     att.xdp("veth1", xdp_fd, generic=True)
     att.tc("peer0", tc_fd, "ingress", "pfrps_tc_bcast")
-    att.tc("peer0", tc_fd, "ingress", "pfrps_tc_bcast")  # a second filter on the same clsact
+    att.tc("peer1", tc_fd, "ingress", "pfrps_tc_bcast")  # tcx takes a program once per hook
     pdir = att.pin_dir(pin_root)
     att.pin(xdp_fd, str(pdir / "prog"))
     order = []
@@ -77,6 +80,7 @@ def scenario(xdp_fd: int, tc_fd: int, bpffs: str) -> dict:
     except InterfaceError as exc:
         seen["missing"] = exc.one_line()
     seen["describe"] = att.describe()
+    seen["via"] = dict(att.via)
     att.close()
     att.close()  # idempotent
     seen["order"] = order
@@ -97,14 +101,16 @@ def test_attach_and_undo_everything(progs):
     prog_id = att["veth0"][0][0]
     assert att["veth0"][0] == (prog_id, "native")
     assert att["veth1"][0] == (prog_id, "generic")
-    assert "clsact" in att["peer0"][1] and att["peer0"][2] == 2
+    assert seen["via"] == {"XDP": "bpf_link", "TC ingress": "tcx"}
+    assert all("clsact" not in att[p][1] and att[p][2] == 0 and att[p][3] == 1 for p in ("peer0", "peer1"))
     assert seen["pinned"] == ["prog"]
     assert seen["busy"].startswith(f"veth0 already carries XDP program {prog_id} (pfrps_xdp_pass) in native mode")
     assert "interface 'nope0' not found" in seen["missing"]
-    assert seen["describe"] == ["XDP on veth0", "XDP on veth1", "clsact on peer0", "cls_bpf on peer0",
-                                "cls_bpf on peer0", f"pin directory {pin_root}", f"pin {pin_root}/prog", "callback"]
+    assert seen["describe"] == ["XDP on veth0", "XDP on veth1", "tcx ingress on peer0", "tcx ingress on peer1",
+                                f"pin directory {pin_root}", f"pin {pin_root}/prog", "callback"]
     assert seen["order"] == ["callback"]
-    assert all(x is None and "clsact" not in q and n == 0 for x, q, n in seen["closed"].values()), seen["closed"]
+    assert all(x is None and "clsact" not in q and n == 0 and t == 0
+               for x, q, n, t in seen["closed"].values()), seen["closed"]
     assert not seen["pin_dir_left"]
 
 

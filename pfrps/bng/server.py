@@ -1,0 +1,399 @@
+"""The BNG worker: PPPoE discovery (:mod:`pfrps.ac`), PPP sessions (:mod:`pfrps.bng.session`),
+address pools, the secrets file and the XDP session table, as one pfrps frame handler.
+
+Steering sends every frame of one client MAC to one worker, so a worker owns its subscribers
+outright: their PPPoE sessions (ids ``w, w+N, ...``), their PPP state, their addresses (its own
+slice of every pool, :mod:`pfrps.bng.pools`) and their entries in the kernel's session table
+(only the owning worker writes a MAC's entries; the maps were created by the supervisor before
+the fork, so a restarted worker writes the same table). No lock anywhere.
+
+Per session (RFC 2516, RFC 1661 and the NCP RFCs)::
+
+    PADI -> PADO, PADR -> PADS                         (pfrps.ac, unchanged)
+    PADS: LCP Up + Open -> Configure-Request           (pfrps.bng.session.PPPSession.start)
+    LCP Opened -> PAP / CHAP (secrets file) -> IPCP (+ IPv6CP and a Router Advertisement)
+    IPCP Opened -> the data-plane entry (IPv4) ; IPv6CP Opened -> the entry gets the /64
+    LCP Terminate, PADT, keepalive expiry, auth failure, worker stop -> entry removed, PADT
+
+Frames on a session that the data plane did not forward (control protocols, link-local IPv6,
+unknown destinations) reach the worker's packet socket and go to the session's PPP engine.
+
+Management messages (:meth:`BNG.on_message`, from the supervisor's control socket) are JSON:
+``{"op": "list"}`` returns the worker's sessions; ``{"op": "terminate", "user"|"mac"|"ip": ...}``
+ends the matching ones (LCP Terminate-Request, data-plane entry removed at once, PADT when LCP
+has finished) and returns how many.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from typing import Any, Callable, Optional
+
+from pfrps.ac import protocol as p
+from pfrps.errors import PfrpsError
+from pfrps.ac.server import AC_COUNTERS, AC_GAUGES, AccessConcentrator, ACConfig, ACSession, WorkerState
+
+from .auth import AuthRequest, AuthResult
+from .pools import Pool4, Pool6
+from .secrets import Secrets
+from .session import PPPConfig, PPPSession
+
+__all__ = ["BNG_COUNTERS", "BNG_GAUGES", "BNG_HISTOGRAMS", "BNGConfig", "BNG", "Subscriber", "vlan_ids"]
+
+#: Per-worker counters of the BNG, after the AC's (frames or events, as named).
+BNG_COUNTERS = AC_COUNTERS + (
+    "ppp_rx",          # session frames of a known session handed to its PPP engine
+    "auth_ok",         # PAP/CHAP authentications that succeeded
+    "auth_fail",       # ... that failed (Nak / Failure sent, then LCP Terminate and PADT)
+    "session_setups",  # sessions that reached the network phase with an NCP opened (IPCP or IPv6CP)
+    "sessions_ended",  # sessions removed (any cause) after PADS
+    "dp_add",          # data-plane entries written (an NCP opened)
+    "dp_remove",       # data-plane entries removed
+    "dp_errors",       # data-plane map writes the kernel refused (table full ...)
+    "no_address",      # sessions closed because the worker's pool slice was exhausted
+)
+#: Per-worker gauges: PPPoE sessions (the AC's) and sessions with an NCP open.
+BNG_GAUGES = AC_GAUGES + ("sessions_up",)
+#: Histograms (seconds): PADS to the first NCP opened.
+BNG_HISTOGRAMS = {"session_setup_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)}
+
+
+def vlan_ids(vlan: bytes) -> tuple[int, int, int, int]:
+    """``(outer TPID, outer VID, inner TPID, inner VID)`` of raw tags ``vlan`` (0s when absent)."""
+    out = [0, 0, 0, 0]
+    for i in range(min(len(vlan) // 4, 2)):
+        out[2 * i] = int.from_bytes(vlan[4 * i:4 * i + 2], "big")
+        out[2 * i + 1] = int.from_bytes(vlan[4 * i + 2:4 * i + 4], "big") & 0x0FFF
+    return out[0], out[1], out[2], out[3]
+
+
+@dataclass(frozen=True)
+class BNGConfig:
+    """What the BNG serves.
+
+    Attributes:
+        ac: discovery settings (:class:`pfrps.ac.server.ACConfig`: AC MAC, AC-Name, services,
+            keepalive ``echo_interval``/``echo_misses``).
+        ppp: PPP settings (:class:`pfrps.bng.session.PPPConfig`: auth methods, MRU, timers, DNS,
+            our IPCP address).
+        pools4: IPv4 pools (``--pool``), split across workers.
+        pool6: the IPv6 prefix of the per-subscriber /64s (``--ipv6-pool``), or None (no IPv6CP).
+        secrets: the pap-/chap-secrets entries.
+        dataplane: write the XDP session table (False only for handler tests without maps).
+        server_name: our name in the secrets files' server column (default: the AC-Name).
+    """
+
+    ac: ACConfig
+    ppp: PPPConfig
+    pools4: tuple[IPv4Network, ...]
+    secrets: Secrets
+    pool6: Optional[IPv6Network] = None
+    dataplane: bool = True
+    server_name: Optional[bytes] = None
+
+
+class Subscriber:
+    """One PPPoE session's PPP side: the :class:`pfrps.bng.session.SessionHooks` of its
+    :class:`PPPSession`, its addresses and its data-plane entry."""
+
+    __slots__ = ("bng", "ctx", "wst", "acs", "ppp", "ipv4", "ipv6", "families", "closing", "done",
+                 "started", "up_since", "user", "key", "entry", "method", "start_ns")
+
+    def __init__(self, bng: "BNG", ctx: Any, wst: "WorkerBNG", acs: ACSession) -> None:
+        self.bng, self.ctx, self.wst, self.acs = bng, ctx, wst, acs
+        self.ipv4: Optional[IPv4Address] = None
+        self.ipv6: Optional[IPv6Network] = None
+        self.families: set[int] = set()
+        self.closing = False      # the PPPoE session is being removed (PADT in or out)
+        self.done = False         # hooks.finished ran
+        self.started = time.time()
+        self.up_since: Optional[float] = None
+        self.user = b""
+        self.method = ""
+        self.start_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        self.key = None
+        self.entry = None
+        self.ppp = PPPSession(bng.cfg.ppp if bng.cfg.pool6 is not None else bng.ppp_v4only, self,
+                              ctx.loop.call_later if ctx.loop is not None else wst.call_later)
+
+    # -- SessionHooks ------------------------------------------------------------------------
+    def send(self, protocol: int, payload: bytes) -> None:
+        """Send one PPP frame (``protocol``, then ``payload``) on this session, with its VLAN tags."""
+        acs = self.acs
+        frame = p.encode_session(acs.mac, self.bng.cfg.ac.mac, acs.session_id,
+                                 protocol.to_bytes(2, "big") + payload)
+        self.ctx.transmit(p.with_vlan(frame, acs.vlan) if acs.vlan else frame)
+
+    def authenticate(self, req: AuthRequest, done: Callable[[AuthResult], None]) -> None:
+        """Check ``req`` against the secrets file (answers at once)."""
+        cfg = self.bng.cfg
+        res = cfg.secrets.authenticate(req, cfg.server_name or cfg.ac.ac_name)
+        self.ctx.count("auth_ok" if res.ok else "auth_fail")
+        if res.ok:
+            self.user, self.method = req.user, req.method
+        done(res)
+
+    def assign_ipv4(self, fixed: Optional[IPv4Address]) -> Optional[IPv4Address]:
+        """An address from the worker's pool slice (``fixed``: the secrets file's address)."""
+        if self.ipv4 is None:
+            self.ipv4 = self.wst.pool4.allocate(fixed)
+            if self.ipv4 is None:
+                self.ctx.count("no_address")
+        return self.ipv4
+
+    def assign_ipv6(self) -> Optional[IPv6Network]:
+        """A /64 from the worker's slice of the IPv6 pool."""
+        if self.ipv6 is None and self.wst.pool6 is not None:
+            self.ipv6 = self.wst.pool6.allocate()
+        return self.ipv6
+
+    def up(self, family: int) -> None:
+        """An NCP opened: write the data-plane entry (IPv4 address / IPv6 prefix)."""
+        first = not self.families
+        self.families.add(family)
+        self.acs.magic = self.ppp.local_magic or 0
+        self._write_entry()
+        if first:
+            self.up_since = time.time()
+            self.ctx.count("session_setups")
+            self.ctx.count("sessions_up", 1)
+            observe = getattr(self.ctx, "observe", None)
+            if observe is not None:
+                observe("session_setup_seconds", self.up_since - self.started)
+
+    def down(self, family: int) -> None:
+        """An NCP went down: that family leaves the data plane (the entry goes with the last)."""
+        if family not in self.families:
+            return
+        self.families.discard(family)
+        if self.families:
+            self._write_entry()
+        else:
+            self._remove_entry()
+            self.ctx.count("sessions_up", -1)
+
+    def finished(self, reason: str) -> None:
+        """The PPP session is over: PADT (unless the PPPoE session is already going) and release."""
+        if self.done:
+            return
+        self.done = True
+        for fam in tuple(self.families):
+            self.down(fam)
+        if not self.closing:
+            acs = self.acs
+            self.bng.send_padt(self.ctx, acs, reason.encode()[:64])
+            self.wst.ac.close(acs.mac, acs.session_id)  # -> BNG._closed
+
+    # -- the data plane ----------------------------------------------------------------------
+    def _write_entry(self) -> None:
+        dp = self.wst.dataplane
+        if dp is None:
+            return
+        from .dataplane import AUTH_CHAP, AUTH_PAP, SessionEntry, SessionKey  # noqa: PLC0415
+
+        acs = self.acs
+        otpid, ovid, itpid, ivid = vlan_ids(acs.vlan)
+        self.key = SessionKey(acs.mac, acs.session_id, ovid, ivid)
+        ppp = self.ppp
+        entry = SessionEntry(
+            key=self.key, ac_mac=self.bng.cfg.ac.mac, outer_tpid=otpid, inner_tpid=itpid,
+            ipv4=self.ipv4 if 4 in self.families else None,
+            ipv6_prefix=self.ipv6 if 6 in self.families else None,
+            mru=ppp.mru or self.bng.cfg.ppp.mru, start_ns=self.start_ns, local_magic=ppp.local_magic,
+            peer_magic=ppp.peer_magic, user=self.user[:63], peer_ifid=ppp.peer_ifid or bytes(8),
+            worker=self.ctx.worker_id, auth=AUTH_CHAP if self.method == "chap" else AUTH_PAP)
+        try:
+            dp.add(entry)
+        except (OSError, PfrpsError) as exc:  # a full table must not kill the worker
+            self.ctx.count("dp_errors")
+            self.ctx.log.warning("data-plane entry for %s not written: %s", acs.mac.hex(":"), exc)
+            return
+        if self.entry is None:
+            self.ctx.count("dp_add")
+        self.entry = entry
+
+    def _remove_entry(self) -> None:
+        dp = self.wst.dataplane
+        if dp is None or self.entry is None:
+            return
+        dp.remove(self.entry.key)
+        self.entry = None
+        self.ctx.count("dp_remove")
+
+    def describe(self) -> dict:
+        """The session as ``pfrps-bng show sessions`` prints it (counters from the data plane)."""
+        acs = self.acs
+        otpid, ovid, itpid, ivid = vlan_ids(acs.vlan)
+        out = {
+            "mac": acs.mac.hex(":"), "session_id": acs.session_id, "worker": self.ctx.worker_id,
+            "vlan": [v for v in (ovid, ivid) if v] if acs.vlan else [],
+            "vlan_tpids": [f"0x{t:04x}" for t in (otpid, itpid) if t],
+            "user": self.user.decode(errors="replace"),
+            "ipv4": str(self.ipv4) if self.ipv4 is not None and 4 in self.families else None,
+            "ipv6_prefix": str(self.ipv6) if self.ipv6 is not None and 6 in self.families else None,
+            "phase": getattr(self.ppp, "phase", ""),
+            "uptime": round(time.time() - (self.up_since or self.started), 3),
+            "up_packets": 0, "up_bytes": 0, "down_packets": 0, "down_bytes": 0,
+        }
+        dp = self.wst.dataplane
+        if dp is not None and self.entry is not None:
+            c = dp.counters(self.entry.key)
+            out.update(up_packets=c.up_packets, up_bytes=c.up_bytes, down_packets=c.down_packets,
+                       down_bytes=c.down_bytes)
+        return out
+
+
+class WorkerBNG:
+    """A worker's BNG state (``ctx.storage["bng"]``): subscribers by (MAC, session id), its pool
+    slices and its handle on the data plane."""
+
+    def __init__(self, bng: "BNG", ctx: Any, ac: WorkerState) -> None:
+        cfg = bng.cfg
+        self.ac = ac
+        self.subs: dict[tuple[bytes, int], Subscriber] = {}
+        self.pool4 = Pool4(list(cfg.pools4), ctx.worker_id, ctx.worker_count,
+                           reserved=tuple(cfg.secrets.fixed_ipv4))  # never hand out a fixed address
+        self.pool6 = Pool6(cfg.pool6, ctx.worker_id, ctx.worker_count) if cfg.pool6 is not None else None
+        self.dataplane = None
+        if cfg.dataplane and ctx.maps:
+            from .dataplane import DataPlane  # noqa: PLC0415
+
+            self.dataplane = DataPlane.from_fds(ctx.maps)
+        self.call_later = None
+
+
+class BNG(AccessConcentrator):
+    """A PPPoE BNG as a :class:`~pfrps.supervisor.Supervisor` handler: the AC's discovery, then
+    PPP per session, addresses from per-worker pool slices, the XDP session table.
+
+    Make it before :meth:`Supervisor.start` and pass :meth:`handle`, :meth:`on_start`,
+    :meth:`on_stop` and :meth:`on_message`, with :data:`BNG_COUNTERS`, :data:`BNG_GAUGES`,
+    ``mailboxes=True`` and the data plane's ``bpf_objects`` in the :class:`SupervisorConfig`
+    (see :mod:`pfrps.bng.cli`).
+    """
+
+    def __init__(self, config: BNGConfig, workers: int, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(config.ac, workers, clock)
+        #: The BNG's settings (``self.config`` stays the AC's :class:`ACConfig`).
+        self.cfg = config
+        from dataclasses import replace  # noqa: PLC0415
+
+        self.ppp_v4only = replace(config.ppp, ipv6=False)
+
+    # -- worker hooks -------------------------------------------------------------------------
+    def on_start(self, ctx: Any) -> None:
+        """Worker start: the AC's session table and keepalive, the pools, the data plane's fds."""
+        super().on_start(ctx)
+        ac: WorkerState = ctx.storage["ac"]
+        wst = WorkerBNG(self, ctx, ac)
+        ctx.storage["bng"] = wst
+        ac.on_close = lambda acs: self._closed(ctx, wst, acs)
+
+    def on_stop(self, ctx: Any) -> None:
+        """Worker stop (SIGTERM): LCP Terminate-Request on every session, entries removed, then
+        the AC's PADT for each (RFC 2516 5.5, RFC 1661 5.5)."""
+        wst: Optional[WorkerBNG] = ctx.storage.get("bng")
+        if wst is not None:
+            for sub in list(wst.subs.values()):
+                try:
+                    sub.ppp.terminate("BNG shutting down")
+                finally:
+                    for fam in tuple(sub.families):
+                        sub.down(fam)
+        super().on_stop(ctx)
+
+    def _closed(self, ctx: Any, wst: WorkerBNG, acs: ACSession) -> None:
+        """The AC removed a PPPoE session (PADT, expiry, replacement, stop, PPP finished)."""
+        sub = wst.subs.pop((acs.mac, acs.session_id), None)
+        if sub is None:
+            return
+        sub.closing = True
+        if not sub.done:
+            sub.ppp.lower_down()
+            sub.finished("lower layer down")
+        if sub.ipv4 is not None:
+            wst.pool4.release(sub.ipv4)
+        if sub.ipv6 is not None and wst.pool6 is not None:
+            wst.pool6.release(sub.ipv6)
+        ctx.count("sessions_ended")
+
+    def send_padt(self, ctx: Any, acs: ACSession, message: bytes) -> None:
+        """PADT for ``acs`` from the AC MAC, with its VLAN tags and Relay-Session-Id."""
+        frame = p.build_padt(acs.mac, self.cfg.ac.mac, acs.session_id, message,
+                             relay_session_id=acs.relay_session_id, encoder=self._enc)
+        self._transmit(ctx, p.with_vlan(frame, acs.vlan), "padt_tx")
+
+    # -- frames -------------------------------------------------------------------------------
+    def _padr(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
+        """The AC's PADR handling; a PADS that opened a new session starts its LCP."""
+        super()._padr(m, vlan, ctx)
+        ac: WorkerState = ctx.storage["ac"]
+        sid = ac.by_uniq.get((m.src, p.vlan_key(vlan), m.host_uniq))
+        if sid is None:
+            return  # PADS with an error, or no PADS at all (bad cookie ...)
+        wst: WorkerBNG = ctx.storage["bng"]
+        if (m.src, sid) in wst.subs:
+            return  # a retransmitted PADR: the session and its LCP exist already
+        sub = Subscriber(self, ctx, wst, ac.sessions[(m.src, sid)])
+        wst.subs[(m.src, sid)] = sub
+        sub.ppp.start()
+
+    def _session(self, m: p.Session, vlan: bytes, ctx: Any) -> None:
+        cfg = self.config
+        if m.dst != cfg.mac:
+            ctx.count("ignored")
+            return
+        ac: WorkerState = ctx.storage["ac"]
+        acs = ac.sessions.get((m.src, m.session_id))
+        if acs is not None and p.vlan_key(acs.vlan) != p.vlan_key(vlan):
+            acs = None
+        sub = ctx.storage["bng"].subs.get((m.src, m.session_id)) if acs is not None else None
+        if sub is None:
+            super()._session(m, vlan, ctx)  # unknown session: rate-limited PADT
+            return
+        acs.last_rx = self.clock()
+        acs.misses = 0
+        ctx.count("served")
+        ctx.count("ppp_rx")
+        sub.ppp.receive(m.protocol, m.ppp[2:])
+
+    # -- management ---------------------------------------------------------------------------
+    def on_message(self, ctx: Any, payload: bytes) -> bytes:
+        """A management request from the supervisor (JSON, see the module docstring)."""
+        try:
+            req = json.loads(payload)
+            op = req["op"]
+        except (ValueError, KeyError, TypeError):
+            return json.dumps({"error": "malformed request"}).encode()
+        wst: Optional[WorkerBNG] = ctx.storage.get("bng")
+        subs = list(wst.subs.values()) if wst is not None else []
+        if op == "list":
+            return json.dumps({"sessions": [s.describe() for s in subs]}).encode()
+        if op == "terminate":
+            hits = [s for s in subs if _matches(s, req)]
+            for s in hits:
+                s.ppp.terminate("administratively terminated")
+                for fam in tuple(s.families):
+                    s.down(fam)
+            return json.dumps({"terminated": len(hits)}).encode()
+        return json.dumps({"error": f"unknown op {op!r}"}).encode()
+
+
+def _matches(sub: Subscriber, req: dict) -> bool:
+    if "user" in req:
+        return sub.user == str(req["user"]).encode()
+    if "mac" in req:
+        return sub.acs.mac.hex(":") == str(req["mac"]).lower()
+    if "ip" in req:
+        try:
+            addr = ipaddress.ip_address(req["ip"])
+        except ValueError:
+            return False
+        if addr.version == 4:
+            return sub.ipv4 == addr
+        return sub.ipv6 is not None and addr in sub.ipv6
+    return False

@@ -1,0 +1,96 @@
+"""pfrps-bng against Debian's pppd in QEMU (issue 14's acceptance): ``python -m pfrps.qemu.bng``.
+
+The injector guest's kernel has PPP (the host's has not): pppd with its PPPoE plugin dials
+pfrps-bng in the node guest, once with PAP and once with CHAP in one boot. Each dial: the IPCP
+address inside the pool, a global IPv6 address (IPv6CP, then SLAAC from the BNG's RA) inside the
+session's /64 of the IPv6 pool, 3/3 replies to ``ping`` and ``ping -6`` through the BNG to the
+node's uplink side (a namespace behind a veth pair), ``show sessions`` listing exactly that
+session, and after pppd's hang-up no session and no data-plane entry. The data plane runs in
+native XDP on virtio-net. About 3-5 minutes under TCG with the image cached; the image is built
+first when the cache has none (the same image as tests/root/test_qemu.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pfrps.qemu.bng_guest import POOL4, POOL6, USERS
+from tests.helpers import PY, assert_bad_input
+from tests.root.test_qemu import run_dir  # noqa: F401  (a fixture, used by name)
+
+pytestmark = [pytest.mark.root, pytest.mark.qemu]
+
+
+def bng_cli(run_dir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "pfrps.qemu.bng", "--run-dir", str(run_dir), *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def host_links() -> set[str]:
+    return {p.name for p in Path("/sys/class/net").iterdir()}
+
+
+def _one(items: list, what: str):
+    assert len(items) == 1, f"{what}: {items}"
+    return items[0]
+
+
+def test_pppd_dials_pfrps_bng_pap_and_chap(run_dir, tmp_path):  # noqa: F811
+    links = host_links()
+    report = tmp_path / "report.json"
+    res = bng_cli(run_dir, "--timeout", "480", "--report", str(report))
+    rep = json.loads(report.read_text()) if report.is_file() else {}
+    failed = [ln for ln in res.stdout.splitlines() if ln.startswith(("bng: FAILED", "node: check", "injector: check"))]
+    assert res.returncode == 0, "\n".join(failed) + "\n...\n" + res.stdout[-8000:] + res.stderr[-2000:]
+    node, inj = rep["node"], rep["injector"]
+    assert node["ok"] and inj["ok"], [c for c in node["checks"] + inj["checks"] if not c["ok"]]
+    checks = {c["name"]: c for c in node["checks"]}
+    assert checks["native-xdp"]["ok"] and [p["mode"] for p in node["xdp"]["enp1s0"]] == ["driver"]
+    assert checks["server-exit"]["ok"] and node["server_status"] == 0 and checks["xdp-detached"]["ok"]
+    assert sorted(inj["dials"]) == sorted(node["dials"]) == ["chap", "pap"]
+    for method, dial in inj["dials"].items():
+        ndial = node["dials"][method]
+        user = USERS[method][0]
+        # IPCP: exactly one address on ppp0, the one pppd logged, inside the pool
+        addr4 = _one(dial["ipv4"], f"{method}: IPv4 on ppp0").split("/")[0]
+        assert dial["pppd"]["local"] == addr4 and ipaddress.ip_address(addr4) in ipaddress.ip_network(POOL4)
+        assert dial["pppd"]["auth"] == method.upper(), dial["pppd"]
+        # show sessions: exactly this session, this user, this address
+        session = _one(ndial["sessions"], f"{method}: show sessions")
+        assert session["user"] == user and session["ipv4"] == addr4, session
+        # IPv6CP + RA: a global address inside the session's /64, a /64 of the pool
+        addr6 = ipaddress.ip_interface(_one(dial["ipv6"], f"{method}: global IPv6 on ppp0"))
+        prefix = ipaddress.ip_network(session["ipv6_prefix"])
+        assert prefix.prefixlen == 64 and prefix.subnet_of(ipaddress.ip_network(POOL6)), prefix
+        assert addr6.ip in prefix, (str(addr6), str(prefix))
+        # through the BNG, both families, every reply
+        assert dial["ping4"] == [3, 3] and dial["ping6"] == [3, 3], (dial["ping4"], dial["ping6"])
+        # the data plane had the session, and has nothing left after the hang-up
+        assert sum(ndial["entries_up"].values()) > 0, ndial["entries_up"]
+        assert dial["pppd_status"] == 5, dial["log"][-20:]  # 5: ended by a signal (SIGTERM)
+        assert ndial["sessions_after"] == [] and sum(ndial["entries_after"].values()) == 0, \
+            (ndial["sessions_after"], ndial["entries_after"])
+    out = res.stdout
+    assert "injector: check ppp-modules: OK" in out and "node: check inet-namespace: OK" in out
+    assert "qemu: node status 0, injector status 0; times" in out
+    # nothing left on the host: no link (the run_dir fixture checks QEMU processes, namespaces and
+    # the run folder)
+    assert host_links() == links, host_links() ^ links
+
+
+@pytest.mark.parametrize("argv,needle", [(["-w", "0"], "worker count 0 is out of range 1..64"),
+                                         (["--auth", "mschap"], "--auth 'mschap': use pap, chap"),
+                                         (["--server", "radius"], "invalid choice: 'radius'")])
+def test_bad_arguments_one_line_exit_2(argv, needle, run_dir):  # noqa: F811
+    res = bng_cli(run_dir, *argv, timeout=60)
+    assert_bad_input(res, "pfrps-qemu-bng", needle)
+
+
+def test_report_in_a_missing_folder_refused(run_dir, tmp_path):  # noqa: F811
+    res = bng_cli(run_dir, "--report", str(tmp_path / "nope" / "r.json"), timeout=60)
+    assert_bad_input(res, "qemu", "--report", "no folder")
