@@ -13,7 +13,8 @@
  *   bng_v4        HASH        __be32 (subscriber IPv4) -> struct bng_key
  *   bng_v6        HASH        struct bng_prefix6 (/64) -> struct bng_key
  *   bng_counters  PERCPU_HASH struct bng_key -> struct bng_counters (made by user space
- *                             when the session is added; the programs only increment)
+ *                             when the session is added; the programs only increment;
+ *                             BPF_F_NO_PREALLOC)
  *   bng_stats     PERCPU_ARRAY enum bng_stat -> __u64 (verdict counters)
  *   bng_config    ARRAY[1]    struct bng_config (access/uplink ifindex, access MAC)
  *
@@ -135,7 +136,11 @@ enum bng_stat {
 BPF_TABLE("hash", struct bng_key, struct bng_session, bng_sessions, BNG_MAX_SESSIONS);
 BPF_TABLE("hash", __be32, struct bng_key, bng_v4, BNG_MAX_SESSIONS);
 BPF_TABLE("hash", struct bng_prefix6, struct bng_key, bng_v6, BNG_MAX_SESSIONS);
-BPF_TABLE("percpu_hash", struct bng_key, struct bng_counters, bng_counters, BNG_MAX_SESSIONS);
+/* Not preallocated: a per-CPU copy per possible CPU for every slot would be
+ * BNG_MAX_SESSIONS x CPUs x 32 bytes up front (134 MB for 65536 sessions on 64 CPUs);
+ * entries are made by user space (BPF_MAP_UPDATE_ELEM), never by the programs. */
+BPF_F_TABLE("percpu_hash", struct bng_key, struct bng_counters, bng_counters, BNG_MAX_SESSIONS,
+	    BPF_F_NO_PREALLOC);
 BPF_PERCPU_ARRAY(bng_stats, __u64, BNG_STAT_MAX);
 BPF_ARRAY(bng_config, struct bng_config, 1);
 

@@ -129,6 +129,9 @@ class LinkWatch:
             self.sock.bind((0, RTMGRP_LINK))
             self.links = {idx: _Link(name, idx, True) for name, idx in links}
             self._resync(log_changes=False)
+            for link in self.links.values():
+                if link.removed:  # between the interface check and the subscription
+                    raise InterfaceGoneError(LinkEvent(link.ifname, link.ifindex, "removed", 0, time.monotonic()))
         except BaseException:
             self.sock.close()
             raise

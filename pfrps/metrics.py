@@ -59,8 +59,8 @@ from prometheus_client.utils import floatToGoString
 from .errors import UsageError
 from .stats import Col, SharedCounters
 
-__all__ = ["PfrpsCollector", "MetricsEndpoint", "BUILTIN_METRICS", "open_endpoint", "supervisor_collector",
-           "link_running", "metric_prefix"]
+__all__ = ["PfrpsCollector", "MetricsEndpoint", "BUILTIN_METRICS", "SESSION_SETUP_BUCKETS", "open_endpoint",
+           "supervisor_collector", "link_running", "metric_prefix", "wsgi_app"]
 
 log = logging.getLogger("pfrps.metrics")
 
@@ -93,6 +93,10 @@ BUILTIN_METRICS: dict[str, tuple[str, str]] = {
 #: Columns not exposed: the watchdog's progress word, and tp_packets (frames + kernel drops,
 #: already there; --json leaves it out too).
 HIDDEN_COLUMNS = frozenset({"HEARTBEAT", "KERNEL_PACKETS"})
+#: Bucket bounds (seconds) for a session set-up latency histogram (``app_histograms``): PPP
+#: negotiation takes milliseconds on a LAN and seconds when a Configure-Request is retransmitted
+#: (3 s restart timer). Each bound costs one sample per worker and scrape.
+SESSION_SETUP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 #: Prefix of application metrics when ``SupervisorConfig.app_name`` is empty.
 DEFAULT_APP = "pfrps_app"
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")

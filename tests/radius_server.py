@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-__all__ = ["FreeRadius", "RadUser", "radclient", "RadclientReply", "parse_detail", "freeradius_version"]
+__all__ = ["FreeRadius", "RadUser", "radclient", "radclient_start", "radclient_finish", "parse_radclient",
+           "RadclientReply", "parse_detail", "freeradius_version"]
 
 FREERADIUS = "freeradius"
 RADCLIENT = "radclient"
@@ -80,7 +81,7 @@ class RadUser:
         lines = [f"{_quote(self.name)} {', '.join(check)}"]
         items = []
         for attr, value in self.reply:
-            bare = re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+/\d+|[0-9a-fA-F:]*:[0-9a-fA-F:]*", value)
+            bare = re.fullmatch(r"[0-9.]+|0x[0-9a-fA-F]+|[0-9a-fA-F:]+/\d+|[0-9a-fA-F:]*:[0-9a-fA-F:]*", value)
             items.append(f"\t{attr} += {value if bare else _quote(value)}")
         if items:
             lines.append(",\n".join(items))
@@ -358,9 +359,19 @@ class RadclientReply:
     output: str = ""
 
 
+def _radclient_argv(server: str, secret: str, code: str, timeout: float, retries: int) -> list[str]:
+    return [RADCLIENT, "-x", "-t", str(timeout), "-r", str(retries), server, code, secret]
+
+
+def _radclient_body(attrs: Mapping[str, str] | Sequence[tuple[str, str]]) -> str:
+    items = attrs.items() if isinstance(attrs, Mapping) else attrs
+    return "".join(f"{k} = {v if re.fullmatch(r'[0-9.:]+|0x[0-9a-fA-F]+', v) else _quote(v)}\n" for k, v in items)
+
+
 def radclient(netns: str, server: str, secret: str, code: str, attrs: Mapping[str, str] | Sequence[tuple[str, str]],
               timeout: float = 1.0, retries: int = 1) -> RadclientReply:
-    """Send one request with Debian's ``radclient`` from namespace ``netns``; return the reply.
+    """Send one request with Debian's ``radclient`` from namespace ``netns``; return the reply
+    (blocks until radclient exits: use :func:`radclient_start` while this process must answer).
 
     Args:
         server: ``HOST:PORT`` (e.g. ``127.0.0.1:3799``).
@@ -369,16 +380,42 @@ def radclient(netns: str, server: str, secret: str, code: str, attrs: Mapping[st
         timeout: seconds radclient waits for each try (``-t``); retries: tries (``-r``).
 
     Returns:
-        a :class:`RadclientReply`; ``code`` is None when no reply came (radclient exits 1).
+        a :class:`RadclientReply`; ``code`` is None when no reply came.
     """
-    items = attrs.items() if isinstance(attrs, Mapping) else attrs
-    body = "".join(f"{k} = {v if re.fullmatch(r'[0-9.:]+|0x[0-9a-fA-F]+', v) else _quote(v)}\n" for k, v in items)
-    res = subprocess.run([RADCLIENT, "-x", "-t", str(timeout), "-r", str(retries), server, code, secret],
-                         input=body, capture_output=True, text=True, timeout=30 + timeout * retries,
+    res = subprocess.run(_radclient_argv(server, secret, code, timeout, retries), input=_radclient_body(attrs),
+                         capture_output=True, text=True, timeout=30 + timeout * retries,
                          preexec_fn=lambda: _enter_netns(netns))
-    out = res.stdout + res.stderr
+    return parse_radclient(res.stdout + res.stderr, res.returncode)
+
+
+def radclient_start(netns: str, server: str, secret: str, code: str,
+                    attrs: Mapping[str, str] | Sequence[tuple[str, str]], timeout: float = 1.0,
+                    retries: int = 1) -> subprocess.Popen:
+    """Like :func:`radclient` without waiting: the running ``radclient`` (its stdin already
+    written and closed); :func:`radclient_finish` collects the reply once it exited."""
+    proc = subprocess.Popen(_radclient_argv(server, secret, code, timeout, retries), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: _enter_netns(netns))
+    assert proc.stdin is not None
+    proc.stdin.write(_radclient_body(attrs))
+    proc.stdin.close()
+    return proc
+
+
+def radclient_finish(proc: subprocess.Popen, timeout: float = 30.0) -> RadclientReply:
+    """Wait for a :func:`radclient_start` process and parse its output."""
+    out = proc.stdout.read() if proc.stdout else ""
+    proc.wait(timeout=timeout)
+    if proc.stdout:
+        proc.stdout.close()
+    return parse_radclient(out, proc.returncode)
+
+
+def parse_radclient(out: str, returncode: int = 0) -> RadclientReply:
+    """The reply radclient ``-x`` printed: ``Received <code> Id N ...`` and the attribute lines
+    after it; ``code`` None when it printed none (no reply)."""
     m = re.search(r"Received (\S+) Id \d+", out)
-    reply = RadclientReply(m.group(1) if m else None, returncode=res.returncode, output=out)
+    reply = RadclientReply(m.group(1) if m else None, returncode=returncode, output=out)
     if m:
         for ln in out[m.end():].splitlines()[1:]:
             name, sep, value = ln.strip().partition(" = ")

@@ -15,7 +15,7 @@ from pfrps.links import check_interface
 from pfrps.supervisor import MAX_WORKERS, Supervisor, SupervisorConfig
 
 from .protocol import ENCODERS, ETH_P_PPP_DISC, ETH_P_PPP_SES
-from .server import AC_COUNTERS, AC_GAUGES, AccessConcentrator, ACConfig, parse_service_names
+from .server import AC_COUNTERS, AC_GAUGES, AC_METRICS_HELP, AccessConcentrator, ACConfig, parse_service_names
 
 __all__ = ["main", "build_parser", "format_line"]
 
@@ -59,32 +59,7 @@ def _number(what: str, unit: str, allow_zero: bool = False):
     return conv
 
 
-#: HELP text of the AC's metrics (``--metrics``: ``pfrps_ac_<name>_total``, ``pfrps_ac_sessions``).
-AC_METRICS_HELP = {
-    "padi": "PADI frames received (frames; per worker).",
-    "pado": "PADO frames sent (frames; per worker).",
-    "padr": "PADR frames received (frames; per worker).",
-    "pads": "PADS frames sent that grant a session; a retransmitted PADR counts again (frames; per worker).",
-    "pads_error": "PADS frames sent with Service-Name-Error or AC-System-Error (frames; per worker).",
-    "padt_rx": "PADT frames received for this AC (frames; per worker).",
-    "padt_tx": "PADT frames sent: unknown session, keepalive expiry or shutdown (frames; per worker).",
-    "malformed": "Frames the AC could not parse (frames; per worker).",
-    "echo": "LCP Echo-Replies sent (frames; per worker).",
-    "bad_cookie": "PADRs with a missing, wrong or expired AC-Cookie, dropped (frames; per worker).",
-    "ignored": "Well-formed frames not answered: not for this AC, unoffered service ... (frames; per worker).",
-    "served": "Frames answered or acted on (frames; per worker).",
-    "tagged": "Frames that carried one or two VLAN tags (frames; per worker).",
-    "echo_tx": "LCP Echo-Requests sent as keepalive (frames; per worker).",
-    "expired": "Sessions ended after unanswered keepalive Echo-Requests (sessions; per worker).",
-    "replaced": "Sessions replaced by a new Host-Uniq from the same MAC (sessions; per worker).",
-    "padt_ratelimited": "PADTs for unknown sessions not sent, rate limit reached (frames; per worker).",
-    "sessions": "PPPoE sessions open (sessions; per worker, zeroed when the worker restarts).",
-}
-
 _TPIDS = {"auto": None, "0x8100": 0x8100, "8100": 0x8100, "0x88a8": 0x88A8, "88a8": 0x88A8}
-
-
-
 
 
 def _name(what: str):
@@ -174,6 +149,8 @@ def format_line(snap: dict) -> str:
             parts.append(f"{name} " + " ".join(f"#{w}:{v}" for w, v in enumerate(vals) if v) + f" (total:{sum(vals)})")
     if snap.get("if_rx_dropped"):
         parts.append(f"if_rx_dropped:{snap['if_rx_dropped']}")
+    if snap.get("link", "up") != "up" or snap.get("link_flaps"):  # pfrps.linkwatch, as pfrps's line
+        parts.append(f"link:{snap['link']} link_flaps:{snap.get('link_flaps', 0)}")
     return " ".join(parts)
 
 

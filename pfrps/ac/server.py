@@ -56,7 +56,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from . import protocol as p
 
-__all__ = ["AC_COUNTERS", "AC_GAUGES", "ACConfig", "AccessConcentrator", "ACSession", "WorkerState"]
+__all__ = ["AC_COUNTERS", "AC_GAUGES", "AC_METRICS_HELP", "ACConfig", "AccessConcentrator", "ACSession", "WorkerState"]
 
 #: Per-worker application counters (frames unless noted); give them to SupervisorConfig(app_counters=...).
 AC_COUNTERS = (
@@ -82,6 +82,28 @@ AC_COUNTERS = (
 #: Per-worker gauges; give them to SupervisorConfig(app_gauges=...). The supervisor zeroes a
 #: restarted worker's gauges, since its replacement starts with an empty session table.
 AC_GAUGES = ("sessions",)  # sessions open on this worker
+
+#: HELP text of the counters and gauges on the Prometheus endpoint (``--metrics``), by name.
+AC_METRICS_HELP = {
+    "padi": "PADI frames received (frames; per worker).",
+    "pado": "PADO frames sent (frames; per worker).",
+    "padr": "PADR frames received (frames; per worker).",
+    "pads": "PADS frames sent that grant a session; a retransmitted PADR counts again (frames; per worker).",
+    "pads_error": "PADS frames sent with Service-Name-Error or AC-System-Error (frames; per worker).",
+    "padt_rx": "PADT frames received for this AC (frames; per worker).",
+    "padt_tx": "PADT frames sent: unknown session, keepalive expiry or shutdown (frames; per worker).",
+    "malformed": "Frames the AC could not parse (frames; per worker).",
+    "echo": "LCP Echo-Replies sent (frames; per worker).",
+    "bad_cookie": "PADRs with a missing, wrong or expired AC-Cookie, dropped (frames; per worker).",
+    "ignored": "Well-formed frames not answered: not for this AC, unoffered service ... (frames; per worker).",
+    "served": "Frames answered or acted on (frames; per worker).",
+    "tagged": "Frames that carried one or two VLAN tags (frames; per worker).",
+    "echo_tx": "LCP Echo-Requests sent as keepalive (frames; per worker).",
+    "expired": "Sessions ended after unanswered keepalive Echo-Requests (sessions; per worker).",
+    "replaced": "Sessions replaced by a new Host-Uniq from the same MAC (sessions; per worker).",
+    "padt_ratelimited": "PADTs for unknown sessions not sent, rate limit reached (frames; per worker).",
+    "sessions": "PPPoE sessions open (sessions; per worker, zeroed when the worker restarts).",
+}
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import socket
 import sys
 from typing import Optional, Sequence
 
-from pfrps.cliutil import ArgumentParser, int_range, positive_seconds, setup_logging, signal_ready
+from pfrps.cliutil import ArgumentParser, add_metrics_option, int_range, positive_seconds, setup_logging
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface
@@ -137,6 +137,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after this long")
     p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="S", help="seconds between stats lines")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_metrics_option(p)
     return p
 
 

@@ -455,7 +455,7 @@ class Sub:
         self.auth_id = 0
         self.authed = False
         self.ip4 = self.dns1 = self.dns2 = b"\0\0\0\0"
-        self.want_dns = False
+        self.want_dns = 0  # bit 0: Primary-DNS, bit 1: Secondary-DNS still asked for
         self.peer_ip4 = b""
         self.ifid = self.peer_ifid = b""
         self.prefix = b""
@@ -592,7 +592,7 @@ class Engine:
         sub.password = _pattern(cfg.password, index)
         sub.host_uniq = self.nonce + _I.pack(index & 0xFFFFFFFF)
         sub.mru = cfg.mru
-        sub.want_dns = cfg.dns
+        sub.want_dns = 3 if cfg.dns else 0
         self.subs.append(sub)
         self.by_mac[sub.mac] = sub
         now = self.now
@@ -1158,8 +1158,10 @@ class Engine:
             return opts
         if cp.kind == 1:
             opts = b"\x03\x06" + sub.ip4
-            if sub.want_dns:
-                opts += b"\x81\x06" + sub.dns1 + b"\x83\x06" + sub.dns2
+            if sub.want_dns & 1:
+                opts += b"\x81\x06" + sub.dns1
+            if sub.want_dns & 2:
+                opts += b"\x83\x06" + sub.dns2
             return opts
         return b"\x01\x0a" + sub.ifid
 
@@ -1261,8 +1263,10 @@ class Engine:
                 if t == IPCP_ADDR:
                     self.fail(sub, "ipcp-rejected", "server Configure-Rejected IP-Address")
                     return False
-                if t in (IPCP_DNS1, IPCP_DNS2):
-                    sub.want_dns = False
+                if t == IPCP_DNS1:
+                    sub.want_dns &= ~1
+                elif t == IPCP_DNS2:
+                    sub.want_dns &= ~2
             elif t == IPV6CP_IFID:
                 self.fail(sub, "ipv6cp-rejected", "server Configure-Rejected Interface-Identifier")
                 return False
@@ -1345,7 +1349,7 @@ class Engine:
         sub.authed = True
         sub.phase = "ncp"
         sub.ip4 = sub.dns1 = sub.dns2 = b"\0\0\0\0"
-        sub.want_dns = self.cfg.dns
+        sub.want_dns = 3 if self.cfg.dns else 0
         self._cp_open(sub, sub.ipcp)
         if self.cfg.ipv6:
             sub.ifid = self._new_ifid()
@@ -1696,6 +1700,7 @@ class Client:
         next_report = t0 + 1.0
         last_up, last_t = 0, t0
         window = max(1, cfg.window)
+        pace = max(1, int(cfg.rate * 0.002))
         while not self.stop:
             now = self.clock()
             eng.now = now
@@ -1715,7 +1720,7 @@ class Client:
                 last_up, last_t = eng.up, now
                 next_report = now + 1.0
             if next_k < cfg.count and cfg.rate and eng.in_setup < window:
-                wake = t0 + next_k / cfg.rate
+                wake = t0 + (next_k + pace - 1) / cfg.rate  # a few per wake-up (about 2 ms of starts)
             elif next_k < cfg.count and eng.in_setup < window:
                 wake = now
             else:

@@ -252,26 +252,36 @@ class Layer(Protocol):
     protocol: int
     name: str
 
-    def request_options(self) -> list[tuple[int, bytes]]: ...
+    def request_options(self) -> list[tuple[int, bytes]]:
+        """Our next Configure-Request's options, in order (RFC 1661 5.1)."""
 
     def check_request(self, opts: list[tuple[int, bytes]],
-                      reject_naks: bool) -> tuple[int, list[tuple[int, bytes]]]: ...
+                      reject_naks: bool) -> tuple[int, list[tuple[int, bytes]]]:
+        """Ack, Nak or Reject the peer's Configure-Request (RFC 1661 5.2-5.4; see :func:`reply_for`)."""
 
-    def on_ack(self, opts: list[tuple[int, bytes]]) -> bool: ...
+    def on_ack(self, opts: list[tuple[int, bytes]]) -> bool:
+        """Our request was acked (RFC 1661 5.2); False: discard the Ack."""
 
-    def on_nak(self, opts: list[tuple[int, bytes]]) -> Optional[bool]: ...
+    def on_nak(self, opts: list[tuple[int, bytes]]) -> Optional[bool]:
+        """Adjust to a Nak (RFC 1661 5.3); False: cannot converge, close."""
 
-    def on_reject(self, opts: list[tuple[int, bytes]]) -> bool: ...
+    def on_reject(self, opts: list[tuple[int, bytes]]) -> bool:
+        """Drop rejected options (RFC 1661 5.4); False: one was indispensable, close."""
 
-    def this_layer_up(self) -> None: ...
+    def this_layer_up(self) -> None:
+        """tlu: the automaton entered Opened (RFC 1661 4.4)."""
 
-    def this_layer_down(self) -> None: ...
+    def this_layer_down(self) -> None:
+        """tld: the automaton left Opened."""
 
-    def this_layer_started(self) -> None: ...
+    def this_layer_started(self) -> None:
+        """tls: the lower layer is needed."""
 
-    def this_layer_finished(self) -> None: ...
+    def this_layer_finished(self) -> None:
+        """tlf: the lower layer is no longer needed (negotiation over or failed)."""
 
-    def extra_code(self, pkt: Packet) -> bool: ...
+    def extra_code(self, pkt: Packet) -> bool:
+        """A packet of a code past 7 (or 0); False: unknown, Code-Reject (RFC 1661 5.6)."""
 
 
 _NEGOTIATING = frozenset(("Req-Sent", "Ack-Rcvd", "Ack-Sent"))

@@ -556,7 +556,8 @@ class RadiusClient:
         self._next_id: dict[tuple, int] = {}
         self._inflight: dict[tuple, dict[int, _Pending]] = {}    # dest -> ident -> request
         self._id_wait: collections.deque[_Pending] = collections.deque()
-        self._acct_queue: collections.deque[_Pending] = collections.deque()
+        self._acct_queue: collections.deque[_Pending] = collections.deque()   # waiting to be sent
+        self._acct_live: dict[int, _Pending] = {}     # seq -> every record queued or in flight
         self._acct_inflight = 0
         self._acct_paused_until = 0.0
         self._acct_timer: Optional[asyncio.TimerHandle] = None
@@ -603,6 +604,7 @@ class RadiusClient:
         self._inflight.clear()
         self._id_wait.clear()
         self._acct_queue.clear()
+        self._acct_live.clear()
         if self._acct_timer is not None:
             self._acct_timer.cancel()
         if self._transport is not None:
@@ -784,20 +786,31 @@ class RadiusClient:
         pkt["Acct-Delay-Time"] = 0
         pkt.RequestPacket()                           # every value encodes (raises ValueError)
         item = _Pending("acct", pkt, True, self._next_seq(), self.loop.time(), kind)
-        if self.counters["acct_queued"] >= self.config.acct_queue_max:
+        if len(self._acct_live) >= self.config.acct_queue_max:
             self.counters["acct_overflow"] += 1
-            victim = next((q for q in self._acct_queue if q.status == "interim"), None)
+            victim = next((q for q in self._acct_live.values() if q.status == "interim"), None)
             if victim is None:
                 log.warning("RADIUS accounting queue full (%d): dropped a %s record of %s",
                             self.config.acct_queue_max, kind, rec.session_id)
                 return False
-            self._acct_queue.remove(victim)
-            self.counters["acct_queued"] -= 1
+            self._acct_drop(victim)
         self.counters["acct_requests"] += 1
-        self.counters["acct_queued"] += 1
+        self._acct_live[item.seq] = item
+        self.counters["acct_queued"] = len(self._acct_live)
         self._acct_queue.append(item)
         self._pump_acct()
         return True
+
+    def _acct_drop(self, item: _Pending) -> None:
+        """Forget a queued or in-flight record (the overflow victim)."""
+        if item in self._acct_queue:
+            self._acct_queue.remove(item)
+        elif item.ident >= 0 or item in self._id_wait:
+            self._finish(item)
+            self._acct_inflight -= 1
+        item.done = None
+        del self._acct_live[item.seq]
+        self.counters["acct_queued"] = len(self._acct_live)
 
     def start_interim(self, get_record: Callable[[], Optional[AcctRecord]], interval: float) -> "InterimTimer":
         """Send ``account("interim", get_record())`` every ``interval`` seconds (RFC 2869 section
@@ -828,8 +841,9 @@ class RadiusClient:
 
     def _acct_done(self, item: _Pending) -> None:
         self._acct_inflight -= 1
-        self.counters["acct_queued"] -= 1
-        if self.counters["acct_queued"] == 0 and self._acct_idle is not None:
+        self._acct_live.pop(item.seq, None)
+        self.counters["acct_queued"] = len(self._acct_live)
+        if not self._acct_live and self._acct_idle is not None:
             self._acct_idle.set()
         self._pump_acct()
 

@@ -37,7 +37,7 @@ from ..ac.server import ACConfig, parse_service_names
 from .cli import PROG, control_address, format_line
 from .pools import check_pools
 from .secrets import Secrets
-from .server import BNG, BNG_COUNTERS, BNG_GAUGES, BNG_HISTOGRAMS, BNGConfig
+from .server import BNG, BNG_COUNTERS, BNG_GAUGES, BNG_HELP, BNG_HISTOGRAMS, BNGConfig
 from .session import PPPConfig
 
 __all__ = ["serve", "Routing", "uplink_ipv4"]
@@ -247,7 +247,7 @@ def serve(args) -> int:
             interface=args.access, workers=args.workers, hash_alg=hash_alg,
             ethertypes=(ETH_P_PPP_DISC, ETH_P_PPP_SES), app_counters=BNG_COUNTERS, app_gauges=BNG_GAUGES,
             mailboxes=True, bpf_objects=dataplane.bpf_objects(), app_name="pfrps_bng",
-            app_histograms=dict(BNG_HISTOGRAMS))
+            app_histograms=dict(BNG_HISTOGRAMS), metrics=args.metrics, app_help=dict(BNG_HELP))
         config.validate()
         ctrl = ControlSocket(args.access)
         routing = Routing(args.access, args.uplink).open(args.pools, args.ipv6_pool, link.ifindex)
@@ -265,6 +265,8 @@ def serve(args) -> int:
                  f", IPv6 /64s from {args.ipv6_pool}" if args.ipv6_pool else "", ",".join(args.auth),
                  args.workers, seconds, "generic" if args.generic else "native")
         log.info("routing: %s", routing.describe())
+        if getattr(sup, "metrics_endpoint", None):
+            log.info("Prometheus metrics on %s", sup.metrics_endpoint.url)
         signal_ready_fd(args.ready_fd)
         prev: dict = {}
 

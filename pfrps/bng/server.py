@@ -35,14 +35,14 @@ from typing import Any, Callable, Optional
 
 from pfrps.ac import protocol as p
 from pfrps.errors import PfrpsError
-from pfrps.ac.server import AC_COUNTERS, AC_GAUGES, AccessConcentrator, ACConfig, ACSession, WorkerState
+from pfrps.ac.server import AC_COUNTERS, AC_GAUGES, AC_METRICS_HELP, AccessConcentrator, ACConfig, ACSession, WorkerState
 
 from .auth import AuthRequest, AuthResult
 from .pools import Pool4, Pool6
 from .secrets import Secrets
 from .session import PPPConfig, PPPSession
 
-__all__ = ["BNG_COUNTERS", "BNG_GAUGES", "BNG_HISTOGRAMS", "BNGConfig", "BNG", "Subscriber", "vlan_ids"]
+__all__ = ["BNG_COUNTERS", "BNG_GAUGES", "BNG_HELP", "BNG_HISTOGRAMS", "BNGConfig", "BNG", "Subscriber", "vlan_ids"]
 
 #: Per-worker counters of the BNG, after the AC's (frames or events, as named).
 BNG_COUNTERS = AC_COUNTERS + (
@@ -55,9 +55,26 @@ BNG_COUNTERS = AC_COUNTERS + (
     "dp_remove",       # data-plane entries removed
     "dp_errors",       # data-plane map writes the kernel refused (table full ...)
     "no_address",      # sessions closed because the worker's pool slice was exhausted
+    "dp_stale",        # entries of a killed predecessor removed when the worker restarted
 )
 #: Per-worker gauges: PPPoE sessions (the AC's) and sessions with an NCP open.
 BNG_GAUGES = AC_GAUGES + ("sessions_up",)
+#: HELP text for the Prometheus endpoint (``pfrps_bng_<name>_total`` / ``pfrps_bng_<name>``).
+BNG_HELP = {
+    **AC_METRICS_HELP,
+    "ppp_rx": "Session frames of known sessions handed to their PPP engine (frames; per worker).",
+    "auth_ok": "PAP/CHAP authentications that succeeded (sessions; per worker).",
+    "auth_fail": "PAP/CHAP authentications that failed: Nak/Failure, then LCP Terminate and PADT (sessions; per worker).",
+    "session_setups": "Sessions that reached the network phase with IPCP or IPv6CP opened (sessions; per worker).",
+    "sessions_ended": "PPPoE sessions removed after PADS, any cause (sessions; per worker).",
+    "dp_add": "XDP session-table entries written when an NCP opened (entries; per worker).",
+    "dp_remove": "XDP session-table entries removed (entries; per worker).",
+    "dp_errors": "XDP session-table writes the kernel refused, e.g. table full (writes; per worker).",
+    "no_address": "Sessions closed because the worker's pool slice had no address left (sessions; per worker).",
+    "dp_stale": "Entries of a killed worker process removed by its replacement (entries; per worker).",
+    "sessions_up": "Sessions with IPCP or IPv6CP open (sessions; per worker, zeroed when the worker restarts).",
+    "session_setup_seconds": "PADS to the first NCP opened (seconds; per worker).",
+}
 #: Histograms (seconds): PADS to the first NCP opened.
 BNG_HISTOGRAMS = {"session_setup_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)}
 
@@ -235,6 +252,7 @@ class Subscriber:
             "user": self.user.decode(errors="replace"),
             "ipv4": str(self.ipv4) if self.ipv4 is not None and 4 in self.families else None,
             "ipv6_prefix": str(self.ipv6) if self.ipv6 is not None and 6 in self.families else None,
+            "peer_ifid": self.ppp.peer_ifid.hex() if self.ppp.peer_ifid and 6 in self.families else None,
             "phase": getattr(self.ppp, "phase", ""),
             "uptime": round(time.time() - (self.up_since or self.started), 3),
             "up_packets": 0, "up_bytes": 0, "down_packets": 0, "down_bytes": 0,
@@ -292,6 +310,16 @@ class BNG(AccessConcentrator):
         wst = WorkerBNG(self, ctx, ac)
         ctx.storage["bng"] = wst
         ac.on_close = lambda acs: self._closed(ctx, wst, acs)
+        if wst.dataplane is not None:
+            # A worker that was killed left its entries in the kernel's table: nobody answers for
+            # those sessions any more, so they stop forwarding now, and each client gets PADT on
+            # its next control frame (the AC's unknown-session path) and dials again.
+            stale = [e.key for e in wst.dataplane.entries() if e.worker == ctx.worker_id]
+            for key in stale:
+                wst.dataplane.remove(key)
+            if stale:
+                ctx.count("dp_stale", len(stale))
+                ctx.log.warning("removed %d data-plane entries of this worker's previous process", len(stale))
 
     def on_stop(self, ctx: Any) -> None:
         """Worker stop (SIGTERM): LCP Terminate-Request on every session, entries removed, then

@@ -87,6 +87,7 @@ class BngTopology(TwoNodeTopology):
                     _write_sysctl(ns, f"net/ipv6/conf/{knob}/disable_ipv6", "0")
                     _write_sysctl(ns, f"net/ipv6/conf/{knob}/accept_dad", "0")
             with IPRoute(netns=self.node, flags=0) as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")  # management, metrics
                 ipr.link("add", ifname=self.uplink, kind="veth",
                          peer={"ifname": self.inet_if, "net_ns_fd": self.inet})
                 up = ipr.link_lookup(ifname=self.uplink)[0]

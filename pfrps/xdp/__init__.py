@@ -6,11 +6,12 @@ broadcast at TC), ``002`` (an L4 load balancer), ``003`` (XDP on cloud hosts).
 The framework every subcommand builds on:
 
 * :mod:`.attach` -- ``resolve_ifindex(name)``; ``Attachments`` (context manager, ``close()``
-  idempotent, undoes in reverse order): ``.xdp(ifname, prog_fd, generic)`` (pyroute2
-  ``IFLA_XDP``, ``XDP_FLAGS_UPDATE_IF_NOEXIST`` + SKB or DRV mode; a busy interface raises
-  ``XdpBusyError`` naming the program; detached with the same mode flag),
-  ``.tc(ifname, prog_fd, direction, name)`` (clsact + direct-action cls_bpf; the qdisc is
-  removed only if created here), ``.pin(fd, path)``, ``.pin_dir(path)``, ``.callback(fn)``,
+  idempotent, undoes in reverse order): ``.xdp(ifname, prog_fd, generic)`` (a BPF link,
+  ``BPF_LINK_CREATE``/``BPF_XDP`` in SKB or DRV mode, detached by the kernel when its holder
+  dies; on kernels without XDP links pyroute2 ``IFLA_XDP``, ``XDP_FLAGS_UPDATE_IF_NOEXIST``,
+  detached with the same mode flag; a busy interface raises ``XdpBusyError`` naming the
+  program), ``.tc(ifname, prog_fd, direction, name)`` (a tcx link, 6.6+; else clsact +
+  direct-action cls_bpf, the qdisc removed only if created here), ``.link_fds()``, ``.pin(fd, path)``, ``.pin_dir(path)``, ``.callback(fn)``,
   ``.program(source, cflags)`` (bcc compile of ``bpf/<source>``), ``.load(mod, func, type)``.
 * :mod:`.counters` -- ``xdp_stats_map`` (``bpf/xdp_stats.h``: PERCPU_ARRAY of ``struct
   datarec``) read with numpy (``percpu_reader``), ``CounterTable`` snapshots, ``Rates``

@@ -5,8 +5,10 @@ until SIGINT, SIGTERM or ``--duration``, then detaches everything (:class:`Attac
 returns 0. :class:`StopSignals` turns SIGINT/SIGTERM into an event instead of an exception:
 installed by ``pfrps-xdp`` before anything is attached, so a signal that arrives while a
 program compiles or attaches is kept and ends the run as soon as it starts, and a second
-signal while detaching is ignored (it cannot interrupt the clean-up half-way). A program
-attached through netlink outlives its process, so this is what keeps nothing behind.
+signal while detaching is ignored (it cannot interrupt the clean-up half-way). Programs are
+attached through BPF links, which the kernel detaches when the process dies however it dies
+(:mod:`pfrps.xdp.attach`); on a kernel without them (netlink attachment, which outlives its
+process) this clean exit is what keeps nothing behind.
 """
 
 from __future__ import annotations

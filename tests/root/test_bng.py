@@ -13,12 +13,14 @@ import os
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 import pytest
 
 from pfrps.bng import lab
-from pfrps.bng.topology import BngTopology
+from pfrps.bng.topology import ACCESS_MAC, BngTopology
+from tests.conftest import child_pids
 from tests.helpers import PY
 
 pytestmark = pytest.mark.root
@@ -87,9 +89,10 @@ def test_sessions_and_traffic_both_ways_exact(topo, sink, tmp_path, generic):
         assert client.ready
         shown = lab.show_sessions(topo)
         sessions = shown["sessions"]
-        sent = lab.send_downstream(topo, [s["ipv4"] for s in sessions], k)
-        assert sent == count * k
-        # the client's global IPv6 addresses (prefix from the RA + its interface id) come after
+        # the clients' global IPv6 addresses: the RA's /64 and the IPv6CP interface identifier
+        v6 = [str(ip_network(s["ipv6_prefix"])[int(s["peer_ifid"], 16)]) for s in sessions]
+        sent = lab.send_downstream(topo, [s["ipv4"] for s in sessions] + v6, k)
+        assert sent == 2 * count * k
         status, out, err = client.finish()
         assert status == 0, err
         res = json.loads(out)
@@ -101,14 +104,16 @@ def test_sessions_and_traffic_both_ways_exact(topo, sink, tmp_path, generic):
     for s in shown["sessions"]:
         # shown before the downstream burst: k IPv4 + k IPv6 up, nothing down yet
         assert (s["up_packets"], s["down_packets"]) == (2 * k, 0), s
-    assert Counter(r["rx_packets"] for r in res["records"]) == {k: count}
+    assert Counter(r["rx_packets"] for r in res["records"]) == {2 * k: count}
+    by_mac = {s["mac"]: s for s in shown["sessions"]}
+    assert all(str(ip_network(by_mac[r["mac"]]["ipv6_prefix"])[int(by_mac[r["mac"]]["peer_ifid"], 16)]) == r["ipv6"]
+               for r in res["records"])
     got = json.loads(sink.finish()[1])
     assert (got["ipv4"], got["ipv6"]) == (count * k, count * k)
     after = lab.show_sessions(topo)
     assert after["sessions"] == [] and after["dataplane_entries"] == 0
     out = _finish_bng(b)
-    last = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1]) if out.startswith("{") else None
-    assert last is None or last["dataplane"]["down_forwarded"] == count * k
+    assert f"down:{2 * count * k}" in out.splitlines()[-1], out.splitlines()[-1]
 
 
 def test_per_session_counters_count_every_downstream_frame(topo, sink, tmp_path):
@@ -230,3 +235,118 @@ def test_sigterm_ends_every_session_with_terminate_and_padt(topo, tmp_path):
     assert Counter(r["failure"] for r in res["records"]) == {"terminated-by-server": count}
     routes = topo.run(topo.bng, ["ip", "route"], stdout=-1, text=True).stdout
     assert "100.64.0.0/16" not in routes
+
+
+_FUZZ_SENDER = r"""
+import json, socket, sys
+from tests.bng_fuzz_frames import generate
+from tests.fuzz_frames import pool_macs
+ac, seed, count = bytes.fromhex(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+live = [(bytes.fromhex(m), sid, b"") for m, sid in json.loads(sys.argv[4])]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("sub0", 0))
+kinds = {}
+for kind, frame in generate(seed, count, ac, [m for m, _, _ in live] + pool_macs(16, seed), socket_safe=True, live=live):
+    s.send(frame)
+    kinds[kind] = kinds.get(kind, 0) + 1
+print(json.dumps(kinds))
+"""
+
+
+def test_fuzzed_ppp_frames_through_the_veth(topo, tmp_path):
+    """5,000 seeded LCP/PAP/CHAP/IPCP/IPv6CP frames (valid, malformed, hostile; half on live
+    sessions) through the veth: no handler error, no worker restart, and the BNG still sets up
+    a fresh batch of subscribers completely afterwards."""
+    b = _bng(topo, tmp_path, 100, "--json")
+    client = lab.start_client(topo, 50)
+    try:
+        assert client.ready
+        live = [(s["mac"].replace(":", ""), s["session_id"]) for s in lab.show_sessions(topo)["sessions"]]
+        res = topo.run(topo.sub, [PY, "-c", _FUZZ_SENDER, ACCESS_MAC.replace(":", ""), "7", "5000",
+                                  json.dumps(live)], stdout=-1, stderr=-1, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert sum(json.loads(res.stdout).values()) == 5000
+        client.finish()
+        fresh = lab.start_client(topo, 50, "--seed", "2", "--first", "51")
+        assert fresh.ready
+        status, out, _ = fresh.finish()
+        assert json.loads(out)["up"] == 50 and status == 0
+    finally:
+        if client.proc.poll() is None:
+            client.finish(signal.SIGKILL)
+    out = _finish_bng(b)
+    last = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+    assert sum(last["restarts"]) == 0 and sum(last["handler_errors"]) == 0
+    assert sum(last["malformed"]) > 0 and sum(last["session_setups"]) == 100
+
+
+def _worker_pid(bng_pid: int, wid: int) -> int:
+    for pid in child_pids(bng_pid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == f"pfrps-w{wid}":
+                return pid
+        except OSError:
+            pass
+    return 0
+
+
+def test_killed_worker_loses_only_its_own_sessions(topo, tmp_path):
+    """SIGKILL one of 4 workers: its restart removes exactly its predecessor's data-plane entries;
+    every other worker's sessions and entries stay."""
+    count = 120
+    b = _bng(topo, tmp_path, count, "--json")
+    client = lab.start_client(topo, count)
+    try:
+        assert client.ready
+        before = lab.show_sessions(topo)
+        mine = [s for s in before["sessions"] if s["worker"] == 1]
+        assert before["dataplane_entries"] == count and 0 < len(mine) < count
+        old = _worker_pid(b.proc.pid, 1)
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            new = _worker_pid(b.proc.pid, 1)
+            if new and new != old:
+                after = lab.show_sessions(topo)
+                if not after["workers_missing"]:
+                    break
+            time.sleep(0.1)
+        assert sorted(s["mac"] for s in after["sessions"]) == sorted(
+            s["mac"] for s in before["sessions"] if s["worker"] != 1)
+        assert after["dataplane_entries"] == count - len(mine)
+    finally:
+        if client.proc.poll() is None:
+            client.finish(signal.SIGKILL)
+    out = _finish_bng(b)
+    last = json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+    assert last["dp_stale"][1] == len(mine) and last["restarts"][1] == 1
+
+
+_SCRAPE = r"""
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())
+"""
+
+
+def test_metrics_endpoint_counts_sessions(topo, tmp_path):
+    count = 30
+    b = _bng(topo, tmp_path, count, "--metrics", "127.0.0.1:9464")
+    client = lab.start_client(topo, count)
+    try:
+        assert client.ready
+        text = topo.run(topo.bng, [PY, "-c", _SCRAPE, "http://127.0.0.1:9464/metrics"], stdout=-1, stderr=-1,
+                        text=True).stdout
+    finally:
+        if client.proc.poll() is None:
+            client.finish()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            samples[name] = samples.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    assert samples["pfrps_bng_sessions_up"] == count
+    assert samples["pfrps_bng_session_setups_total"] == count
+    assert samples["pfrps_bng_session_setup_seconds_count"] == count
+    assert samples["pfrps_bng_auth_ok_total"] == count
+    assert "# HELP pfrps_bng_sessions_up Sessions with IPCP or IPv6CP open" in text
+    _finish_bng(b)

@@ -315,3 +315,31 @@ def test_control_frames_reach_the_stack_and_removed_sessions_stop(env):
     finally:
         for sock in (tx, rx_acc, rx_inet):
             sock.close()
+
+
+def test_first_packet_to_a_new_neighbour_goes_through_the_kernel(env):
+    """To 192.0.2.3 (inet0's second address, no neighbour entry in the bng namespace yet): the
+    first packet is decapsulated and handed to the kernel (FIB NO_NEIGH), which resolves the
+    neighbour and forwards it; every later one takes the XDP fast path. All arrive, byte for
+    byte the same either way."""
+    m = env.macs
+    env.lab.addr(env.inet, "inet0", "192.0.2.3/24")
+    marker = b"NGH" + os.urandom(6).hex().encode()
+    s = SUBS[2]
+    ips = [ip_packet(s.v4, "192.0.2.3", payload(marker, 2, 4, "nb", i)) for i in range(N)]
+    want = [plain_frame(m["inet0"], m["up0"], hop(ip)) for ip in ips]
+    tx, rx = ns_packet_socket(env.cli, "cli0", 0), ns_packet_socket(env.inet, "inet0")
+    try:
+        before = env.dp.stats()
+        send_paced(tx, [pppoe_frame(s, m["acc0"], s.mac, ips[0])])
+        first = receive(rx, marker, 1, quiet=0.1)
+        send_paced(tx, [pppoe_frame(s, m["acc0"], s.mac, ip) for ip in ips[1:]])
+        rest = receive(rx, marker, N - 1)
+        after = env.dp.stats()
+    finally:
+        tx.close()
+        rx.close()
+    assert first == want[:1]
+    assert sorted(rest) == sorted(want[1:])
+    delta = {k: after[k] - before[k] for k in after if after[k] != before[k] and k.startswith("up_")}
+    assert delta == {"up_no_neigh": 1, "up_forwarded": N - 1}   # (the ARP reply counts down_other)

@@ -517,7 +517,7 @@ def test_entries_round_trip_and_remap(env):
         from pfrps.bng.dataplane import DataPlane as DP  # noqa: PLC0415
         w = DP.from_fds(maps)
         w.add(SessionEntry(k2, mac(AC_MAC), ipv4=IPv4Address("10.100.0.79")))
-        return sorted(w.stats().items()) == sorted(w.stats().items())
+        return sorted(w.stats()) == sorted(STATS)
     assert box.call(worker)
     try:
         got = dp.lookup(k2)

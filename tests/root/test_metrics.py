@@ -37,6 +37,7 @@ pytestmark = pytest.mark.root
 PROMETHEUS = "/usr/bin/prometheus"
 PFRPS_PORT = 9464
 AC_PORT = 9465
+EMBED_PORT = 9466
 WORKERS = 4
 WAIT = 30.0  # seconds any one Prometheus condition may take (scrapes are 1 s apart)
 
@@ -147,6 +148,9 @@ scrape_configs:
   - job_name: pfrps-ac
     static_configs:
       - targets: ["127.0.0.1:{AC_PORT}"]
+  - job_name: embed
+    static_configs:
+      - targets: ["127.0.0.1:{EMBED_PORT}"]
 """)
     log = d / "prometheus.log"
     with open(log, "w") as out:
@@ -283,6 +287,56 @@ def test_prometheus_scrapes_pfrps_ac(node, prometheus):
     assert rc == 0
     assert "Prometheus metrics on http://127.0.0.1:9465/metrics" in "\n".join(ac.log)
     assert final["padi"] == snap["padi"]  # sessions are closed (PADT) at shutdown, counters stay
+
+
+#: An application embedding the supervisor: a counter and a histogram fed by its handler.
+EMBED = """
+import sys
+from pfrps import Supervisor, SupervisorConfig
+
+def handler(frame, meta, ctx):
+    ctx.count("seen")
+    ctx.observe("handle_seconds", 0.002)   # always the (0.001, 0.01] bucket
+
+cfg = SupervisorConfig(sys.argv[1], workers=2, app_counters=("seen",), app_name="pfrps_embed",
+                       app_histograms={"handle_seconds": (0.001, 0.01)}, metrics=("127.0.0.1", int(sys.argv[2])))
+sup = Supervisor(cfg, handler=handler)
+try:
+    sup.start()
+    print("READY", flush=True)
+    sys.exit(sup.run(lambda: None, interval=0.5))
+finally:
+    sup.close()
+"""
+
+
+def test_prometheus_scrapes_an_application_histogram(node, prometheus):
+    """SupervisorConfig(metrics=, app_name=, app_histograms=) and ctx.observe, end to end."""
+    prom, n = prometheus, 300
+    job = '{job="embed"}'
+    proc = node.popen(node.node, [PY, "-c", EMBED, node.node_if, str(EMBED_PORT)], stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "READY", proc.communicate(timeout=30)
+        res = node.run(node.injector, [PY, "-m", "pfinject", "-i", node.injector_if, "-d", node.node_mac,
+                                       "-p", str(n), "--rate", "20000"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        prom.wait(f"{n} observations", lambda: prom.scalar(f"sum(pfrps_embed_handle_seconds_count{job})") == n)
+        buckets = {dict(k)["le"]: v for k, v in prom.query(
+            f"sum by (le) (pfrps_embed_handle_seconds_bucket{job})").items()}
+        assert buckets == {"0.001": 0, "0.01": n, "+Inf": n}
+        assert prom.scalar(f"sum(pfrps_embed_handle_seconds_sum{job})") == pytest.approx(0.002 * n)
+        assert prom.scalar(f"sum(pfrps_embed_seen_total{job})") == n
+        assert prom.scalar(f"histogram_quantile(0.5, sum by (le) (pfrps_embed_handle_seconds_bucket{job}))") \
+            == pytest.approx(0.0055, rel=0.01)  # linear within (0.001, 0.01]
+        meta = prom.api("metadata", metric="pfrps_embed_handle_seconds")["pfrps_embed_handle_seconds"][0]
+        assert meta["type"] == "histogram", meta
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
 
 
 @pytest.mark.parametrize("module, prog", [("pfrps", "pfrps"), ("pfrps.ac", "pfrps-ac")])

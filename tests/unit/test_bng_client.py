@@ -321,6 +321,26 @@ def test_chap_failure_records_message_and_closes():
     assert Ether(take(e)[0])[PPPoED].code == 0xA7
 
 
+def test_ipcp_reject_of_secondary_dns_keeps_primary():
+    e = engine(dns=True)
+    sub, _ = to_session(e)
+    open_lcp(e, sub, PAP_OPT)
+    e.receive(s_ses(sub, PPP(proto=0xC023) / PPP_PAP_Response(code=2, id=sub.auth_id)))
+    take(e)
+    e.receive(s_ses(sub, ipcp(4, sub.ipcp.ident, [PPP_IPCP_Option_DNS2(data="0.0.0.0")])))
+    (req,) = take(e)
+    assert req == c_ses(sub, ipcp(1, sub.ipcp.ident, [PPP_IPCP_Option_IPAddress(data="0.0.0.0"),
+                                                      PPP_IPCP_Option_DNS1(data="0.0.0.0")]))
+    granted = [PPP_IPCP_Option_IPAddress(data="100.64.0.2"), PPP_IPCP_Option_DNS1(data="192.0.2.53")]
+    e.receive(s_ses(sub, ipcp(3, sub.ipcp.ident, granted)))
+    (req,) = take(e)
+    assert req == c_ses(sub, ipcp(1, sub.ipcp.ident, granted))
+    e.receive(s_ses(sub, ipcp(2, sub.ipcp.ident, granted)))
+    e.receive(s_ses(sub, ipcp(1, 1, [PPP_IPCP_Option_IPAddress(data="100.64.0.1")])))
+    take(e)
+    assert sub.state == "up" and e.record(sub).dns == ["192.0.2.53"]
+
+
 def test_pap_nak_fails_with_message():
     e = engine()
     sub, _ = to_session(e)
@@ -682,6 +702,68 @@ def test_engine_cpu_cost_per_session_in_memory():
     assert res.up == 2000
     # Reported, not asserted hard (shared CPUs): total includes the fake server.
     print(f"client+fake server: {total * 1e6 / 2000:.1f} us/session")
+
+
+def test_stop_during_setup_closes_half_open_sessions():
+    """Ctrl-C (Client.stop) in the middle of set-up: terminate_all ends the up sessions and gives the
+    half-open ones a Terminate-Request / PADT; nothing is left on the server."""
+    srv = FakeServer("pap")
+    orig = srv.handle
+
+    def no_ipcp_ack(f):  # IPCP never completes: sessions stay in set-up
+        out = orig(f)
+        return [r for r in out if not (r[12:14] == b"\x88\x64" and r[20:22] == b"\x80\x21" and r[22] == 3)]
+    srv.handle = no_ipcp_ack
+    cfg = ClientConfig(interface="mem", count=50, window=10)
+    cl = c.Client(cfg, transport=MemoryTransport(srv))
+    calls = []
+
+    def progress(p):
+        calls.append(p)
+        cl.stop = True
+    cl.progress = progress
+    res = cl.run()
+    assert res.interrupted and res.up == 0
+    cl.stop = False
+    down = cl.terminate_all()
+    assert down.terminated == 0
+    recs = cl.records()
+    assert {r.state for r in recs} == {"failed"} and {r.failure for r in recs} == {"interrupted"}
+    assert not srv.sessions
+
+
+def test_lcp_renegotiation_after_up_goes_back_to_setup():
+    e = engine()
+    sub, _ = to_session(e)
+    open_lcp(e, sub, PAP_OPT)
+    e.receive(s_ses(sub, PPP(proto=0xC023) / PPP_PAP_Response(code=2, id=sub.auth_id)))
+    take(e)
+    ipc = [PPP_IPCP_Option_IPAddress(data="100.64.0.2")]
+    e.receive(s_ses(sub, ipcp(3, sub.ipcp.ident, ipc)))
+    e.receive(s_ses(sub, ipcp(2, sub.ipcp.ident, ipc)))
+    e.receive(s_ses(sub, ipcp(1, 1, [PPP_IPCP_Option_IPAddress(data="100.64.0.1")])))
+    take(e)
+    assert sub.state == "up" and e.up == 1
+    # RFC 1661: a Configure-Request in Opened: tld, scr, sca -> Ack-Sent; authentication again
+    e.receive(s_ses(sub, lcp_conf(1, 0x50, [PAP_OPT])))
+    req, ack = take(e)
+    assert Ether(req)[PPP_LCP_Configure].code == 1 and ack == c_ses(sub, lcp_conf(2, 0x50, [PAP_OPT]))
+    assert (sub.state, e.up, e.in_setup, sub.lcp.state) == ("session", 0, 1, c.ACK_SENT)
+    e.receive(s_ses(sub, PPP(proto=0xC021) / (bytes([2, sub.lcp.ident]) + bytes(Ether(req)[PPP].payload)[2:])))
+    (pap,) = take(e)
+    assert Ether(pap)[PPP_PAP_Request].username == b"user1"
+
+
+def test_unknown_protocol_is_protocol_rejected_and_unknown_code_rejected():
+    e = engine()
+    sub, _ = to_session(e)
+    open_lcp(e, sub, PAP_OPT)
+    e.receive(s_ses(sub, PPP(proto=0x80FD) / b"\x01\x01\x00\x04"))  # CCP
+    (pr,) = take(e)
+    assert bytes(Ether(pr)[PPP].payload)[0] == 8 and bytes(Ether(pr)[PPP].payload)[4:6] == b"\x80\xfd"
+    e.receive(s_ses(sub, PPP(proto=0xC021) / b"\x20\x07\x00\x04"))
+    (cr,) = take(e)
+    assert bytes(Ether(cr)[PPP].payload)[0] == 7 and bytes(Ether(cr)[PPP].payload)[4:] == b"\x20\x07\x00\x04"
 
 
 # =============================================================================================
