@@ -49,6 +49,11 @@
  * incremented here): every IP packet that passed the source check, whatever the routing
  * outcome, counts in up_packets / up_bytes (bytes = the IP packet's own length).
  *
+ * VLAN tags must reach XDP inline: on a NIC that strips them into the descriptor (rx VLAN
+ * offload) the program sees untagged frames and no tagged session matches, so the access
+ * NIC needs `ethtool -K <if> rxvlan off rx-vlan-stag-hw-parse off` (veth keeps tags inline).
+ * PCP/DEI bits are not part of the key and are not restored downstream (TCI = VLAN id).
+ *
  * bpf_fib_lookup (bpf-helpers(7)) needs forwarding enabled on the ingress interface
  * (net.ipv4.conf.<if>.forwarding, net.ipv6.conf.<if>.forwarding), else it answers
  * FWD_DISABLED (dropped, up_no_route). Entry point: pfrps_bng_access. Layouts: bng.h.

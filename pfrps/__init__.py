@@ -22,6 +22,9 @@ Names exported here:
 * :class:`Supervisor`, :class:`SupervisorConfig` (:mod:`pfrps.supervisor`);
 * :class:`FrameMeta`, :class:`WorkerContext`, :data:`Handler` (:mod:`pfrps.worker`);
 * the errors of :mod:`pfrps.errors` (:class:`PfrpsError` and its subclasses);
+* :class:`LinkEvent` and :class:`InterfaceGoneError` (:mod:`pfrps.linkwatch`: the
+  ``on_link_event`` hook's argument, and what :meth:`Supervisor.run` raises when the
+  interface is removed);
 * the hashing helpers of :mod:`pfrps.hashing` (:func:`worker_for` tells which worker a MAC
   lands on, bit for bit as the BPF programs compute it).
 
@@ -53,6 +56,8 @@ _EXPORTS = {
     "BpfLoadError": "errors",
     "TopologyError": "errors",
     "WorkerError": "errors",
+    "InterfaceGoneError": "linkwatch",
+    "LinkEvent": "linkwatch",
     "ALGORITHMS": "hashing",
     "parse_hash_alg": "hashing",
     "parse_mac": "hashing",

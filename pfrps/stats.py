@@ -41,7 +41,7 @@ class Col(IntEnum):
     KERNEL_PACKETS = 9  # PACKET_STATISTICS tp_packets (accepted by the filter)
     INTERRUPTED = 10    # frames whose handler call a worker death cut short (ring mode, <= 1 per death)
     SOCKET_ERRORS = 11  # errors the socket reported and the worker cleared (ENETDOWN: the link went down)
-    HEARTBEAT = 12      # progress: +1 entering the handler, +1 leaving it (odd: in the handler); see pfrps.watchdog
+    HEARTBEAT = 12      # progress: +2 per socket read; recv mode +1 into, +1 out of the handler; see pfrps.watchdog
 
 
 BUILTIN_COLUMNS = len(Col)

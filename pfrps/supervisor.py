@@ -104,6 +104,13 @@ class Supervisor:
         PfrpsError: the kernel refused a program or socket option.
         WorkerError: workers not ready in time, or one kept dying (past ``restart_burst``).
         KeyboardInterrupt: SIGINT or SIGTERM arrived during start-up (everything is released).
+        pfrps.linkwatch.InterfaceGoneError: the interface was removed during start-up (from
+            :meth:`run`: while running, after the workers stopped).
+
+    Link events (down, up, removed) are logged, shown in :meth:`line`/:meth:`snapshot` and
+    passed to ``on_link_event(LinkEvent)``; workers survive a flap on the same sockets
+    (:mod:`pfrps.linkwatch`). A worker stuck in a handler is killed and restarted after
+    ``config.watchdog`` seconds (:mod:`pfrps.watchdog`).
     """
 
     def __init__(self, config: SupervisorConfig, handler: Optional[Handler] = None,
@@ -503,7 +510,8 @@ class Supervisor:
         self.links = LinkWatch([(cfg.interface, self.ifindex)], self.on_link_event)
         self.add_reader(self.links.fileno(), self._on_link_readable)
         if cfg.watchdog > 0:
-            self.watchdog = Watchdog(cfg.watchdog, [s.fileno() for s in self.steered.socks], self.counters)
+            self.watchdog = Watchdog(cfg.watchdog, [s.fileno() for s in self.steered.socks], self.counters,
+                                     self.steered.rings)
 
     def _close_watchers(self) -> None:
         if self.links is not None:

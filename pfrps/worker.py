@@ -187,7 +187,8 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
             row[Col.HANDLER_ERRORS] += 1
             ctx.log.error("handler raised: %r", task.exception())
 
-    cb = heartbeat.wrap(on_frame) if handler is not None else None
+    # per-frame heartbeat: the ring's read position in ring mode (receiver_factory), else wrapped
+    cb = (on_frame if receiver_factory else heartbeat.wrap(on_frame)) if handler is not None else None
 
     def on_readable() -> int:
         frames, nbytes, truncated = receiver.poll(cb, ifindex)

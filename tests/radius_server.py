@@ -14,9 +14,10 @@ modules in ``/usr/lib/freeradius``)::
                        record per packet (the ``detail`` module)
     DIR/radiusd.out    the server's own output (``-X``)
 
-and runs ``freeradius -X -d DIR`` inside the given namespace (``setns`` in the child before
-exec, like :mod:`pfrps.topology`), waits (bounded) for "Ready to process requests" in its output,
-and :meth:`FreeRadius.stop` ends it and removes the directory.
+and runs ``freeradius -X -d DIR`` (``-f -l stdout`` with ``debug=False``) inside the given
+namespace (``setns`` in the child before exec, like :mod:`pfrps.topology`), waits (bounded) for
+"Ready to process requests" in its output, and :meth:`FreeRadius.stop` ends it and removes the
+directory.
 
 :func:`radclient` runs Debian's ``radclient`` in a namespace to send Disconnect-Request and
 CoA-Request packets (RFC 5176) and returns the reply's code and attributes.
@@ -206,6 +207,8 @@ class FreeRadius:
         auth_port, acct_port: UDP ports (RFC 2865 1812, RFC 2866 1813).
         reject_message: Reply-Message of every Access-Reject that has none from the users file.
         ready_timeout: seconds to wait for "Ready to process requests".
+        debug: run ``freeradius -X`` (every packet and attribute in :meth:`output`, one
+            thread); False: ``freeradius -f -l stdout`` (threaded, quiet: for benches).
 
     Use as a context manager, or :meth:`start` and :meth:`stop`.
     """
@@ -213,7 +216,7 @@ class FreeRadius:
     def __init__(self, netns: str, workdir: str | os.PathLike, clients: Mapping[str, str],
                  users: Iterable[RadUser], address: str = "127.0.0.1", auth_port: int = 1812,
                  acct_port: int = 1813, reject_message: str = "Authentication failed",
-                 ready_timeout: float = 20.0) -> None:
+                 ready_timeout: float = 20.0, debug: bool = True) -> None:
         self.netns = netns
         self.dir = Path(workdir)
         self.clients = dict(clients)
@@ -223,6 +226,7 @@ class FreeRadius:
         self.acct_port = acct_port
         self.reject_message = reject_message
         self.ready_timeout = ready_timeout
+        self.debug = debug
         self.proc: subprocess.Popen | None = None
         self._out = None
 
@@ -266,7 +270,8 @@ class FreeRadius:
         self.write_config()
         try:
             self._out = open(self.output_path, "wb")
-            self.proc = subprocess.Popen([FREERADIUS, "-X", "-d", str(self.dir)], stdin=subprocess.DEVNULL,
+            mode = ["-X"] if self.debug else ["-f", "-l", "stdout"]
+            self.proc = subprocess.Popen([FREERADIUS, *mode, "-d", str(self.dir)], stdin=subprocess.DEVNULL,
                                          stdout=self._out, stderr=subprocess.STDOUT,
                                          preexec_fn=lambda: _enter_netns(self.netns))
             end = time.monotonic() + self.ready_timeout

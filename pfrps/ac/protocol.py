@@ -42,7 +42,7 @@ __all__ = [
     "ETH_P_PPP_DISC", "ETH_P_PPP_SES", "BROADCAST",
     "PADI", "PADO", "PADR", "PADS", "PADT", "CODE_NAMES",
     "TAG_END_OF_LIST", "TAG_SERVICE_NAME", "TAG_AC_NAME", "TAG_HOST_UNIQ", "TAG_AC_COOKIE",
-    "TAG_VENDOR_SPECIFIC", "TAG_RELAY_SESSION_ID", "TAG_SERVICE_NAME_ERROR", "TAG_AC_SYSTEM_ERROR",
+    "TAG_VENDOR_SPECIFIC", "TAG_RELAY_SESSION_ID", "TAG_PPP_MAX_PAYLOAD", "max_payload_of", "TAG_SERVICE_NAME_ERROR", "TAG_AC_SYSTEM_ERROR",
     "TAG_GENERIC_ERROR",
     "ETH_P_8021Q", "ETH_P_8021AD", "VLAN_TPIDS", "MAX_VLAN_TAGS", "MAX_PADI",
     "PPP_LCP", "LCP_ECHO_REQUEST", "LCP_ECHO_REPLY",
@@ -83,6 +83,7 @@ TAG_HOST_UNIQ = 0x0103
 TAG_AC_COOKIE = 0x0104
 TAG_VENDOR_SPECIFIC = 0x0105
 TAG_RELAY_SESSION_ID = 0x0110
+TAG_PPP_MAX_PAYLOAD = 0x0120  # RFC 4638: the largest PPP payload a host asks for (> 1492 on a big MTU)
 TAG_SERVICE_NAME_ERROR = 0x0201
 TAG_AC_SYSTEM_ERROR = 0x0202
 TAG_GENERIC_ERROR = 0x0203
@@ -438,24 +439,39 @@ def build_padr(client: bytes, ac: bytes, service_name: bytes, cookie: Optional[b
     return encode_discovery(ac, client, PADR, 0, tags, encoder)
 
 
+def _max_payload(value: Optional[int]) -> list[tuple[int, bytes]]:
+    return [] if not value else [(TAG_PPP_MAX_PAYLOAD, value.to_bytes(2, "big"))]
+
+
+def max_payload_of(tags: Sequence[tuple[int, bytes]]) -> Optional[int]:
+    """The PPP-Max-Payload a host asked for (RFC 4638: 2 octets), or None (absent or malformed)."""
+    for t, v in tags:
+        if t == TAG_PPP_MAX_PAYLOAD:
+            return int.from_bytes(v, "big") if len(v) == 2 else None
+    return None
+
+
 def build_pado(client: bytes, ac: bytes, ac_name: bytes, service_name: bytes, cookie: bytes,
                host_uniq: Optional[bytes] = None, relay_session_id: Optional[bytes] = None,
-               other_services: Sequence[bytes] = (), encoder: str = "scapy") -> bytes:
+               other_services: Sequence[bytes] = (), encoder: str = "scapy",
+               max_payload: Optional[int] = None) -> bytes:
     """The AC's PADO (RFC 2516 5.2): AC-Name, the requested Service-Name, the other offered
-    Service-Names, AC-Cookie, then Host-Uniq and Relay-Session-Id echoed when the PADI had them."""
+    Service-Names, AC-Cookie, then Host-Uniq and Relay-Session-Id echoed when the PADI had them,
+    and PPP-Max-Payload (RFC 4638, bytes) when the AC grants one."""
     tags = [(TAG_AC_NAME, ac_name), (TAG_SERVICE_NAME, service_name)]
     tags += [(TAG_SERVICE_NAME, s) for s in other_services if s != service_name]
     tags += [(TAG_AC_COOKIE, cookie)] + _opt(TAG_HOST_UNIQ, host_uniq) + _opt(TAG_RELAY_SESSION_ID, relay_session_id)
-    return encode_discovery(client, ac, PADO, 0, tags, encoder)
+    return encode_discovery(client, ac, PADO, 0, tags + _max_payload(max_payload), encoder)
 
 
 def build_pads(client: bytes, ac: bytes, session_id: int, service_name: bytes, host_uniq: Optional[bytes] = None,
-               relay_session_id: Optional[bytes] = None, encoder: str = "scapy") -> bytes:
+               relay_session_id: Optional[bytes] = None, encoder: str = "scapy",
+               max_payload: Optional[int] = None) -> bytes:
     """The AC's PADS granting ``session_id`` (RFC 2516 5.4): Service-Name, echoed Host-Uniq and
-    Relay-Session-Id."""
+    Relay-Session-Id, and PPP-Max-Payload (RFC 4638, bytes) when the AC grants one."""
     tags = [(TAG_SERVICE_NAME, service_name)] + _opt(TAG_HOST_UNIQ, host_uniq) + _opt(TAG_RELAY_SESSION_ID,
                                                                                       relay_session_id)
-    return encode_discovery(client, ac, PADS, session_id, tags, encoder)
+    return encode_discovery(client, ac, PADS, session_id, tags + _max_payload(max_payload), encoder)
 
 
 def build_pads_error(client: bytes, ac: bytes, service_name: bytes, error_tag: int = TAG_SERVICE_NAME_ERROR,

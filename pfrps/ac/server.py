@@ -130,6 +130,9 @@ class ACConfig:
         padt_rate: PADTs per second a worker may send for frames on unknown sessions
             (token bucket refill rate, frames/s).
         padt_burst: that bucket's depth, frames.
+        max_payload: RFC 4638: the largest PPP payload granted to a host whose PADI/PADR asks
+            for more than 1492 (bytes; the PADO/PADS then carry PPP-Max-Payload), bounded by
+            ``max_frame``; 0 (the default): the tag is not answered, the MRU stays 1492.
         outer_tpid: TPID for the tag the kernel stripped when the framework does not say
             (``meta.vlan_tpid``); None: 0x88a8 when another tag follows, else 0x8100.
     """
@@ -148,6 +151,7 @@ class ACConfig:
     padt_rate: float = 100.0
     padt_burst: int = 100
     outer_tpid: Optional[int] = None
+    max_payload: int = 0
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6 or self.mac[0] & 1:
@@ -175,6 +179,8 @@ class ACSession:
     """One session: the client's MAC, its session id and what its PADR carried.
 
     ``vlan`` is the raw VLAN tags its PADR came with (replies and probes carry them);
+    ``max_payload`` the PPP-Max-Payload granted in PADS (RFC 4638, bytes; 0: none, the PPP
+    MRU stays at most 1492);
     ``last_rx`` the clock time of its last frame (seconds); ``misses`` the Echo-Requests sent
     since then.
     """
@@ -189,6 +195,7 @@ class ACSession:
     last_rx: float = 0.0
     misses: int = 0
     echo_id: int = 0
+    max_payload: int = 0
 
 
 class WorkerState:
@@ -410,7 +417,8 @@ class AccessConcentrator:
         window = p.cookie_window(self.clock(), cfg.cookie_window)
         cookie = p.make_cookie(cfg.secret, m.src, m.service_name, window)
         self._send(ctx, p.build_pado(m.src, cfg.mac, self._ac_name, m.service_name, cookie, m.host_uniq,
-                                     m.relay_session_id, self._others, self._enc), vlan, "pado")
+                                     m.relay_session_id, self._others, self._enc, self._max_payload(m, vlan)),
+                   vlan, "pado")
 
     def _padr(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
         ctx.count("padr")
@@ -440,8 +448,19 @@ class AccessConcentrator:
             return
         if created:
             ctx.count("sessions", 1)
+        sess.max_payload = self._max_payload(m, vlan) or 0
         self._send(ctx, p.build_pads(m.src, cfg.mac, sess.session_id, m.service_name, m.host_uniq,
-                                     m.relay_session_id, self._enc), vlan, "pads")
+                                     m.relay_session_id, self._enc, sess.max_payload or None), vlan, "pads")
+
+    def _max_payload(self, m: p.Discovery, vlan: bytes) -> Optional[int]:
+        """RFC 4638: the PPP-Max-Payload to grant a host that asked for one above 1492, at most
+        what the interface carries (``max_frame`` - 14 - 8 - the tags), or None (no tag sent)."""
+        asked = p.max_payload_of(m.tags)
+        if not asked or asked <= 1492 or not self.config.max_payload:
+            return None
+        fits = self.config.max_frame - 22 - len(vlan)
+        granted = min(asked, self.config.max_payload, fits)
+        return granted if granted > 1492 else None
 
     def _padt(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
         if m.dst != self.config.mac:

@@ -531,7 +531,7 @@ class Engine:
         self.stats = dict.fromkeys((
             "rx_frames", "stranger", "malformed", "vlan_mismatch", "wrong_session", "padi_retx", "padr_retx",
             "lcp_retx", "auth_retx", "ncp_retx", "echo_replies", "code_rejects_sent", "proto_rejects_sent",
-            "term_timeouts", "data_rx"), 0)
+            "term_timeouts", "data_rx", "loop_turns", "tx_frames", "tx_batches"), 0)
         self.t_first_start = self.t_last_up = 0.0
         self.on_up: Optional[Callable[[Sub], None]] = None
         self._auth_opt = AUTH_PROTO[cfg.auth]
@@ -1672,12 +1672,16 @@ class Client:
         out = self.engine.out
         if out:
             self.engine.out = []
+            st = self.engine.stats
+            st["tx_frames"] += len(out)
+            st["tx_batches"] += 1
             self.transport.send(out)
 
     def _step(self, wait_until: float) -> None:
         """One turn: timers, received frames, sends; waits at most until ``wait_until``."""
         eng = self.engine
         eng.now = self.clock()
+        eng.stats["loop_turns"] += 1
         if eng.timers and eng.timers[0][0] <= eng.now:
             eng.tick()
         self._flush()
@@ -2057,6 +2061,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.json:
             d = res.to_dict()
             d["teardown"] = asdict(down)
+            d["stats"] = dict(client.engine.stats)  # to the end (hold, teardown included)
             d["interrupted"] = interrupted
             if traffic is not None:
                 d["traffic"] = {k: v for k, v in asdict(traffic).items() if k != "per_session"}
@@ -2071,6 +2076,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if res.up == cfg.count else 1
     except PfrpsError as exc:
         return exc.report(PROG)
+    except OSError as exc:  # the interface went away mid-run, ...
+        print(f"{PROG}: error: {exc.strerror or exc} on {args.interface}; is the interface still up?",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:

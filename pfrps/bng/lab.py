@@ -206,7 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import tempfile  # noqa: PLC0415
 
         with tempfile.TemporaryDirectory(prefix="pfrps-bng-lab-") as tmp:
-            secrets = write_secrets(Path(tmp) / "pap-secrets", args.count)
+            secrets = write_secrets(Path(tmp) / "secrets", args.count)
             extra = ["--dns", "192.0.2.53", "--dns", "2001:db8::53"] + (["--generic"] if args.generic else [])
             print(f"lab: bng$ pfrps-bng -i acc0 --uplink up0 -w {args.workers} --pool 100.64.0.0/16 "
                   f"--ipv6-pool 2001:db8:100::/40 --secrets {secrets.name} {' '.join(extra)}", flush=True)

@@ -31,12 +31,16 @@ Dynamic authorization (:class:`DynAuthServer`, RFC 5176)
 Codec helpers: :func:`parse_tr101` (PPPoE Vendor-Specific tag 0x0105 with the Broadband Forum
 line identification, TR-101 / RFC 4679), :func:`acct_session_id`, :func:`request_authenticator`.
 
+Octets attributes (passwords, CHAP values, TR-101 ids, Class) are set raw by attribute code:
+pyrad's ``octets`` encoder would read a value starting with ``0x`` and hex digits as hex text.
+
 Units: times in seconds, octet and packet counts as plain integers, data rates as the access
 node sent them (TR-101 tag values are copied into the RFC 4679 attributes unchanged).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
 import hashlib
@@ -51,7 +55,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from pyrad import packet as rpacket
 from pyrad import tools as rtools
@@ -62,7 +66,8 @@ from .auth import AuthRequest, AuthResult
 
 __all__ = [
     "AUTH_PORT", "ACCT_PORT", "COA_PORT", "TERMINATE_CAUSES", "ERROR_CAUSES",
-    "RadiusConfig", "parse_server", "load_secret", "dictionary",
+    "RadiusConfig", "parse_server", "load_secret", "dictionary", "add_radius_arguments", "radius_config",
+    "dynauth_clients",
     "LineInfo", "RadiusAuthResult", "AcctRecord", "RadiusClient", "RequestHandle", "InterimTimer",
     "acct_session_id", "new_boot_id", "parse_tr101", "tr101_line",
     "request_authenticator", "DynAuthServer", "session_matches",
@@ -100,7 +105,7 @@ TERMINATE_CAUSES = {
 #: RFC 5176 section 3.5 Error-Cause values this module sends.
 ERROR_CAUSES = {
     "Unsupported-Attribute": 401, "Missing-Attribute": 402, "NAS-Identification-Mismatch": 403,
-    "Invalid-Request": 404, "Session-Context-Not-Found": 503,
+    "Invalid-Request": 404, "Unsupported-Service": 405, "Session-Context-Not-Found": 503,
 }
 
 BBF_VENDOR = 3561                      # Broadband Forum (ex ADSL/DSL Forum), IANA enterprise number
@@ -185,6 +190,66 @@ def load_secret(path: Union[str, os.PathLike]) -> bytes:
         raise UsageError(f"--radius-secret-file {os.fspath(path)}: the first line is empty",
                          hint="write the shared secret on the file's first line")
     return secret
+
+
+def _server_arg(text: str) -> tuple[str, int]:
+    """argparse ``type=`` for ``--radius``: :func:`parse_server` with argparse's error."""
+    try:
+        return parse_server(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(e.one_line()) from None
+
+
+def add_radius_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the RADIUS options of ``pfrps-bng`` to ``parser`` (an argument group):
+    ``--radius HOST[:PORT]`` (repeatable, failover order), ``--radius-secret-file FILE``,
+    ``--radius-timeout S`` (3), ``--radius-retries N`` (3), ``--acct-interim S`` (none),
+    ``--nas-identifier NAME`` (pfrps-bng), ``--coa-port PORT`` (3799). :func:`radius_config`
+    turns the parsed arguments into a :class:`RadiusConfig`."""
+    from pfrps.cliutil import int_range, positive_seconds  # noqa: PLC0415
+
+    g = parser.add_argument_group("RADIUS (RFC 2865 authentication, RFC 2866 accounting, RFC 5176 CoA)")
+    g.add_argument("--radius", action="append", default=[], type=_server_arg, metavar="HOST[:PORT]",
+                   help="RADIUS server (IPv4, or [IPv6]:PORT), repeatable, in failover order; authentication on PORT "
+                        "(default 1812), accounting on PORT+1")
+    g.add_argument("--radius-secret-file", metavar="FILE", help="file whose first line is the RADIUS shared secret")
+    g.add_argument("--radius-timeout", type=positive_seconds, default=3.0, metavar="S",
+                   help="seconds before a request is retransmitted (default 3)")
+    g.add_argument("--radius-retries", type=int_range(0, 20, "RADIUS retries"), default=3, metavar="N",
+                   help="retransmissions to one server before failing over to the next (default 3)")
+    g.add_argument("--acct-interim", type=positive_seconds, metavar="S",
+                   help="seconds between accounting Interim-Updates when the server sends no Acct-Interim-Interval")
+    g.add_argument("--nas-identifier", default="pfrps-bng", metavar="NAME", help="NAS-Identifier (default pfrps-bng)")
+    g.add_argument("--coa-port", type=int_range(1, 65535, "CoA port"), default=COA_PORT, metavar="PORT",
+                   help="UDP port for Disconnect-Request and CoA-Request (default 3799)")
+
+
+def radius_config(args: argparse.Namespace, nas_ip: Optional[IPv4Address] = None,
+                  nas_ipv6: Optional[IPv6Address] = None) -> Optional["RadiusConfig"]:
+    """The :class:`RadiusConfig` of parsed :func:`add_radius_arguments` options; None without
+    ``--radius``.
+
+    Raises:
+        UsageError: ``--radius`` without ``--radius-secret-file`` or the other way round, an
+            unreadable or empty secret file, a bad NAS-Identifier.
+    """
+    if not args.radius:
+        if args.radius_secret_file:
+            raise UsageError("--radius-secret-file without --radius", hint="name the RADIUS server with --radius HOST[:PORT]")
+        if args.acct_interim is not None:
+            raise UsageError("--acct-interim without --radius", hint="accounting needs a RADIUS server (--radius HOST[:PORT])")
+        return None
+    if not args.radius_secret_file:
+        raise UsageError("--radius needs --radius-secret-file", hint="write the shared secret into a file and name it")
+    return RadiusConfig(servers=tuple(args.radius), secret=load_secret(args.radius_secret_file),
+                        timeout=args.radius_timeout, retries=args.radius_retries, nas_identifier=args.nas_identifier,
+                        nas_ip=nas_ip, nas_ipv6=nas_ipv6, acct_interim=args.acct_interim, coa_port=args.coa_port)
+
+
+def dynauth_clients(config: "RadiusConfig") -> dict[str, bytes]:
+    """``{server address: secret}`` for :class:`DynAuthServer`: the configured RADIUS servers are
+    the Dynamic Authorization Clients (they send Disconnect and CoA with the same secret)."""
+    return {_norm_ip(host): config.secret for host, _port in config.servers}
 
 
 @dataclass(frozen=True)
@@ -283,7 +348,7 @@ def parse_tr101(tag_value: bytes) -> dict[str, Any]:
         sub-options by name (:data:`TR101_NAMES`): ``circuit_id``, ``remote_id``,
         ``access_loop_encapsulation``, ``iwf_session`` as bytes; the data rates and
         interleaving delays (``rate_up``, ``rate_down``, ...) as ints (4 octets, big endian);
-        unknown sub-options under ``("unknown", type)``... as ``{"unknown": {type: bytes}}``.
+        unknown sub-options as ``{"unknown": {type: bytes}}``.
         A malformed tail (a sub-option overrunning the tag, a rate not 4 octets long) stops
         parsing and is described under ``"malformed"``; what came before it is kept.
     """
@@ -657,12 +722,12 @@ class RadiusClient:
             pkt["User-Name"] = bytes(req.user)
             if req.method == "pap":
                 pkt.authenticator = pkt.CreateAuthenticator()
-                pkt["User-Password"] = pkt.PwCrypt(bytes(req.password or b""))
+                pkt[2] = [pkt.PwCrypt(bytes(req.password or b""))]          # User-Password
             else:
                 if req.chap_id is None or not req.challenge or not req.response:
                     raise ValueError("CHAP request without identifier, challenge or response")
-                pkt["CHAP-Password"] = bytes([req.chap_id]) + bytes(req.response)
-                pkt["CHAP-Challenge"] = bytes(req.challenge)
+                pkt[3] = [bytes([req.chap_id]) + bytes(req.response)]        # CHAP-Password
+                pkt[60] = [bytes(req.challenge)]                               # CHAP-Challenge
             self._nas_attrs(pkt)
             pkt["Service-Type"] = "Framed-User"
             pkt["Framed-Protocol"] = "PPP"
@@ -692,10 +757,10 @@ class RadiusClient:
             pkt["NAS-Port-Id"] = line.nas_port_id
         if line.calling_station_id:
             pkt["Calling-Station-Id"] = line.calling_station_id
-        if line.circuit_id:
-            pkt["Agent-Circuit-Id"] = bytes(line.circuit_id[:_MAX_STRING - 6])
+        if line.circuit_id:                          # in a Vendor-Specific: 247 octets at most
+            pkt[(BBF_VENDOR, 1)] = [bytes(line.circuit_id[:_MAX_STRING - 6])]    # Agent-Circuit-Id
         if line.remote_id:
-            pkt["Agent-Remote-Id"] = bytes(line.remote_id[:_MAX_STRING - 6])
+            pkt[(BBF_VENDOR, 2)] = [bytes(line.remote_id[:_MAX_STRING - 6])]     # Agent-Remote-Id
         if line.rate_up is not None:
             pkt["Actual-Data-Rate-Upstream"] = min(line.rate_up, _U32)
         if line.rate_down is not None:
@@ -765,8 +830,8 @@ class RadiusClient:
             pkt["Framed-IPv6-Prefix"] = rec.ipv6_prefix
         if rec.delegated_prefix is not None:
             pkt["Delegated-IPv6-Prefix"] = rec.delegated_prefix
-        for c in rec.class_:
-            pkt.AddAttribute("Class", bytes(c))
+        if rec.class_:
+            pkt[A_CLASS] = [bytes(c) for c in rec.class_]
         pkt["Acct-Authentic"] = rec.authentic
         pkt["Event-Timestamp"] = int(time.time())
         if kind != "start":
@@ -1078,8 +1143,9 @@ class DynAuthServer:
     Message-Authenticator when present (else drop, ``bad_authenticator``), a retransmission
     (same source, Identifier and authenticator within 30 s) gets the cached answer
     (``duplicates``); then NAK with Error-Cause (RFC 5176 section 3.5): 401 an unsupported
-    attribute, 403 NAS identification mismatch, 402 no session identification attribute,
-    503 no session matches.
+    attribute, 405 a Service-Type (Authorize-Only is not offered), 403 NAS identification
+    mismatch, 404 a malformed Framed-IP-Address, 402 no session identification attribute, 503
+    no session matches.
 
     Counters (:attr:`counters`): ``requests``, ``disconnects``, ``coas``, ``acks``, ``naks``,
     ``unknown_client``, ``bad_authenticator``, ``malformed``, ``duplicates``.
@@ -1182,6 +1248,8 @@ class DynAuthServer:
         codes = {k[0] if isinstance(k, tuple) else k for k in collections.OrderedDict.keys(pkt)}
         vendor = any(isinstance(k, tuple) for k in collections.OrderedDict.keys(pkt))
         allowed = _DISCONNECT_OK if disconnect else _COA_OK
+        if A_SERVICE_TYPE in codes:                   # Authorize-Only (RFC 5176 3.2): not offered
+            return self._answer(pkt, False, ERROR_CAUSES["Unsupported-Service"])
         if vendor or codes - allowed:
             return self._answer(pkt, False, ERROR_CAUSES["Unsupported-Attribute"])
         if not self._nas_matches(pkt):

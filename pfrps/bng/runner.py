@@ -181,18 +181,10 @@ class ControlSocket:
         if op not in ("list", "terminate"):
             return json.dumps({"error": f"unknown op {op!r}"}).encode()
         workers = range(self.sup.config.workers)
+        if op == "list":
+            return self._list(workers)
         replies = self.sup.request(workers, json.dumps(req).encode(), timeout=3.0)
         missing = [w for w in workers if w not in replies]
-        if op == "list":
-            sessions = []
-            for w in sorted(replies):
-                try:
-                    sessions.extend(json.loads(replies[w]).get("sessions", []))
-                except ValueError:
-                    missing.append(w)
-            entries = sum(1 for _ in self.dataplane.entries()) if self.dataplane is not None else None
-            return json.dumps({"sessions": sessions, "workers_missing": missing,
-                               "dataplane_entries": entries}).encode()
         total = 0
         for w in replies:
             try:
@@ -200,6 +192,30 @@ class ControlSocket:
             except ValueError:
                 pass
         return json.dumps({"terminated": total, "workers_missing": missing}).encode()
+
+    def _list(self, workers) -> bytes:
+        """Every worker's sessions, a page per mailbox round trip (``LIST_PAGE`` each)."""
+        sessions: list = []
+        missing = []
+        offsets = {w: 0 for w in workers}
+        while offsets:
+            for w in list(offsets):
+                rep = self.sup.request([w], json.dumps({"op": "list", "offset": offsets[w]}).encode(), timeout=3.0)
+                try:
+                    page = json.loads(rep[w]) if w in rep else None
+                except ValueError:
+                    page = None
+                if page is None:
+                    missing.append(w)
+                    del offsets[w]
+                    continue
+                sessions.extend(page["sessions"])
+                offsets[w] += len(page["sessions"])
+                if not page["sessions"] or offsets[w] >= page["total"]:
+                    del offsets[w]
+        entries = sum(1 for _ in self.dataplane.entries()) if self.dataplane is not None else None
+        return json.dumps({"sessions": sessions, "workers_missing": sorted(missing),
+                           "dataplane_entries": entries}).encode()
 
     def close(self) -> None:
         """Close the socket (its abstract name goes with it)."""
@@ -237,7 +253,9 @@ def serve(args) -> int:
                         local_ipv4=addr4.ip, dns4=dns4[:2], dns6=dns6, ipv6=args.ipv6_pool is not None)
         ac = ACConfig(mac=mac, ac_name=args.ac_name.encode(), services=services, secret=os.urandom(32),
                       max_frame=14 + (link.mtu or 1500), echo_interval=args.echo_interval,
-                      echo_misses=args.echo_misses)
+                      echo_misses=args.echo_misses,
+                      # RFC 4638: an access MTU above 1500 lets hosts that ask have PPP MRUs above 1492
+                      max_payload=(link.mtu - 8) if (link.mtu or 0) > 1500 else 0)
         bng = BNG(BNGConfig(ac=ac, ppp=ppp, pools4=tuple(args.pools), pool6=args.ipv6_pool, secrets=secrets),
                   args.workers)
         from .dataplane import DataPlane  # noqa: PLC0415

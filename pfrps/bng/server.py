@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, Callable, Optional
 
@@ -59,6 +59,8 @@ BNG_COUNTERS = AC_COUNTERS + (
 )
 #: Per-worker gauges: PPPoE sessions (the AC's) and sessions with an NCP open.
 BNG_GAUGES = AC_GAUGES + ("sessions_up",)
+#: Sessions per ``list`` reply (each about 450 bytes of JSON: well inside a mailbox message).
+LIST_PAGE = 100
 #: HELP text for the Prometheus endpoint (``pfrps_bng_<name>_total`` / ``pfrps_bng_<name>``).
 BNG_HELP = {
     **AC_METRICS_HELP,
@@ -134,8 +136,10 @@ class Subscriber:
         self.start_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         self.key = None
         self.entry = None
-        self.ppp = PPPSession(bng.cfg.ppp if bng.cfg.pool6 is not None else bng.ppp_v4only, self,
-                              ctx.loop.call_later if ctx.loop is not None else wst.call_later)
+        cfg = bng.cfg.ppp if bng.cfg.pool6 is not None else bng.ppp_v4only
+        if acs.max_payload > cfg.mru:  # RFC 4638: PADS granted a larger PPP payload
+            cfg = replace(cfg, mru=acs.max_payload)
+        self.ppp = PPPSession(cfg, self, ctx.loop.call_later if ctx.loop is not None else wst.call_later)
 
     # -- SessionHooks ------------------------------------------------------------------------
     def send(self, protocol: int, payload: bytes) -> None:
@@ -298,8 +302,6 @@ class BNG(AccessConcentrator):
         super().__init__(config.ac, workers, clock)
         #: The BNG's settings (``self.config`` stays the AC's :class:`ACConfig`).
         self.cfg = config
-        from dataclasses import replace  # noqa: PLC0415
-
         self.ppp_v4only = replace(config.ppp, ipv6=False)
 
     # -- worker hooks -------------------------------------------------------------------------
@@ -399,8 +401,13 @@ class BNG(AccessConcentrator):
             return json.dumps({"error": "malformed request"}).encode()
         wst: Optional[WorkerBNG] = ctx.storage.get("bng")
         subs = list(wst.subs.values()) if wst is not None else []
-        if op == "list":
-            return json.dumps({"sessions": [s.describe() for s in subs]}).encode()
+        if op == "list":  # a page of at most LIST_PAGE sessions (a mailbox message is bounded)
+            try:
+                offset = max(int(req.get("offset", 0)), 0)
+            except (TypeError, ValueError):
+                offset = 0
+            page = subs[offset:offset + LIST_PAGE]
+            return json.dumps({"sessions": [s.describe() for s in page], "total": len(subs)}).encode()
         if op == "terminate":
             hits = [s for s in subs if _matches(s, req)]
             for s in hits:

@@ -43,10 +43,12 @@ def start(box: NetnsBox, *args: str) -> subprocess.Popen:
 
 
 def state(box: NetnsBox) -> dict:
-    """What is attached in the namespace: XDP program ids per link, clsact qdiscs."""
+    """What is attached in the namespace: XDP program ids per link, and whether it has a TC hook
+    in use (a clsact qdisc, or tcx programs: TC programs are attached through tcx links)."""
     def probe():
         from pyroute2 import IPRoute
 
+        from pfrps import bpfsys
         from pfrps.xdp.attach import xdp_attached
 
         with IPRoute() as ipr:
@@ -54,7 +56,8 @@ def state(box: NetnsBox) -> dict:
             for link in ipr.get_links():
                 name, idx = link.get_attr("IFLA_IFNAME"), link["index"]
                 qdiscs = [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(idx)]
-                out[name] = (xdp_attached(idx), "clsact" in qdiscs)
+                tcx = bpfsys.prog_query(idx, bpfsys.BPF_TCX_INGRESS) + bpfsys.prog_query(idx, bpfsys.BPF_TCX_EGRESS)
+                out[name] = (xdp_attached(idx), "clsact" in qdiscs or bool(tcx))
         return out
     return box.call(probe)
 
