@@ -59,7 +59,7 @@ struct bng_key {
 #define BNG_AUTH_CHAP 2
 
 /* One session: what the data plane needs (first 28 bytes) and the control plane's durable
- * record (the rest; the programs never read it). 128 bytes, no implicit padding.
+ * record (the rest; the programs never read it). 160 bytes, no implicit padding.
  *
  * outer_tpid / inner_tpid: host order, 0 = no such tag. An upstream frame must carry
  * exactly these tags (same TPIDs) to match, and downstream frames get them. */
@@ -79,8 +79,12 @@ struct bng_session {
 	__u8 peer_ifid[8];       /* 112: IPv6CP interface identifier of the peer */
 	__u16 worker;            /* 120: the owning worker */
 	__u8 auth;               /* 122: BNG_AUTH_* */
-	__u8 reserved1[5];       /* 123 -> 128 */
-};
+	__u8 relay_len;          /* 123: bytes of relay_session_id used (0: none) */
+	__u32 reserved1;         /* 124 */
+	__u8 local_ifid[8];      /* 128: our IPv6CP interface identifier (the RA's fe80:: source) */
+	__u64 acct_id;           /* 136: the accounting session id (RADIUS Acct-Session-Id) */
+	__u8 relay_session_id[16]; /* 144: the PADR's Relay-Session-Id TAG, echoed in PADT */
+};                               /* 160 */
 
 /* bng_session.flags (control plane only) */
 #define BNG_SF_IPV4_UP (1U << 0)

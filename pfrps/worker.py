@@ -230,9 +230,12 @@ def run_worker(worker_id: int, worker_count: int, ifindex: int, sock: socket.soc
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGHUP, reopen_log_files)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # pending ones run the loop's handlers
 
     async def main() -> None:
+        # Unblocked only now that the loop runs: uvloop sets its signal wakeup fd when it starts
+        # running, and a SIGTERM delivered before that (one sent right after the fork) was lost,
+        # leaving the worker to be SIGKILLed. Pending ones now run the loop's handlers.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if on_start is not None:
             res = on_start(ctx)
             if inspect.isawaitable(res):

@@ -389,6 +389,20 @@ class SessionIdAllocator:
         """Give ``session_id`` back (no-op when not in use)."""
         self._used.discard(session_id)
 
+    def claim(self, session_id: int) -> bool:
+        """Mark ``session_id`` in use (a session restored after a restart): False when it is not
+        this worker's or already in use."""
+        if session_id in self._used or session_id not in self._id_set():
+            return False
+        self._used.add(session_id)
+        return True
+
+    def _id_set(self) -> set[int]:
+        ids = getattr(self, "_ids_set", None)
+        if ids is None:
+            ids = self._ids_set = set(self._ids)
+        return ids
+
 
 # -- encoders ---------------------------------------------------------------------------------
 def _mac_str(mac: bytes) -> str:

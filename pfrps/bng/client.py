@@ -1526,7 +1526,7 @@ class PacketTransport:
     """
 
     def __init__(self, ifname: str, rx: str = "ring", block_size: int = 1 << 16, blocks: int = 128,
-                 retire_ms: int = 1) -> None:
+                 retire_ms: int = 4) -> None:
         from pfrps import packet  # noqa: PLC0415
         from pfrps.receive import RecvReceiver  # noqa: PLC0415
 
@@ -1687,7 +1687,7 @@ class Client:
         self._flush()
         got = self.transport.poll(self._rx, 8192)
         self._flush()
-        if not got:
+        if got < 8192:  # (the ring is drained: wait; poll(2) returns at once when the next block is ready)
             now = self.clock()
             t = min(wait_until, eng.next_deadline()) - now
             if t > 0:
@@ -1704,7 +1704,7 @@ class Client:
         next_report = t0 + 1.0
         last_up, last_t = 0, t0
         window = max(1, cfg.window)
-        pace = max(1, int(cfg.rate * 0.002))
+        pace = max(1, int(cfg.rate * 0.005))
         while not self.stop:
             now = self.clock()
             eng.now = now
@@ -1724,7 +1724,7 @@ class Client:
                 last_up, last_t = eng.up, now
                 next_report = now + 1.0
             if next_k < cfg.count and cfg.rate and eng.in_setup < window:
-                wake = t0 + (next_k + pace - 1) / cfg.rate  # a few per wake-up (about 2 ms of starts)
+                wake = t0 + (next_k + pace - 1) / cfg.rate  # a few per wake-up (about 5 ms of starts)
             elif next_k < cfg.count and eng.in_setup < window:
                 wake = now
             else:

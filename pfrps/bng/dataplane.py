@@ -85,7 +85,7 @@ class BngKey(ctypes.Structure):
 
 
 class BngSession(ctypes.Structure):
-    """``struct bng_session`` (128 bytes)."""
+    """``struct bng_session`` (160 bytes)."""
 
     _fields_ = [
         ("ac_mac", ctypes.c_uint8 * 6), ("outer_tpid", ctypes.c_uint16), ("inner_tpid", ctypes.c_uint16),
@@ -93,7 +93,8 @@ class BngSession(ctypes.Structure):
         ("flags", ctypes.c_uint32), ("reserved0", ctypes.c_uint32), ("start_ns", ctypes.c_uint64),
         ("local_magic", ctypes.c_uint32), ("peer_magic", ctypes.c_uint32), ("user", ctypes.c_char * 64),
         ("peer_ifid", ctypes.c_uint8 * 8), ("worker", ctypes.c_uint16), ("auth", ctypes.c_uint8),
-        ("reserved1", ctypes.c_uint8 * 5),
+        ("relay_len", ctypes.c_uint8), ("reserved1", ctypes.c_uint32), ("local_ifid", ctypes.c_uint8 * 8),
+        ("acct_id", ctypes.c_uint64), ("relay_session_id", ctypes.c_uint8 * 16),
     ]
 
 
@@ -199,6 +200,9 @@ class SessionEntry:
         peer_ifid: the peer's IPv6CP interface identifier (8 bytes).
         worker: the owning worker.
         auth: :data:`AUTH_NONE`, :data:`AUTH_PAP` or :data:`AUTH_CHAP`.
+        local_ifid: our IPv6CP interface identifier (8 bytes).
+        acct_id: the accounting session id (a restarted worker keeps it).
+        relay_session_id: the PADR's Relay-Session-Id (at most 16 bytes kept), echoed in PADT.
     """
 
     key: SessionKey
@@ -216,6 +220,9 @@ class SessionEntry:
     peer_ifid: bytes = bytes(8)
     worker: int = 0
     auth: int = AUTH_NONE
+    local_ifid: bytes = bytes(8)
+    acct_id: int = 0
+    relay_session_id: bytes = b""
 
     def __post_init__(self) -> None:
         if self.outer_tpid is None:
@@ -257,6 +264,11 @@ class SessionEntry:
         s.peer_ifid[:] = (ifid + bytes(8))[:8]
         s.worker = self.worker
         s.auth = self.auth
+        s.local_ifid[:] = (bytes(self.local_ifid) + bytes(8))[:8]
+        s.acct_id = self.acct_id & (1 << 64) - 1
+        relay = bytes(self.relay_session_id)[:16]
+        s.relay_len = len(relay)
+        s.relay_session_id[:len(relay)] = relay
         return bytes(s)
 
     @classmethod
@@ -269,7 +281,9 @@ class SessionEntry:
             ipv4=IPv4Address(s.ipv4.to_bytes(4, "little")) if s.ipv4 else None,
             ipv6_prefix=IPv6Network((IPv6Address(prefix + bytes(8)), 64)) if any(prefix) else None,
             mru=s.mru, flags=s.flags, start_ns=s.start_ns, local_magic=s.local_magic, peer_magic=s.peer_magic,
-            user=s.user, peer_ifid=bytes(s.peer_ifid), worker=s.worker, auth=s.auth)
+            user=s.user, peer_ifid=bytes(s.peer_ifid), worker=s.worker, auth=s.auth,
+            local_ifid=bytes(s.local_ifid), acct_id=s.acct_id,
+            relay_session_id=bytes(s.relay_session_id)[:min(s.relay_len, 16)])
 
 
 class SessionCounters(NamedTuple):

@@ -320,6 +320,12 @@ class Pool6:
         i = self._slice.take()
         return None if i is None else self.subnet(i)
 
+    def claim(self, net: IPv6Network) -> bool:
+        """Mark ``net`` in use (a session restored after a worker restart): False when it is
+        not this worker's or already in use."""
+        i = self.index(net)
+        return i is not None and self._slice.owns(i) and self._slice.claim(i)
+
     def release(self, net: IPv6Network) -> bool:
         """Give ``net`` back; False when this pool had not handed it out."""
         i = self.index(net)

@@ -31,6 +31,11 @@ Dynamic authorization (:class:`DynAuthServer`, RFC 5176)
 Codec helpers: :func:`parse_tr101` (PPPoE Vendor-Specific tag 0x0105 with the Broadband Forum
 line identification, TR-101 / RFC 4679), :func:`acct_session_id`, :func:`request_authenticator`.
 
+Command line: :func:`add_radius_arguments` adds ``--radius``, ``--radius-secret-file``,
+``--radius-timeout``, ``--radius-retries``, ``--acct-interim``, ``--nas-identifier`` and
+``--coa-port`` to a parser; :func:`radius_config` makes the :class:`RadiusConfig` of them;
+:func:`dynauth_clients` the ``clients`` of :class:`DynAuthServer`.
+
 Octets attributes (passwords, CHAP values, TR-101 ids, Class) are set raw by attribute code:
 pyrad's ``octets`` encoder would read a value starting with ``0x`` and hex digits as hex text.
 
@@ -45,6 +50,7 @@ import asyncio
 import collections
 import hashlib
 import hmac
+import inspect
 import ipaddress
 import logging
 import os
@@ -55,7 +61,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Awaitable, Callable, Mapping, Optional, Union
 
 from pyrad import packet as rpacket
 from pyrad import tools as rtools
@@ -1138,6 +1144,10 @@ class DynAuthServer:
         on_coa: ``on_coa(sessions, changes)`` with ``changes`` among ``session_timeout``,
             ``idle_timeout``, ``interim`` (seconds, int); then CoA-ACK.
 
+    ``lookup``, ``on_disconnect`` and ``on_coa`` may return an awaitable instead (e.g. when the
+    listener runs in the supervisor and asks the owning worker): the answer is sent when it
+    completes, on the loop the listener runs on.
+
     Checks, in order: source known (else drop), code 40 or 43 (else drop), the packet decodes
     (else drop, ``malformed``), Request Authenticator (RFC 5176 section 2.3) and
     Message-Authenticator when present (else drop, ``bad_authenticator``), a retransmission
@@ -1155,8 +1165,9 @@ class DynAuthServer:
     CACHE_MAX = 1024
 
     def __init__(self, config: RadiusConfig, clients: Mapping[Any, bytes],
-                 lookup: Callable[[dict], list], on_disconnect: Callable[[list, dict], None],
-                 on_coa: Callable[[list, dict], None]) -> None:
+                 lookup: Callable[[dict], Union[list, Awaitable[list]]],
+                 on_disconnect: Callable[[list, dict], Optional[Awaitable[Any]]],
+                 on_coa: Callable[[list, dict], Optional[Awaitable[Any]]]) -> None:
         self.config = config
         self.clients = {self._norm(ip): bytes(s) for ip, s in clients.items()}
         self.lookup, self.on_disconnect, self.on_coa = lookup, on_disconnect, on_coa
@@ -1165,7 +1176,8 @@ class DynAuthServer:
             "requests", "disconnects", "coas", "acks", "naks", "unknown_client", "bad_authenticator",
             "malformed", "duplicates"), 0)
         self._transport: Optional[asyncio.DatagramTransport] = None
-        self._cache: collections.OrderedDict[tuple, tuple[float, bytes]] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[tuple, tuple[float, Optional[bytes]]] = collections.OrderedDict()
+        self._tasks: set[asyncio.Future] = set()
 
     _norm = staticmethod(_norm_ip)
 
@@ -1196,18 +1208,28 @@ class DynAuthServer:
         return self._transport.get_extra_info("sockname") if self._transport else None
 
     def close(self) -> None:
-        """Stop listening."""
+        """Stop listening; requests still waiting for an awaitable callback are not answered."""
+        for t in list(self._tasks):
+            t.cancel()
         if self._transport is not None:
             self._transport.close()
             self._transport = None
 
     def _on_datagram(self, data: bytes, addr: Any) -> None:
-        reply = self.handle(bytes(data), addr)
+        reply = self.handle(bytes(data), addr, self._send_later)
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
 
-    def handle(self, data: bytes, addr: Any) -> Optional[bytes]:
-        """Process one datagram from ``addr``; the reply to send, or None to drop it."""
+    def _send_later(self, reply: bytes, addr: Any) -> None:
+        if self._transport is not None:
+            self._transport.sendto(reply, addr)
+
+    def handle(self, data: bytes, addr: Any,
+               send_later: Optional[Callable[[bytes, Any], None]] = None) -> Optional[bytes]:
+        """Process one datagram from ``addr``; the reply to send now, or None (dropped, or
+        answered later: when ``lookup``, ``on_disconnect`` or ``on_coa`` returned an awaitable,
+        a task on the running loop awaits it and calls ``send_later(reply, addr)``; a
+        retransmission meanwhile is dropped and counted in ``duplicates``)."""
         try:
             src = self._norm(addr[0])
         except ValueError:
@@ -1236,13 +1258,29 @@ class DynAuthServer:
         ckey = (src, addr[1], pkt.id, pkt.authenticator)
         if ckey in self._cache:
             self.counters["duplicates"] += 1
-            return self._cache[ckey][1]
+            return self._cache[ckey][1]               # None while the first is still in progress
         self.counters["requests"] += 1
         answer = self._process(pkt)
-        self._cache[ckey] = (now + self.CACHE_SECONDS, answer)
-        return answer
+        if isinstance(answer, bytes):
+            self._cache[ckey] = (now + self.CACHE_SECONDS, answer)
+            return answer
+        self._cache[ckey] = (now + self.CACHE_SECONDS, None)
+        task = asyncio.ensure_future(answer)
+        self._tasks.add(task)
 
-    def _process(self, pkt: rpacket.Packet) -> bytes:
+        def finished(t: asyncio.Future) -> None:
+            self._tasks.discard(t)
+            if t.cancelled():
+                self._cache.pop(ckey, None)
+                return
+            reply = t.result()                        # a callback's exception surfaces here, in the loop's handler
+            self._cache[ckey] = (time.monotonic() + self.CACHE_SECONDS, reply)
+            if send_later is not None:
+                send_later(reply, addr)
+        task.add_done_callback(finished)
+        return None
+
+    def _process(self, pkt: rpacket.Packet) -> Union[bytes, Awaitable[bytes]]:
         disconnect = pkt.code == DISCONNECT_REQUEST
         self.counters["disconnects" if disconnect else "coas"] += 1
         codes = {k[0] if isinstance(k, tuple) else k for k in collections.OrderedDict.keys(pkt)}
@@ -1257,18 +1295,33 @@ class DynAuthServer:
         keys = self._keys(pkt)
         if keys is None or not keys:
             return self._answer(pkt, False, ERROR_CAUSES["Missing-Attribute" if keys is not None else "Invalid-Request"])
-        sessions = list(self.lookup(keys))
+        found = self.lookup(keys)
+        if inspect.isawaitable(found):
+            return self._complete(pkt, keys, found)
+        return self._apply(pkt, keys, list(found))
+
+    def _apply(self, pkt: rpacket.Packet, keys: dict, sessions: list) -> Union[bytes, Awaitable[bytes]]:
         if not sessions:
             return self._answer(pkt, False, ERROR_CAUSES["Session-Context-Not-Found"])
-        if disconnect:
-            self.on_disconnect(sessions, keys)
+        if pkt.code == DISCONNECT_REQUEST:
+            done = self.on_disconnect(sessions, keys)
         else:
             changes = {}
             for code, name in _COA_CHANGES.items():
                 v = _u32(_raw(pkt, code))
                 if v is not None:
                     changes[name] = v
-            self.on_coa(sessions, changes)
+            done = self.on_coa(sessions, changes)
+        if inspect.isawaitable(done):
+            return self._ack_after(pkt, done)
+        return self._answer(pkt, True)
+
+    async def _complete(self, pkt: rpacket.Packet, keys: dict, found: Awaitable) -> bytes:
+        answer = self._apply(pkt, keys, list(await found))
+        return answer if isinstance(answer, bytes) else await answer
+
+    async def _ack_after(self, pkt: rpacket.Packet, done: Awaitable) -> bytes:
+        await done
         return self._answer(pkt, True)
 
     def _nas_matches(self, pkt: rpacket.Packet) -> bool:

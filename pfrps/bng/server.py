@@ -55,7 +55,8 @@ BNG_COUNTERS = AC_COUNTERS + (
     "dp_remove",       # data-plane entries removed
     "dp_errors",       # data-plane map writes the kernel refused (table full ...)
     "no_address",      # sessions closed because the worker's pool slice was exhausted
-    "dp_stale",        # entries of a killed predecessor removed when the worker restarted
+    "dp_stale",        # entries of a killed predecessor that could not be restored (removed)
+    "restored",        # sessions rebuilt from the session table after the worker restarted
 )
 #: Per-worker gauges: PPPoE sessions (the AC's) and sessions with an NCP open.
 BNG_GAUGES = AC_GAUGES + ("sessions_up",)
@@ -73,7 +74,8 @@ BNG_HELP = {
     "dp_remove": "XDP session-table entries removed (entries; per worker).",
     "dp_errors": "XDP session-table writes the kernel refused, e.g. table full (writes; per worker).",
     "no_address": "Sessions closed because the worker's pool slice had no address left (sessions; per worker).",
-    "dp_stale": "Entries of a killed worker process removed by its replacement (entries; per worker).",
+    "dp_stale": "Entries of a killed worker process its replacement could not restore, removed (entries; per worker).",
+    "restored": "Sessions rebuilt from the XDP session table after the worker restarted (sessions; per worker).",
     "sessions_up": "Sessions with IPCP or IPv6CP open (sessions; per worker, zeroed when the worker restarts).",
     "session_setup_seconds": "PADS to the first NCP opened (seconds; per worker).",
 }
@@ -226,7 +228,8 @@ class Subscriber:
             ipv6_prefix=self.ipv6 if 6 in self.families else None,
             mru=ppp.mru or self.bng.cfg.ppp.mru, start_ns=self.start_ns, local_magic=ppp.local_magic,
             peer_magic=ppp.peer_magic, user=self.user[:63], peer_ifid=ppp.peer_ifid or bytes(8),
-            worker=self.ctx.worker_id, auth=AUTH_CHAP if self.method == "chap" else AUTH_PAP)
+            worker=self.ctx.worker_id, auth=AUTH_CHAP if self.method == "chap" else AUTH_PAP,
+            local_ifid=ppp.local_ifid or bytes(8), relay_session_id=acs.relay_session_id or b"")
         try:
             dp.add(entry)
         except (OSError, PfrpsError) as exc:  # a full table must not kill the worker
@@ -313,15 +316,55 @@ class BNG(AccessConcentrator):
         ctx.storage["bng"] = wst
         ac.on_close = lambda acs: self._closed(ctx, wst, acs)
         if wst.dataplane is not None:
-            # A worker that was killed left its entries in the kernel's table: nobody answers for
-            # those sessions any more, so they stop forwarding now, and each client gets PADT on
-            # its next control frame (the AC's unknown-session path) and dials again.
-            stale = [e.key for e in wst.dataplane.entries() if e.worker == ctx.worker_id]
-            for key in stale:
-                wst.dataplane.remove(key)
-            if stale:
-                ctx.count("dp_stale", len(stale))
-                ctx.log.warning("removed %d data-plane entries of this worker's previous process", len(stale))
+            self._restore(ctx, wst, ac)
+
+    def _restore(self, ctx: Any, wst: "WorkerBNG", ac: WorkerState) -> None:
+        """After a restart: rebuild every session the previous process of this worker had open
+        from its durable record in the session table (the entry the data plane kept forwarding
+        with all along): the PPPoE session, the PPP automata Opened with the negotiated magic
+        numbers, MRU and interface ids, the addresses taken from the pools again. No frame is
+        sent; the clients never notice. Sessions that were still negotiating have no record:
+        their next frame gets PADT (RFC 2516's recovery) and they dial again."""
+        from .dataplane import AUTH_CHAP, AUTH_PAP  # noqa: PLC0415
+
+        now = self.clock()
+        boot_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        restored = dropped = 0
+        for e in list(wst.dataplane.entries()):
+            if e.worker != ctx.worker_id:
+                continue
+            k = e.key
+            vlan = b"".join(t.to_bytes(2, "big") + v.to_bytes(2, "big")
+                            for t, v in ((e.outer_tpid, k.outer_vid), (e.inner_tpid, k.inner_vid)) if t)
+            ok = ac.ids.claim(k.session_id) and (e.ipv4 is None or wst.pool4.allocate(e.ipv4) == e.ipv4) and (
+                e.ipv6_prefix is None or wst.pool6 is None or wst.pool6.claim(e.ipv6_prefix))
+            if not ok:  # not ours after all (ids or addresses taken): it cannot be served
+                wst.dataplane.remove(k)
+                dropped += 1
+                continue
+            acs = ACSession(k.mac, k.session_id, None, b"", e.relay_session_id or None, magic=e.local_magic,
+                            vlan=vlan, last_rx=now)
+            ac.sessions[(k.mac, k.session_id)] = acs
+            ac.by_mac.setdefault((k.mac, p.vlan_key(vlan)), []).append(k.session_id)
+            sub = Subscriber(self, ctx, wst, acs)
+            sub.user = bytes(e.user)
+            sub.method = "chap" if e.auth == AUTH_CHAP else "pap" if e.auth == AUTH_PAP else ""
+            sub.ipv4, sub.ipv6 = e.ipv4, e.ipv6_prefix
+            sub.families = {f for f, a in ((4, e.ipv4), (6, e.ipv6_prefix)) if a is not None}
+            sub.start_ns, sub.key, sub.entry = e.start_ns, k, e
+            sub.up_since = time.time() - max(boot_ns - e.start_ns, 0) / 1e9
+            sub.ppp.restore(user=sub.user, auth_method=sub.method or None, local_magic=e.local_magic,
+                            peer_magic=e.peer_magic, peer_mru=e.mru, ipv4=e.ipv4, ipv6_prefix=e.ipv6_prefix,
+                            local_ifid=e.local_ifid, peer_ifid=e.peer_ifid)
+            wst.subs[(k.mac, k.session_id)] = sub
+            restored += 1
+        if restored:
+            ctx.count("sessions", restored)
+            ctx.count("sessions_up", restored)
+            ctx.count("restored", restored)
+            ctx.log.info("restored %d sessions of this worker's previous process from the session table", restored)
+        if dropped:
+            ctx.count("dp_stale", dropped)
 
     def on_stop(self, ctx: Any) -> None:
         """Worker stop (SIGTERM): LCP Terminate-Request on every session, entries removed, then

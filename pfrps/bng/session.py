@@ -294,6 +294,51 @@ class PPPSession:
         self.lcp.open()
         self.lcp.up()
 
+    def restore(self, *, user: bytes, auth_method: Optional[str], local_magic: int, peer_magic: int,
+                peer_mru: int, ipv4: Optional[IPv4Address], ipv6_prefix: Optional[IPv6Network] = None,
+                local_ifid: Optional[bytes] = None, peer_ifid: Optional[bytes] = None) -> None:
+        """Resume a session that another process of this worker negotiated (its durable record,
+        read back after a restart): LCP, authentication and the NCPs that were open are Opened
+        again with the negotiated values, without a packet and without ``hooks.up`` (the
+        data-plane entry is still there). The peer never notices: RFC 1661's automata only
+        move on events, and every timer of a negotiated session is stopped anyway.
+
+        Raises:
+            ValueError: the session was started already, or nothing was open (no address).
+        """
+        if self.phase != "dead" or self._finished:
+            raise ValueError("restore() is for a fresh session")
+        if ipv4 is None and ipv6_prefix is None:
+            raise ValueError("a restored session needs an IPv4 address or an IPv6 prefix")
+        lcp = self.lcp_layer
+        lcp.magic, lcp.peer_magic = local_magic, peer_magic
+        lcp.peer_mru = peer_mru or self.cfg.mru
+        lcp.auth_method = auth_method
+        self.lcp.state = "Opened"
+        for f in (self.lcp, self.ipcp):
+            f.mru = lcp.peer_mru
+        self.user = user
+        self._auth_ok = True
+        self.phase = "network"
+        if ipv4 is not None:
+            self.ipv4 = ipv4
+            self.ipcp_layer.assign(ipv4)
+            self.ipcp.state = "Opened"
+            self._up4 = True
+        else:
+            self.ipcp.state = "Stopped"  # IPv4 was rejected or not served: stays down
+        if ipv6_prefix is not None and self.cfg.ipv6:
+            self.ipv6_prefix = ipv6_prefix
+            layer = Ipv6cpLayer(self._rand, up=self._ipv6cp_up, down=self._ipv6cp_down, finished=self._ncp_finished)
+            if local_ifid:
+                layer.ifid = bytes(local_ifid)
+            layer.peer_ifid = bytes(peer_ifid) if peer_ifid else None
+            self.ipv6cp_layer, self.ipv6cp = layer, self._fsm(layer)
+            self.ipv6cp.mru = lcp.peer_mru
+            self.ipv6cp.state = "Opened"
+            self._up6 = True
+            self._src_ll = IPv6Address(b"\xfe\x80" + bytes(6) + layer.ifid)
+
     def receive(self, protocol: int, info: bytes) -> None:
         """One PPP frame of this session: its protocol and information field (see the module
         docstring for what happens to each). Never raises on bad input."""

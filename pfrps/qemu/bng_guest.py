@@ -52,7 +52,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .guest import _kernel_xdp_warnings, _uptime, link_up, say
+from .guest import _kernel_xdp_warnings, _uptime, link_up
 
 __all__ = ["main", "Steps", "parse_pppd_addresses", "parse_ping", "session_list", "pppd_argv",
            "INET_NS", "UPLINK_IF", "TARGET_V4", "TARGET_V6", "POOL4", "POOL6", "USERS"]
@@ -71,6 +71,16 @@ USERS = {"pap": ("user1", "pap-secret-1"), "chap": ("user2", "chap-secret-2")}
 SECRETS = "/run/pfrps-bng/secrets"
 #: Map types whose entries are sessions (arrays always hold max_entries: counters, config).
 HASH_MAPS = ("hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "lpm_trie")
+
+
+_say_lock = threading.Lock()
+
+
+def say(text: str) -> None:
+    """One whole line to stdout (threads copying pppd's and pfrps-bng's output share it)."""
+    with _say_lock:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 class Steps:
@@ -242,7 +252,11 @@ def xdp_programs(ifname: str) -> list[dict]:
     progs = []
     for entry in doc if isinstance(doc, list) else [doc]:
         for x in entry.get("xdp", []):
-            progs.append({"id": x.get("id"), "mode": x.get("mode"), "name": x.get("name")})
+            try:
+                info = json.loads(sh("bpftool", "-j", "prog", "show", "id", str(x.get("id")), check=False) or "{}")
+            except ValueError:
+                info = {}
+            progs.append({"id": x.get("id"), "mode": x.get("mode"), "name": x.get("name") or info.get("name")})
     return progs
 
 

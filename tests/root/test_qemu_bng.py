@@ -68,8 +68,10 @@ def test_pppd_dials_pfrps_bng_pap_and_chap(run_dir, tmp_path):  # noqa: F811
         prefix = ipaddress.ip_network(session["ipv6_prefix"])
         assert prefix.prefixlen == 64 and prefix.subnet_of(ipaddress.ip_network(POOL6)), prefix
         assert addr6.ip in prefix, (str(addr6), str(prefix))
-        # through the BNG, both families, every reply
+        # through the BNG, both families, every reply, and in its XDP data plane: the session's
+        # counters (the node's kernel has no PPP, so nothing else could carry them)
         assert dial["ping4"] == [3, 3] and dial["ping6"] == [3, 3], (dial["ping4"], dial["ping6"])
+        assert session["up_packets"] >= 6 and session["down_packets"] >= 6, session
         # the data plane had the session, and has nothing left after the hang-up
         assert sum(ndial["entries_up"].values()) > 0, ndial["entries_up"]
         assert dial["pppd_status"] == 5, dial["log"][-20:]  # 5: ended by a signal (SIGTERM)
@@ -94,3 +96,29 @@ def test_bad_arguments_one_line_exit_2(argv, needle, run_dir):  # noqa: F811
 def test_report_in_a_missing_folder_refused(run_dir, tmp_path):  # noqa: F811
     res = bng_cli(run_dir, "--report", str(tmp_path / "nope" / "r.json"), timeout=60)
     assert_bad_input(res, "qemu", "--report", "no folder")
+
+
+def test_helpers_parse_what_the_guests_see():
+    """The parsing the guests do, on lines pppd 2.4.9, ping and pfrps-bng printed in a run."""
+    from pfrps.qemu.bng import bng_argv
+    from pfrps.qemu.bng_guest import parse_ping, parse_pppd_addresses, pppd_argv, session_list
+    from pfrps.qemu.machine import NODE_MAC, GuestSpec, guest_argv
+
+    log = ["PPP session is 45009", "CHAP authentication succeeded: Access granted",
+           "local  IP address 100.64.0.4", "remote IP address 198.51.100.1", "primary   DNS address 192.0.2.53",
+           "local  LL address fe80::c4ce:8b95:cce5:3e19", "remote LL address fe80::90fc:3db6:a86b:58c7"]
+    assert parse_pppd_addresses(log) == {
+        "session": 45009, "auth": "CHAP", "local": "100.64.0.4", "remote": "198.51.100.1", "dns": ["192.0.2.53"],
+        "local_ll": "fe80::c4ce:8b95:cce5:3e19", "remote_ll": "fe80::90fc:3db6:a86b:58c7"}
+    assert parse_ping("3 packets transmitted, 3 received, 0% packet loss, time 1003ms") == (3, 3)
+    assert parse_ping("ping: connect: Network is unreachable") == (0, 0)
+    doc = '{"sessions": [{"user": "user1", "ipv4": "100.64.0.2"}], "workers_missing": []}'
+    assert session_list(doc) == [{"user": "user1", "ipv4": "100.64.0.2"}]
+    assert session_list('{"sessions": []}') == [] and session_list("") == []
+    pap, chap = pppd_argv("eno1", "pap"), pppd_argv("eno1", "chap")
+    assert pap[:4] == ["pppd", "plugin", "pppoe.so", "eno1"] and "refuse-chap" in pap and "refuse-pap" not in pap
+    assert "refuse-pap" in chap and "refuse-chap" not in chap and "+ipv6" in chap and "nodetach" in chap
+    spec = GuestSpec("node", NODE_MAC, "enp1s0", sock=Path("/r/n.sock"), peer_sock=Path("/r/i.sock"))
+    argv = bng_argv(guest_argv(spec, Path("/k"), Path("/i"), Path("/r.img"), Path("/src"), Path("/res")))
+    append = argv[argv.index("-append") + 1].split()
+    assert "pfrps.script=qemu/bng-run" in append and "pfrps.script=qemu/guest-run" not in append

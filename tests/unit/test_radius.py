@@ -498,3 +498,37 @@ def test_cli_bad_combinations(argv, needle):
     with pytest.raises(UsageError, match=needle) as e:
         r.radius_config(_parse(argv))
     assert e.value.hint
+
+
+def test_dynauth_async_callbacks(loop):
+    """lookup / on_disconnect returning awaitables (a listener in the supervisor asking the
+    owning worker): answered when they complete; a retransmission meanwhile is dropped."""
+    sessions = {"S1": _S("S1", b"alice", None, "m")}
+    cfg = r.RadiusConfig(servers=(("192.0.2.1", 1812),), secret=SECRET)
+
+    async def lookup(keys):
+        await asyncio.sleep(0.02)
+        s = sessions.get(keys.get("acct_session_id"))
+        return [s] if s else []
+
+    async def disc(found, keys):
+        await asyncio.sleep(0.02)
+        for s in found:
+            s.ended = True
+    srv = r.DynAuthServer(cfg, {"192.0.2.99": SECRET}, lookup, disc, lambda f, c: None)
+    sent = []
+    src = ("192.0.2.99", 1)
+
+    async def scenario():
+        req = _coa_request(Acct_Session_Id="S1")
+        req2 = _coa_request(ident=9, Acct_Session_Id="S7")
+        assert srv.handle(req, src, lambda rep, a: sent.append((rep, req))) is None
+        assert srv.handle(req, src, lambda rep, a: sent.append((rep, req))) is None       # in progress
+        assert srv.handle(req2, src, lambda rep, a: sent.append((rep, req2))) is None
+        await asyncio.sleep(0.2)
+        assert srv.handle(req, src) == sent[0][0] or srv.handle(req, src) == sent[1][0]  # cached now
+    loop.run_until_complete(scenario())
+    codes = sorted(_decode(rep, req).code for rep, req in sent)
+    assert codes == [rp.DisconnectACK, rp.DisconnectNAK] and sessions["S1"].ended
+    assert srv.counters["duplicates"] >= 2 and srv.counters["acks"] == srv.counters["naks"] == 1
+    srv.close()
