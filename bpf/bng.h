@@ -59,7 +59,7 @@ struct bng_key {
 #define BNG_AUTH_CHAP 2
 
 /* One session: what the data plane needs (first 28 bytes) and the control plane's durable
- * record (the rest; the programs never read it). 160 bytes, no implicit padding.
+ * record (the rest; the programs never read it). 176 bytes, no implicit padding.
  *
  * outer_tpid / inner_tpid: host order, 0 = no such tag. An upstream frame must carry
  * exactly these tags (same TPIDs) to match, and downstream frames get them. */
@@ -80,11 +80,14 @@ struct bng_session {
 	__u16 worker;            /* 120: the owning worker */
 	__u8 auth;               /* 122: BNG_AUTH_* */
 	__u8 relay_len;          /* 123: bytes of relay_session_id used (0: none) */
-	__u32 reserved1;         /* 124 */
+	__u32 session_timeout;   /* 124: seconds from start_ns, 0 = none (RADIUS Session-Timeout) */
 	__u8 local_ifid[8];      /* 128: our IPv6CP interface identifier (the RA's fe80:: source) */
 	__u64 acct_id;           /* 136: the accounting session id (RADIUS Acct-Session-Id) */
 	__u8 relay_session_id[16]; /* 144: the PADR's Relay-Session-Id TAG, echoed in PADT */
-};                               /* 160 */
+	__u32 idle_timeout;      /* 160: seconds, 0 = none (RADIUS Idle-Timeout) */
+	__u32 acct_interim;      /* 164: Interim-Update interval, seconds, 0 = none */
+	__u64 reserved2;         /* 168 */
+};                               /* 176 */
 
 /* bng_session.flags (control plane only) */
 #define BNG_SF_IPV4_UP (1U << 0)

@@ -97,6 +97,10 @@ class SupervisorConfig:
         rcvbuf: socket receive buffer, bytes (recv mode).
         ring_block_size, ring_blocks, ring_frame_size: TPACKET_V3 geometry (ring mode), bytes/count.
             ``None`` picks the default (:meth:`ring_geometry`).
+        ring_retire_ms: milliseconds after which the kernel hands a partly filled block to the
+            worker (``tp_retire_blk_tov``, default 10): a control-plane application that answers
+            each frame (the BNG) wants a few ms, and more blocks, so that a worker that is not
+            scheduled for a while still finds free blocks.
         cpus: CPUs to pin workers to (worker i on cpus[i % len]), or None.
         app_counters: names of extra per-worker counters for the handler (``ctx.count``).
         app_gauges: names of per-worker gauges (``ctx.count(name, -1)`` allowed), zeroed when a
@@ -132,6 +136,7 @@ class SupervisorConfig:
     ring_block_size: Optional[int] = None
     ring_blocks: Optional[int] = None
     ring_frame_size: int = 2048
+    ring_retire_ms: int = 10
     cpus: Optional[list[int]] = None
     app_counters: tuple[str, ...] = ()
     app_gauges: tuple[str, ...] = ()
@@ -196,6 +201,10 @@ class SupervisorConfig:
             lookup_user(self.user)
         if self.rx == "ring":
             from .receive import check_architecture, check_geometry  # noqa: PLC0415
+
+            if not 1 <= self.ring_retire_ms <= 1000:
+                raise UsageError(f"ring retire timeout {self.ring_retire_ms} ms is out of range",
+                                 hint="use 1..1000 ms")
 
             check_geometry(*self.ring_geometry(), self.ring_frame_size)
             check_architecture()

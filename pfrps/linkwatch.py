@@ -62,6 +62,8 @@ IFLA_IFNAME = 3
 _NLMSGHDR = struct.Struct("=IHHII")      # len, type, flags, seq, pid
 _IFINFOMSG = struct.Struct("=BxHiII")    # family, type, index, flags, change
 _RTATTR = struct.Struct("=HH")
+#: Seconds the supervisor waits after a "link down" for the removal that may follow it.
+REMOVAL_WAIT = 0.1
 
 
 def link_is_up(flags: int) -> bool:
@@ -162,6 +164,30 @@ class LinkWatch:
         Raises:
             InterfaceGoneError: a watched interface was removed (after the other events were handled).
         """
+        events = self._drain()
+        if any(ev.kind == "down" for ev in events) and not any(ev.kind == "removed" for ev in events):
+            # `ip link del` sends the down, then the removal: wait a moment for the second, so a
+            # removal is one line, not "link down" and then the error
+            if select.select([self.sock], [], [], REMOVAL_WAIT)[0]:
+                events += self._drain()
+        gone = None
+        removed = {ev.ifindex for ev in events if ev.kind == "removed"}
+        for ev in events:
+            if ev.kind != "removed" and ev.ifindex in removed:
+                continue  # the "down" that comes with a removal: one line says it all
+            if ev.kind == "removed":
+                gone = gone or ev
+            elif ev.kind == "down":
+                log.info("%s: link down", ev.ifname)
+            else:
+                log.info("%s: link up; receiving again", ev.ifname)
+            if self.on_event is not None:
+                self.on_event(ev)
+        if gone is not None:
+            raise InterfaceGoneError(gone)
+        return events
+
+    def _drain(self) -> list[LinkEvent]:
         events: list[LinkEvent] = []
         while True:
             try:
@@ -174,18 +200,6 @@ class LinkWatch:
                     continue
                 raise
             events += self._parse(data)
-        gone = None
-        for ev in events:
-            if ev.kind == "removed":
-                gone = gone or ev
-            elif ev.kind == "down":
-                log.info("%s: link down", ev.ifname)
-            else:
-                log.info("%s: link up; receiving again", ev.ifname)
-            if self.on_event is not None:
-                self.on_event(ev)
-        if gone is not None:
-            raise InterfaceGoneError(gone)
         return events
 
     def _parse(self, data: bytes) -> list[LinkEvent]:

@@ -39,7 +39,7 @@ class Col(IntEnum):
     TX_FRAMES = 7       # frames the worker transmitted
     TX_ERRORS = 8       # transmit calls that failed
     KERNEL_PACKETS = 9  # PACKET_STATISTICS tp_packets (accepted by the filter)
-    INTERRUPTED = 10    # frames whose handler call a worker death cut short (ring mode, <= 1 per death)
+    INTERRUPTED = 10    # frames whose handler call a worker death cut short (<= 1 per death; recv mode: heartbeat)
     SOCKET_ERRORS = 11  # errors the socket reported and the worker cleared (ENETDOWN: the link went down)
     HEARTBEAT = 12      # progress: +2 per socket read; recv mode +1 into, +1 out of the handler; see pfrps.watchdog
 

@@ -100,7 +100,7 @@ def _add_rings(cfg: SupervisorConfig, out: SteeredSockets) -> None:
     if cfg.rx == "ring":
         from .receive import make_rings  # noqa: PLC0415
 
-        out.rings = make_rings(out.socks, *cfg.ring_geometry(), cfg.ring_frame_size)
+        out.rings = make_rings(out.socks, *cfg.ring_geometry(), cfg.ring_frame_size, cfg.ring_retire_ms)
 
 
 def _load_filter(mod: CompiledModule, opts: SteeringOpts) -> int:

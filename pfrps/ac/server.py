@@ -179,6 +179,9 @@ class ACSession:
     """One session: the client's MAC, its session id and what its PADR carried.
 
     ``vlan`` is the raw VLAN tags its PADR came with (replies and probes carry them);
+    ``end_cause`` why it ended, set just before it is closed (an RFC 2866 Acct-Terminate-Cause
+    name: ``User-Request`` for PADT, ``Lost-Carrier`` for keepalive expiry or replacement,
+    ``NAS-Reboot`` at shutdown; "" when the application closed it);
     ``max_payload`` the PPP-Max-Payload granted in PADS (RFC 4638, bytes; 0: none, the PPP
     MRU stays at most 1492);
     ``last_rx`` the clock time of its last frame (seconds); ``misses`` the Echo-Requests sent
@@ -196,6 +199,7 @@ class ACSession:
     misses: int = 0
     echo_id: int = 0
     max_payload: int = 0
+    end_cause: str = ""
 
 
 class WorkerState:
@@ -234,6 +238,7 @@ class WorkerState:
         replaced = []
         mine = self.by_mac.get((mac, vkey))
         while mine and len(mine) >= self.per_mac:
+            self.sessions[(mac, mine[0])].end_cause = "Lost-Carrier"  # the client started over
             replaced.append(self.close(mac, mine[0]))
         if len(self.sessions) >= self.limit:
             return None, False, replaced
@@ -333,6 +338,7 @@ class AccessConcentrator:
             if now - sess.last_rx < cfg.echo_interval:
                 continue
             if sess.misses >= cfg.echo_misses:
+                sess.end_cause = "Lost-Carrier"
                 state.close(sess.mac, sess.session_id)
                 ctx.count("expired")
                 ctx.count("sessions", -1)
@@ -356,6 +362,7 @@ class AccessConcentrator:
             state.timer = None
         mac, enc = self.config.mac, self._enc
         for sess in list(state.sessions.values()):
+            sess.end_cause = sess.end_cause or "NAS-Reboot"
             state.close(sess.mac, sess.session_id)
             frame = p.build_padt(sess.mac, mac, sess.session_id, b"AC shutting down",
                                  relay_session_id=sess.relay_session_id, encoder=enc)
@@ -471,6 +478,7 @@ class AccessConcentrator:
         state: WorkerState = ctx.storage["ac"]
         sess = state.sessions.get((m.src, m.session_id))
         if sess is not None and p.vlan_key(sess.vlan) == p.vlan_key(vlan):  # not from another VLAN
+            sess.end_cause = "User-Request"
             state.close(m.src, m.session_id)
             ctx.count("sessions", -1)
 

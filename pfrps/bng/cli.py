@@ -44,6 +44,8 @@ examples:
             --ipv6-pool 2001:db8:100::/40 --dns 192.0.2.53 --dns 2001:db8::53 \\
             --auth chap --secrets /etc/ppp/chap-secrets --ac-name bng1 --service-name internet
   pfrps-bng -i acc0 --uplink up0 -w 4 --pool 100.64.0.0/24 --secrets s.txt --generic --json
+  pfrps-bng -i acc0 --uplink up0 -w 8 --pool 100.64.0.0/16 --radius 192.0.2.10 --radius 192.0.2.11:1812 \
+            --radius-secret-file /etc/pfrps/radius-secret --acct-interim 300 --nas-identifier bng1
   pfrps-bng show sessions
   pfrps-bng show sessions --json
   pfrps-bng terminate --user alice
@@ -117,8 +119,9 @@ def build_parser() -> ArgumentParser:
                    help="DNS server: IPv4 ones go in IPCP (RFC 1877), IPv6 ones in the RA's RDNSS (RFC 8106)")
     p.add_argument("--auth", type=_auth, default=("pap", "chap"), metavar="pap|chap|pap,chap",
                    help="authentication protocols in order of preference (default: pap,chap)")
-    p.add_argument("--secrets", action="append", required=True, metavar="FILE",
-                   help="pppd-format pap-secrets/chap-secrets file (client server secret [addresses]); repeatable")
+    p.add_argument("--secrets", action="append", default=[], metavar="FILE",
+                   help="pppd-format pap-secrets/chap-secrets file (client server secret [addresses]); repeatable; "
+                        "with --radius too, a user listed here is decided here (the file first)")
     p.add_argument("--ac-name", default="pfrps-bng", metavar="NAME", help="AC-Name and CHAP name (default: pfrps-bng)")
     p.add_argument("--service-name", dest="services", action="append", default=[], metavar="S",
                    help="a Service-Name to offer; repeat for more (default: any)")
@@ -138,6 +141,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="S", help="seconds between stats lines")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_metrics_option(p)
+    from .radius import add_radius_arguments  # noqa: PLC0415
+
+    add_radius_arguments(p)
     return p
 
 

@@ -18,10 +18,13 @@ it is an independent peer of :mod:`pfrps.bng.server`:
 
 Speed (the BNG, not the client, must be the bottleneck): one :class:`Engine` holds every
 subscriber as a slotted object; frames are packed with :mod:`struct` from per-session header
-prefixes built once; received frames come in batches from a TPACKET_V3 ring
-(:class:`pfrps.receive.RingReceiver`) and replies leave in batches through one ``sendmmsg``
-per batch (data copied by the kernel: a TX ring would hand the veth peer pages we rewrite).
-Timers are one lazy heap entry per subscriber. No scapy, no asyncio on the hot path.
+prefixes built once; received frames come in batches from a TPACKET_V3 ring (blocks retired
+every 4 ms, so one wake-up handles many frames) and replies leave in batches through one
+``sendmmsg`` per batch (data copied by the kernel: a TX ring would hand the veth peer pages we
+rewrite while it still reads them). Timers are one lazy heap entry per subscriber; paced starts
+are grouped about 5 ms at a time. No scapy, no asyncio on the hot path. Measured on 2 shared
+CPUs against pfrps-bng over veth (PAP, IPv4): 36-65 us of client CPU per session unpaced,
+about 80 us at a paced 1,000 sessions/s (fewer frames per wake-up).
 
 Layers::
 
@@ -42,7 +45,6 @@ import heapq
 import ipaddress
 import json
 import os
-import random
 import select
 import signal
 import socket

@@ -85,7 +85,7 @@ class BngKey(ctypes.Structure):
 
 
 class BngSession(ctypes.Structure):
-    """``struct bng_session`` (160 bytes)."""
+    """``struct bng_session`` (176 bytes)."""
 
     _fields_ = [
         ("ac_mac", ctypes.c_uint8 * 6), ("outer_tpid", ctypes.c_uint16), ("inner_tpid", ctypes.c_uint16),
@@ -93,8 +93,9 @@ class BngSession(ctypes.Structure):
         ("flags", ctypes.c_uint32), ("reserved0", ctypes.c_uint32), ("start_ns", ctypes.c_uint64),
         ("local_magic", ctypes.c_uint32), ("peer_magic", ctypes.c_uint32), ("user", ctypes.c_char * 64),
         ("peer_ifid", ctypes.c_uint8 * 8), ("worker", ctypes.c_uint16), ("auth", ctypes.c_uint8),
-        ("relay_len", ctypes.c_uint8), ("reserved1", ctypes.c_uint32), ("local_ifid", ctypes.c_uint8 * 8),
-        ("acct_id", ctypes.c_uint64), ("relay_session_id", ctypes.c_uint8 * 16),
+        ("relay_len", ctypes.c_uint8), ("session_timeout", ctypes.c_uint32), ("local_ifid", ctypes.c_uint8 * 8),
+        ("acct_id", ctypes.c_uint64), ("relay_session_id", ctypes.c_uint8 * 16), ("idle_timeout", ctypes.c_uint32),
+        ("acct_interim", ctypes.c_uint32), ("reserved2", ctypes.c_uint64),
     ]
 
 
@@ -203,6 +204,8 @@ class SessionEntry:
         local_ifid: our IPv6CP interface identifier (8 bytes).
         acct_id: the accounting session id (a restarted worker keeps it).
         relay_session_id: the PADR's Relay-Session-Id (at most 16 bytes kept), echoed in PADT.
+        session_timeout, idle_timeout, acct_interim: seconds (RADIUS Session-Timeout from the
+            session's start, Idle-Timeout, Acct-Interim-Interval); 0 = none.
     """
 
     key: SessionKey
@@ -223,6 +226,9 @@ class SessionEntry:
     local_ifid: bytes = bytes(8)
     acct_id: int = 0
     relay_session_id: bytes = b""
+    session_timeout: int = 0
+    idle_timeout: int = 0
+    acct_interim: int = 0
 
     def __post_init__(self) -> None:
         if self.outer_tpid is None:
@@ -269,6 +275,9 @@ class SessionEntry:
         relay = bytes(self.relay_session_id)[:16]
         s.relay_len = len(relay)
         s.relay_session_id[:len(relay)] = relay
+        s.session_timeout = int(self.session_timeout) & 0xFFFFFFFF
+        s.idle_timeout = int(self.idle_timeout) & 0xFFFFFFFF
+        s.acct_interim = int(self.acct_interim) & 0xFFFFFFFF
         return bytes(s)
 
     @classmethod
@@ -283,7 +292,8 @@ class SessionEntry:
             mru=s.mru, flags=s.flags, start_ns=s.start_ns, local_magic=s.local_magic, peer_magic=s.peer_magic,
             user=s.user, peer_ifid=bytes(s.peer_ifid), worker=s.worker, auth=s.auth,
             local_ifid=bytes(s.local_ifid), acct_id=s.acct_id,
-            relay_session_id=bytes(s.relay_session_id)[:min(s.relay_len, 16)])
+            relay_session_id=bytes(s.relay_session_id)[:min(s.relay_len, 16)],
+            session_timeout=s.session_timeout, idle_timeout=s.idle_timeout, acct_interim=s.acct_interim)
 
 
 class SessionCounters(NamedTuple):

@@ -222,15 +222,85 @@ class ControlSocket:
         self.sock.close()
 
 
+class DynAuthListener:
+    """RFC 5176 Dynamic Authorization (Disconnect-Request, CoA-Request) served from the
+    supervisor's loop: :class:`pfrps.bng.radius.DynAuthServer` checks the request, and the
+    workers' mailboxes find and change the sessions (each worker owns its own). Bound before
+    the workers start, so a port in use is bad input."""
+
+    def __init__(self, radius) -> None:
+        from .radius import DynAuthServer, dynauth_clients  # noqa: PLC0415
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            self.sock.bind(("0.0.0.0", radius.coa_port))
+        except OSError as exc:
+            self.sock.close()
+            raise UsageError(f"cannot listen for Disconnect/CoA on UDP port {radius.coa_port}: {exc.strerror}",
+                             code=exc.errno or errno.EADDRINUSE, hint="pick another --coa-port") from None
+        self.sock.setblocking(False)
+        self.server = DynAuthServer(radius, dynauth_clients(radius), self.lookup, self.disconnect, self.coa)
+        self.sup: Optional[Supervisor] = None
+
+    def on_readable(self) -> None:
+        """One request in, its answer out (or nothing: dropped and counted)."""
+        try:
+            data, addr = self.sock.recvfrom(4096)
+        except BlockingIOError:
+            return
+        reply = self.server.handle(data, addr)
+        if reply is not None:
+            self.sock.sendto(reply, addr)
+
+    def _ask(self, workers, req: dict) -> dict[int, dict]:
+        out = {}
+        for w, raw in self.sup.request(list(workers), json.dumps(req).encode(), timeout=2.0).items():
+            try:
+                out[w] = json.loads(raw)
+            except ValueError:
+                pass
+        return out
+
+    def lookup(self, keys: dict) -> list[tuple[int, str, int]]:
+        """``(worker, MAC hex, session id)`` of every session matching all ``keys``."""
+        plain = {k: (v.decode("latin-1") if isinstance(v, bytes) else str(v)) for k, v in keys.items()}
+        found = self._ask(range(self.sup.config.workers), {"op": "find", "keys": plain})
+        return [(w, mac, sid) for w, rep in sorted(found.items()) for mac, sid in rep.get("sessions", [])]
+
+    def _by_worker(self, sessions) -> dict[int, list]:
+        by: dict[int, list] = {}
+        for w, mac, sid in sessions:
+            by.setdefault(w, []).append([mac, sid])
+        return by
+
+    def disconnect(self, sessions, keys) -> None:
+        """End them: Terminate-Request, entry removed, Stop with Admin-Reset."""
+        for w, ss in self._by_worker(sessions).items():
+            self._ask([w], {"op": "terminate", "sessions": ss, "cause": "Admin-Reset"})
+
+    def coa(self, sessions, changes: dict) -> None:
+        """New Session-Timeout / Idle-Timeout / interim interval for them."""
+        for w, ss in self._by_worker(sessions).items():
+            self._ask([w], {"op": "coa", "sessions": ss, "changes": changes})
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.sock.close()
+
+
 def serve(args) -> int:
     """Run the BNG for parsed ``args`` (see :func:`pfrps.bng.cli.build_parser`); exit status."""
     sup: Optional[Supervisor] = None
     routing: Optional[Routing] = None
     ctrl: Optional[ControlSocket] = None
+    dae: Optional[DynAuthListener] = None
     try:
         hash_alg = parse_hash_alg(args.hash_alg)
         check_pools(list(args.pools), args.workers, args.ipv6_pool)
-        secrets = Secrets.load([Path(f) for f in args.secrets])
+        if not args.secrets and not args.radius:
+            raise UsageError("no way to authenticate subscribers",
+                             hint="give --secrets FILE (pppd format), --radius HOST[:PORT], or both")
+        secrets = Secrets.load([Path(f) for f in args.secrets]) if args.secrets else None
         if args.access == args.uplink:
             raise UsageError(f"{args.access} is given as both the access and the uplink interface",
                              hint="give the subscribers' interface to -i and the Internet side to --uplink")
@@ -246,6 +316,9 @@ def serve(args) -> int:
         except UsageError:
             raise UsageError(f"interface {args.access!r} has no Ethernet address", hint="serve an Ethernet interface") \
                 from None
+        from .radius import new_boot_id, radius_config  # noqa: PLC0415
+
+        radius = radius_config(args, nas_ip=addr4.ip)
         services = parse_service_names(args.services)
         dns4 = tuple(a for a in args.dns if a.version == 4)
         dns6 = tuple(a for a in args.dns if a.version == 6)
@@ -256,26 +329,37 @@ def serve(args) -> int:
                       echo_misses=args.echo_misses,
                       # RFC 4638: an access MTU above 1500 lets hosts that ask have PPP MRUs above 1492
                       max_payload=(link.mtu - 8) if (link.mtu or 0) > 1500 else 0)
-        bng = BNG(BNGConfig(ac=ac, ppp=ppp, pools4=tuple(args.pools), pool6=args.ipv6_pool, secrets=secrets),
-                  args.workers)
+        bng = BNG(BNGConfig(ac=ac, ppp=ppp, pools4=tuple(args.pools), pool6=args.ipv6_pool, secrets=secrets,
+                            radius=radius, boot_id=new_boot_id(), access=args.access), args.workers)
         from .dataplane import DataPlane  # noqa: PLC0415
 
         dataplane = DataPlane(args.access, args.uplink, generic=args.generic)
         config = SupervisorConfig(
             interface=args.access, workers=args.workers, hash_alg=hash_alg,
             ethertypes=(ETH_P_PPP_DISC, ETH_P_PPP_SES), app_counters=BNG_COUNTERS, app_gauges=BNG_GAUGES,
+            # control frames, each answered: hand them over within 2 ms, and 256 small blocks so a
+            # worker that is not scheduled for a while (2 CPUs, client beside) still finds room
+            ring_block_size=16 << 10, ring_blocks=256, ring_retire_ms=2,
             mailboxes=True, bpf_objects=dataplane.bpf_objects(), app_name="pfrps_bng",
             app_histograms=dict(BNG_HISTOGRAMS), metrics=args.metrics, app_help=dict(BNG_HELP))
         config.validate()
         ctrl = ControlSocket(args.access)
+        dae = DynAuthListener(radius) if radius is not None else None
         routing = Routing(args.access, args.uplink).open(args.pools, args.ipv6_pool, link.ifindex)
         sup = Supervisor(config, handler=bng.handle, on_start=bng.on_start, on_stop=bng.on_stop,
                          on_message=bng.on_message)
         ctrl.sup = sup
+        if dae is not None:
+            dae.sup = sup
         seconds = sup.start()
         dataplane.bind(sup.bpf.maps)
         ctrl.dataplane = dataplane
         sup.add_reader(ctrl.sock.fileno(), ctrl.on_accept)
+        if dae is not None:
+            sup.add_reader(dae.sock.fileno(), dae.on_readable)
+            log.info("RADIUS: servers %s, NAS-Identifier %s, NAS-IP-Address %s; Disconnect/CoA on UDP port %d",
+                     ", ".join(f"{h}:{p}" for h, p in radius.servers), radius.nas_identifier, radius.nas_ip,
+                     radius.coa_port)
         log.info("%s", sup.describe())
         log.info("BNG %r on %s (%s), uplink %s (%s, ifindex %d); pools %s%s; auth %s; %d workers ready in %.3f s; "
                  "XDP data plane %s; Hit Ctrl-C to end.", args.ac_name, args.access, link.mac, args.uplink, addr4,
@@ -312,6 +396,8 @@ def serve(args) -> int:
             routing.close()
         if ctrl is not None:
             ctrl.close()
+        if dae is not None:
+            dae.close()
 
 
 def signal_ready_fd(fd: Optional[int]) -> None:

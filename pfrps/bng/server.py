@@ -37,6 +37,7 @@ from pfrps.ac import protocol as p
 from pfrps.errors import PfrpsError
 from pfrps.ac.server import AC_COUNTERS, AC_GAUGES, AC_METRICS_HELP, AccessConcentrator, ACConfig, ACSession, WorkerState
 
+from .aaa import AAA_COUNTERS, AAA_HELP, SessionAAA, WorkerAAA, cause_of
 from .auth import AuthRequest, AuthResult
 from .pools import Pool4, Pool6
 from .secrets import Secrets
@@ -57,9 +58,11 @@ BNG_COUNTERS = AC_COUNTERS + (
     "no_address",      # sessions closed because the worker's pool slice was exhausted
     "dp_stale",        # entries of a killed predecessor that could not be restored (removed)
     "restored",        # sessions rebuilt from the session table after the worker restarted
-)
+) + AAA_COUNTERS
 #: Per-worker gauges: PPPoE sessions (the AC's) and sessions with an NCP open.
 BNG_GAUGES = AC_GAUGES + ("sessions_up",)
+#: The Broadband Forum's vendor id (3561) that starts a TR-101 Vendor-Specific TAG (0x0105).
+TR101_VENDOR = (3561).to_bytes(4, "big")
 #: Sessions per ``list`` reply (each about 450 bytes of JSON: well inside a mailbox message).
 LIST_PAGE = 100
 #: HELP text for the Prometheus endpoint (``pfrps_bng_<name>_total`` / ``pfrps_bng_<name>``).
@@ -78,6 +81,7 @@ BNG_HELP = {
     "restored": "Sessions rebuilt from the XDP session table after the worker restarted (sessions; per worker).",
     "sessions_up": "Sessions with IPCP or IPv6CP open (sessions; per worker, zeroed when the worker restarts).",
     "session_setup_seconds": "PADS to the first NCP opened (seconds; per worker).",
+    **AAA_HELP,
 }
 #: Histograms (seconds): PADS to the first NCP opened.
 BNG_HISTOGRAMS = {"session_setup_seconds": (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)}
@@ -106,15 +110,22 @@ class BNGConfig:
         secrets: the pap-/chap-secrets entries.
         dataplane: write the XDP session table (False only for handler tests without maps).
         server_name: our name in the secrets files' server column (default: the AC-Name).
+        radius: a :class:`pfrps.bng.radius.RadiusConfig` (``--radius``), or None: the secrets
+            file decides alone. With both, a user the file lists is decided by the file.
+        boot_id: this run's id (:func:`pfrps.bng.radius.new_boot_id`), for Acct-Session-Id.
+        access: the access interface's name (NAS-Port-Id).
     """
 
     ac: ACConfig
     ppp: PPPConfig
     pools4: tuple[IPv4Network, ...]
-    secrets: Secrets
+    secrets: Optional[Secrets]
     pool6: Optional[IPv6Network] = None
     dataplane: bool = True
     server_name: Optional[bytes] = None
+    radius: Any = None
+    boot_id: int = 0
+    access: str = ""
 
 
 class Subscriber:
@@ -122,7 +133,8 @@ class Subscriber:
     :class:`PPPSession`, its addresses and its data-plane entry."""
 
     __slots__ = ("bng", "ctx", "wst", "acs", "ppp", "ipv4", "ipv6", "families", "closing", "done",
-                 "started", "up_since", "user", "key", "entry", "method", "start_ns")
+                 "started", "up_since", "user", "key", "entry", "method", "start_ns", "aaa", "end_cause",
+                 "final", "radius_auth", "line_tag")
 
     def __init__(self, bng: "BNG", ctx: Any, wst: "WorkerBNG", acs: ACSession) -> None:
         self.bng, self.ctx, self.wst, self.acs = bng, ctx, wst, acs
@@ -138,6 +150,11 @@ class Subscriber:
         self.start_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         self.key = None
         self.entry = None
+        self.end_cause = ""       # the Acct-Terminate-Cause when this side ends it
+        self.final = None         # the data-plane counters read just before the entry went
+        self.radius_auth = False
+        self.line_tag: Optional[bytes] = None  # the PADR's TR-101 Vendor-Specific TAG (0x0105)
+        self.aaa = SessionAAA(wst.aaa.next_acct_id(), (bng.cfg.radius.acct_interim or 0) if bng.cfg.radius else 0)
         cfg = bng.cfg.ppp if bng.cfg.pool6 is not None else bng.ppp_v4only
         if acs.max_payload > cfg.mru:  # RFC 4638: PADS granted a larger PPP payload
             cfg = replace(cfg, mru=acs.max_payload)
@@ -152,13 +169,27 @@ class Subscriber:
         self.ctx.transmit(p.with_vlan(frame, acs.vlan) if acs.vlan else frame)
 
     def authenticate(self, req: AuthRequest, done: Callable[[AuthResult], None]) -> None:
-        """Check ``req`` against the secrets file (answers at once)."""
-        cfg = self.bng.cfg
-        res = cfg.secrets.authenticate(req, cfg.server_name or cfg.ac.ac_name)
-        self.ctx.count("auth_ok" if res.ok else "auth_fail")
-        if res.ok:
-            self.user, self.method = req.user, req.method
-        done(res)
+        """The secrets file, then RADIUS (:meth:`pfrps.bng.aaa.WorkerAAA.authenticate`); the
+        answer may come later (the worker's other subscribers are served meanwhile)."""
+        def finish(res: AuthResult) -> None:
+            self.aaa.handle = None
+            if self.done:
+                return
+            self.ctx.count("auth_ok" if res.ok else "auth_fail")
+            if res.ok:
+                self.user, self.method = req.user, req.method
+                self.radius_auth = hasattr(res, "timed_out")
+                self.aaa.apply(res)
+            done(res)
+        self.aaa.handle = self.wst.aaa.authenticate(req, self.line_info(), self.aaa.acct_id, finish)
+
+    def line_info(self):
+        """RADIUS line identification: NAS-Port-Id ``<access>:<outer VID>:<inner VID>``, the
+        client MAC as Calling-Station-Id, and the TR-101 TAG's circuit/remote ids and rates."""
+        from .radius import tr101_line  # noqa: PLC0415
+
+        _, ovid, _, ivid = vlan_ids(self.acs.vlan)
+        return tr101_line(self.line_tag, f"{self.bng.cfg.access}:{ovid}:{ivid}", self.acs.mac.hex("-").upper())
 
     def assign_ipv4(self, fixed: Optional[IPv4Address]) -> Optional[IPv4Address]:
         """An address from the worker's pool slice (``fixed``: the secrets file's address)."""
@@ -169,9 +200,12 @@ class Subscriber:
         return self.ipv4
 
     def assign_ipv6(self) -> Optional[IPv6Network]:
-        """A /64 from the worker's slice of the IPv6 pool."""
-        if self.ipv6 is None and self.wst.pool6 is not None:
-            self.ipv6 = self.wst.pool6.allocate()
+        """RADIUS's Framed-IPv6-Prefix /64, else a /64 from the worker's slice of the IPv6 pool."""
+        if self.ipv6 is None:
+            if self.aaa.ipv6_prefix is not None:
+                self.ipv6 = self.aaa.ipv6_prefix
+            elif self.wst.pool6 is not None:
+                self.ipv6 = self.wst.pool6.allocate()
         return self.ipv6
 
     def up(self, family: int) -> None:
@@ -187,6 +221,7 @@ class Subscriber:
             observe = getattr(self.ctx, "observe", None)
             if observe is not None:
                 observe("session_setup_seconds", self.up_since - self.started)
+            self.aaa.start(self, self.wst.aaa)
 
     def down(self, family: int) -> None:
         """An NCP went down: that family leaves the data plane (the entry goes with the last)."""
@@ -200,16 +235,40 @@ class Subscriber:
             self.ctx.count("sessions_up", -1)
 
     def finished(self, reason: str) -> None:
-        """The PPP session is over: PADT (unless the PPPoE session is already going) and release."""
+        """The PPP session is over: entry removed, accounting Stop, PADT (unless the PPPoE
+        session is already going), addresses released."""
         if self.done:
             return
         self.done = True
         for fam in tuple(self.families):
             self.down(fam)
+        self.aaa.stop(self, self.wst.aaa, self.end_cause or self.acs.end_cause or cause_of(reason))
         if not self.closing:
             acs = self.acs
             self.bng.send_padt(self.ctx, acs, reason.encode()[:64])
             self.wst.ac.close(acs.mac, acs.session_id)  # -> BNG._closed
+
+    def end(self, cause: str, reason: str) -> None:
+        """End the session from this side (admin, timeouts, shutdown): LCP Terminate-Request, the
+        data-plane entry gone at once, the Stop with ``cause`` (an Acct-Terminate-Cause name)."""
+        if self.done:
+            return
+        self.end_cause = self.end_cause or cause
+        self.ppp.terminate(reason)
+        for fam in tuple(self.families):
+            self.down(fam)
+
+    def counters(self):
+        """The session's data-plane counters (:class:`pfrps.bng.dataplane.SessionCounters`):
+        live, or as read just before its entry was removed."""
+        dp = self.wst.dataplane
+        if dp is not None and self.entry is not None:
+            return dp.counters(self.entry.key)
+        if self.final is not None:
+            return self.final
+        from .dataplane import SessionCounters  # noqa: PLC0415
+
+        return SessionCounters()
 
     # -- the data plane ----------------------------------------------------------------------
     def _write_entry(self) -> None:
@@ -229,7 +288,9 @@ class Subscriber:
             mru=ppp.mru or self.bng.cfg.ppp.mru, start_ns=self.start_ns, local_magic=ppp.local_magic,
             peer_magic=ppp.peer_magic, user=self.user[:63], peer_ifid=ppp.peer_ifid or bytes(8),
             worker=self.ctx.worker_id, auth=AUTH_CHAP if self.method == "chap" else AUTH_PAP,
-            local_ifid=ppp.local_ifid or bytes(8), relay_session_id=acs.relay_session_id or b"")
+            local_ifid=ppp.local_ifid or bytes(8), relay_session_id=acs.relay_session_id or b"",
+            acct_id=self.aaa.acct_id, session_timeout=self.aaa.session_timeout, idle_timeout=self.aaa.idle_timeout,
+            acct_interim=self.aaa.interim)
         try:
             dp.add(entry)
         except (OSError, PfrpsError) as exc:  # a full table must not kill the worker
@@ -244,6 +305,7 @@ class Subscriber:
         dp = self.wst.dataplane
         if dp is None or self.entry is None:
             return
+        self.final = dp.counters(self.entry.key)  # for the accounting Stop
         dp.remove(self.entry.key)
         self.entry = None
         self.ctx.count("dp_remove")
@@ -261,12 +323,17 @@ class Subscriber:
             "ipv6_prefix": str(self.ipv6) if self.ipv6 is not None and 6 in self.families else None,
             "peer_ifid": self.ppp.peer_ifid.hex() if self.ppp.peer_ifid and 6 in self.families else None,
             "phase": getattr(self.ppp, "phase", ""),
+            "acct_session_id": self.wst.aaa.acct_session_id(self.aaa.acct_id),
+            "session_timeout": self.aaa.session_timeout, "idle_timeout": self.aaa.idle_timeout,
+            "circuit_id": None, "remote_id": None,
             "uptime": round(time.time() - (self.up_since or self.started), 3),
             "up_packets": 0, "up_bytes": 0, "down_packets": 0, "down_bytes": 0,
         }
-        dp = self.wst.dataplane
-        if dp is not None and self.entry is not None:
-            c = dp.counters(self.entry.key)
+        if self.line_tag:
+            line = self.line_info()
+            out.update(circuit_id=_text(line.circuit_id), remote_id=_text(line.remote_id))
+        if self.entry is not None:
+            c = self.counters()
             out.update(up_packets=c.up_packets, up_bytes=c.up_bytes, down_packets=c.down_packets,
                        down_bytes=c.down_bytes)
         return out
@@ -283,6 +350,8 @@ class WorkerBNG:
         self.pool4 = Pool4(list(cfg.pools4), ctx.worker_id, ctx.worker_count,
                            reserved=tuple(cfg.secrets.fixed_ipv4))  # never hand out a fixed address
         self.pool6 = Pool6(cfg.pool6, ctx.worker_id, ctx.worker_count) if cfg.pool6 is not None else None
+        self.aaa = WorkerAAA(cfg.secrets, cfg.server_name or cfg.ac.ac_name, cfg.radius, cfg.boot_id, ctx.worker_id,
+                             cfg.access, ctx.loop, ctx.count)
         self.dataplane = None
         if cfg.dataplane and ctx.maps:
             from .dataplane import DataPlane  # noqa: PLC0415
@@ -308,13 +377,23 @@ class BNG(AccessConcentrator):
         self.ppp_v4only = replace(config.ppp, ipv6=False)
 
     # -- worker hooks -------------------------------------------------------------------------
-    def on_start(self, ctx: Any) -> None:
-        """Worker start: the AC's session table and keepalive, the pools, the data plane's fds."""
+    def on_start(self, ctx: Any):
+        """Worker start: the AC's session table and keepalive, the pools, the data plane's fds,
+        the RADIUS client (then it is a coroutine the worker awaits), and the sessions of a
+        previous process of this worker restored from the session table."""
         super().on_start(ctx)
         ac: WorkerState = ctx.storage["ac"]
         wst = WorkerBNG(self, ctx, ac)
         ctx.storage["bng"] = wst
         ac.on_close = lambda acs: self._closed(ctx, wst, acs)
+        if self.cfg.radius is not None:
+            return self._start_aaa(ctx, wst, ac)
+        if wst.dataplane is not None:
+            self._restore(ctx, wst, ac)
+        return None
+
+    async def _start_aaa(self, ctx: Any, wst: "WorkerBNG", ac: WorkerState) -> None:
+        await wst.aaa.start()
         if wst.dataplane is not None:
             self._restore(ctx, wst, ac)
 
@@ -356,6 +435,11 @@ class BNG(AccessConcentrator):
             sub.ppp.restore(user=sub.user, auth_method=sub.method or None, local_magic=e.local_magic,
                             peer_magic=e.peer_magic, peer_mru=e.mru, ipv4=e.ipv4, ipv6_prefix=e.ipv6_prefix,
                             local_ifid=e.local_ifid, peer_ifid=e.peer_ifid)
+            # accounting carries on: the same Acct-Session-Id, no second Start, the same timers
+            aaa = sub.aaa
+            aaa.acct_id, aaa.session_timeout, aaa.idle_timeout = e.acct_id, e.session_timeout, e.idle_timeout
+            aaa.interim, aaa.accounting = e.acct_interim, wst.aaa.client is not None
+            aaa.arm(sub, wst.aaa, max(boot_ns - e.start_ns, 0) / 1e9)
             wst.subs[(k.mac, k.session_id)] = sub
             restored += 1
         if restored:
@@ -366,18 +450,18 @@ class BNG(AccessConcentrator):
         if dropped:
             ctx.count("dp_stale", dropped)
 
-    def on_stop(self, ctx: Any) -> None:
+    def on_stop(self, ctx: Any):
         """Worker stop (SIGTERM): LCP Terminate-Request on every session, entries removed, then
-        the AC's PADT for each (RFC 2516 5.5, RFC 1661 5.5)."""
+        the AC's PADT for each (RFC 2516 5.5, RFC 1661 5.5), accounting Stops (NAS-Reboot) sent
+        before the worker exits (a coroutine the worker awaits, with RADIUS)."""
         wst: Optional[WorkerBNG] = ctx.storage.get("bng")
         if wst is not None:
             for sub in list(wst.subs.values()):
-                try:
-                    sub.ppp.terminate("BNG shutting down")
-                finally:
-                    for fam in tuple(sub.families):
-                        sub.down(fam)
+                sub.end("NAS-Reboot", "BNG shutting down")
         super().on_stop(ctx)
+        if wst is not None and wst.aaa.client is not None:
+            return wst.aaa.stop(1.0)
+        return None
 
     def _closed(self, ctx: Any, wst: WorkerBNG, acs: ACSession) -> None:
         """The AC removed a PPPoE session (PADT, expiry, replacement, stop, PPP finished)."""
@@ -412,6 +496,7 @@ class BNG(AccessConcentrator):
         if (m.src, sid) in wst.subs:
             return  # a retransmitted PADR: the session and its LCP exist already
         sub = Subscriber(self, ctx, wst, ac.sessions[(m.src, sid)])
+        sub.line_tag = next((v for t, v in m.tags if t == p.TAG_VENDOR_SPECIFIC and v[:4] == TR101_VENDOR), None)
         wst.subs[(m.src, sid)] = sub
         sub.ppp.start()
 
@@ -454,14 +539,47 @@ class BNG(AccessConcentrator):
         if op == "terminate":
             hits = [s for s in subs if _matches(s, req)]
             for s in hits:
-                s.ppp.terminate("administratively terminated")
-                for fam in tuple(s.families):
-                    s.down(fam)
+                s.end(str(req.get("cause", "Admin-Reset")), "administratively terminated")
             return json.dumps({"terminated": len(hits)}).encode()
+        if op == "find":  # RFC 5176 Session Identification attributes, every one must match
+            hits = [s for s in subs if s.families and _identified(s, req.get("keys", {}))]
+            return json.dumps({"sessions": [[s.acs.mac.hex(), s.acs.session_id] for s in hits]}).encode()
+        if op == "coa":
+            wanted = {(bytes.fromhex(m), int(sid)) for m, sid in req.get("sessions", [])}
+            hits = [s for s in subs if (s.acs.mac, s.acs.session_id) in wanted]
+            for s in hits:
+                s.aaa.coa(s, wst.aaa, req.get("changes", {}))
+                s._write_entry()  # the durable record keeps the new timeouts
+                ctx.count("coa_applied")
+            return json.dumps({"changed": len(hits)}).encode()
         return json.dumps({"error": f"unknown op {op!r}"}).encode()
 
 
+def _text(v) -> Optional[str]:
+    if v is None:
+        return None
+    return v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+def _identified(sub: Subscriber, keys: dict) -> bool:
+    """RFC 5176 section 3: a session matches when every Session Identification attribute does."""
+    if not keys:
+        return False
+    if "acct_session_id" in keys and keys["acct_session_id"] != sub.wst.aaa.acct_session_id(sub.aaa.acct_id):
+        return False
+    if "user_name" in keys and keys["user_name"].encode("latin-1") != sub.user:
+        return False
+    if "framed_ip" in keys and (sub.ipv4 is None or str(sub.ipv4) != keys["framed_ip"]):
+        return False
+    if "calling_station_id" in keys and keys["calling_station_id"].lower().replace(":", "-") != \
+            sub.acs.mac.hex("-"):
+        return False
+    return True
+
+
 def _matches(sub: Subscriber, req: dict) -> bool:
+    if "sessions" in req:
+        return [sub.acs.mac.hex(), sub.acs.session_id] in req["sessions"]
     if "user" in req:
         return sub.user == str(req["user"]).encode()
     if "mac" in req:

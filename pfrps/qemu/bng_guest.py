@@ -416,7 +416,8 @@ def node(cfg: dict, results: Path) -> int:
         out.join(timeout=10)
         report["server_status"] = status
         report["server_log"] = out.lines[-400:]
-    checks.add("server-exit", status == 0, f"{label} exited with status {status} after SIGTERM")
+    if ready:  # otherwise the ready check named its exit status already
+        checks.add("server-exit", status == 0, f"{label} exited with status {status} after SIGTERM")
     if server == "bng":
         left = {ifn: xdp_programs(ifn) for ifn in (ACCESS_IF, UPLINK_IF)}
         checks.add("xdp-detached", not any(left.values()),

@@ -22,6 +22,8 @@ def bngtopo():
 
         with IPRoute(netns=t.bng, flags=0) as ipr:  # an interface without any address
             ipr.link("add", ifname="bare0", kind="veth", peer={"ifname": "bare1"})
+            for name in ("bare0", "bare1"):
+                ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
         yield t
     finally:
         t.destroy()
@@ -38,7 +40,7 @@ def state(t: BngTopology) -> tuple:
     """What a run could leave behind in the BNG namespace."""
     def out(argv):
         return t.run(t.bng, argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
-    routes = out(["ip", "route"]) + out(["ip", "-6", "route"])
+    routes = [r for r in (out(["ip", "route"]) + out(["ip", "-6", "route"])).splitlines() if not r.startswith("fe80::")]
     links = out(["ip", "-d", "link"])
     socks = [ln for ln in Path("/proc/net/unix").read_text().splitlines() if "pfrps-bng" in ln]
     fwd = out(["sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.conf.up0.proxy_arp"])
@@ -81,9 +83,9 @@ def test_bad_arguments(bngtopo, secrets, desc, args, needles):
 
 
 SECRETS_CASES = [
-    ("unterminated quote", 'user1 * "pass1\n', ["line 1"]),
-    ("two fields", "user1 *\nuser2 * pass2\n", ["line 1"]),
-    ("a bad address", "user1 * pass1 not-an-address\n", ["line 1"]),
+    ("unterminated quote", 'user1 * "pass1\n', ["unterminated quote"]),
+    ("two fields", "user1 *\nuser2 * pass2\n", ["need at least 3"]),
+    ("a bad address", "user1 * pass1 not-an-address\n", ["not-an-address"]),
 ]
 
 
@@ -93,8 +95,7 @@ def test_malformed_secrets_name_the_line(bngtopo, tmp_path, desc, text, needles)
     f.write_text("# header\n" + text)
     before = state(bngtopo)
     res = run_bng(bngtopo, "-i", "acc0", "--uplink", "up0", "-w", "2", "--pool", "100.64.0.0/16", "--secrets", str(f))
-    needles = [n.replace("line 1", "line 2") for n in needles]
-    assert_bad_input(res, "pfrps-bng", str(f), *needles)
+    assert_bad_input(res, "pfrps-bng", f"{f}:2:", *needles)  # file:line (the header is line 1)
     assert state(bngtopo) == before, desc
 
 
@@ -102,6 +103,16 @@ def test_unreadable_secrets(bngtopo, tmp_path):
     missing = tmp_path / "nope"
     res = run_bng(bngtopo, "-i", "acc0", "--uplink", "up0", "--pool", "100.64.0.0/16", "--secrets", str(missing))
     assert_bad_input(res, "pfrps-bng", str(missing))
+
+
+def test_no_authentication_source(bngtopo):
+    res = run_bng(bngtopo, "-i", "acc0", "--uplink", "up0", "--pool", "100.64.0.0/16")
+    assert_bad_input(res, "pfrps-bng", "--secrets", "--radius")
+
+
+def test_radius_without_a_secret_file(bngtopo, secrets):
+    res = run_bng(bngtopo, "-i", "acc0", "--uplink", "up0", "--pool", "100.64.0.0/16", "--radius", "198.51.100.2")
+    assert_bad_input(res, "pfrps-bng", "--radius-secret-file")
 
 
 def test_management_without_a_bng(bngtopo):

@@ -11,12 +11,11 @@ import struct
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import ICMPv6ND_RS, IPv6
-from scapy.layers.inet6 import UDP as UDP6  # noqa: F401
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.layers.ppp import (PPP, PPP_CHAP, PPP_CHAP_ChallengeResponse, PPP_IPCP, PPP_IPCP_Option_DNS1,
-                              PPP_IPCP_Option_DNS2, PPP_IPCP_Option_IPAddress, PPP_LCP, PPP_LCP_Auth_Protocol_Option,
+                              PPP_IPCP_Option_DNS2, PPP_IPCP_Option_IPAddress, PPP_LCP_Auth_Protocol_Option,
                               PPP_LCP_Configure, PPP_LCP_Echo, PPP_LCP_Magic_Number_Option, PPP_LCP_MRU_Option,
-                              PPP_LCP_Terminate, PPP_PAP, PPP_PAP_Request, PPP_PAP_Response, PPPoE, PPPoED,
+                              PPP_LCP_Terminate, PPP_PAP_Request, PPP_PAP_Response, PPPoE, PPPoED,
                               PPPoED_Tags, PPPoETag)
 
 from pfrps.bng import client as c
