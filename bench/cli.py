@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import (balance, common, injector, metrics, receive, report, startup, steering, xdp_broadcast, xdp_l2fwd,
-               xdp_l3fwd, xdp_lb)
+from . import (balance, bng, common, injector, metrics, receive, report, startup, steering, xdp_broadcast,
+               xdp_l2fwd, xdp_l3fwd, xdp_lb)
 
 BENCHMARKS = {m.NAME: m for m in (steering, receive, injector, startup, balance, metrics, xdp_lb, xdp_l2fwd, xdp_l3fwd,
-                                   xdp_broadcast)}
+                                   xdp_broadcast, bng)}
 #: run order: cheap and namespace-free first
-RUN_ORDER = ("balance", "metrics", "startup", "inject", "steering", "receive", "xdp_lb", "xdp_l2fwd", "xdp_l3fwd", "xdp_broadcast")
+RUN_ORDER = ("balance", "metrics", "startup", "inject", "steering", "receive", "xdp_lb", "xdp_l2fwd", "xdp_l3fwd", "xdp_broadcast", "bng")
 
 
 @dataclass

@@ -35,7 +35,7 @@ def fmt(v, unit: str) -> str:
     v = _num(v)
     if math.isnan(v):
         return "—"
-    if unit.startswith("frames"):
+    if unit.startswith(("frames", "sessions")):
         return f"{v:,.0f}"
     if unit == "s":
         return f"{v:.3f}"

@@ -373,6 +373,9 @@ class ClientConfig:
         auth_timeout: seconds to wait for a CHAP Challenge / the authentication's outcome.
         ra_tries: Router Solicitations sent (every ``restart`` s) before the wait for an RA fails.
         setup_timeout: a subscriber not up this long after its PADI fails.
+        circuit_id, remote_id: patterns (``{i}``) of the TR-101 Agent-Circuit-Id and
+            Agent-Remote-Id an access node would add to PADI and PADR (the Broadband Forum's
+            Vendor-Specific TAG 0x0105, vendor 3561); "" for both: no TAG.
     """
 
     interface: str = ""
@@ -399,6 +402,8 @@ class ClientConfig:
     auth_timeout: float = 30.0
     ra_tries: int = 3
     setup_timeout: float = 120.0
+    circuit_id: str = ""
+    remote_id: str = ""
 
 
 # =============================================================================================
@@ -607,6 +612,19 @@ class Engine:
         self._send_padi(sub, first=True)
         return sub
 
+    def _line_tag(self, sub: Sub) -> list:
+        """TR-101's Vendor-Specific TAG (0x0105): vendor 3561, then sub-options 1 Agent-Circuit-Id
+        and 2 Agent-Remote-Id (type, length, value), as an access node inserts it."""
+        cfg = self.cfg
+        if not cfg.circuit_id and not cfg.remote_id:
+            return []
+        body = b""
+        for typ, pat in ((1, cfg.circuit_id), (2, cfg.remote_id)):
+            if pat:
+                v = _pattern(pat, sub.index)[:63]
+                body += bytes((typ, len(v))) + v
+        return [(0x0105, (3561).to_bytes(4, "big") + body)]
+
     def _send_padi(self, sub: Sub, first: bool = False) -> None:
         cfg = self.cfg
         sub.phase = "padi"
@@ -615,7 +633,8 @@ class Engine:
             sub.disc_wait = cfg.discovery_timeout
         sub.disc_tries += 1
         self.out.append(build_discovery(BROADCAST, sub.mac, PADI, 0,
-                                        ((TAG_SERVICE, cfg.service_name), (TAG_HOST_UNIQ, sub.host_uniq)), sub.vtag))
+                                        ((TAG_SERVICE, cfg.service_name), (TAG_HOST_UNIQ, sub.host_uniq),
+                                         *self._line_tag(sub)), sub.vtag))
         sub.disc_deadline = self.now + sub.disc_wait
         sub.disc_wait *= 2
         self._arm(sub, sub.disc_deadline)
@@ -632,6 +651,7 @@ class Engine:
             tags.append((TAG_COOKIE, sub.cookie))
         if sub.relay is not None:
             tags.append((TAG_RELAY, sub.relay))
+        tags += self._line_tag(sub)
         self.out.append(build_discovery(sub.ac, sub.mac, PADR, 0, tags, sub.vtag))
         sub.disc_deadline = self.now + sub.disc_wait
         sub.disc_wait *= 2
@@ -1947,6 +1967,9 @@ def build_parser():
                    metavar="I", help="number of the first subscriber (default: 1)")
     p.add_argument("--service-name", default="", metavar="S", help="Service-Name to ask for (default: any)")
     p.add_argument("--ac-name", default=None, metavar="NAME", help="take only PADOs with this AC-Name")
+    p.add_argument("--circuit-id", default="", metavar="PATTERN",
+                   help="TR-101 Agent-Circuit-Id in PADI/PADR ({i}: subscriber number), as an access node adds it")
+    p.add_argument("--remote-id", default="", metavar="PATTERN", help="TR-101 Agent-Remote-Id in PADI/PADR")
     p.add_argument("--restart", type=_num("restart interval", 0.01, 3600), default=3.0, metavar="S",
                    help="LCP/NCP/PAP retransmission interval, seconds (default: 3)")
     p.add_argument("--max-configure", type=_num("max configure", 1, 255, integer=True), default=10, metavar="N",
@@ -1998,6 +2021,7 @@ def config_from_args(args) -> ClientConfig:
         interface=args.interface, count=args.count, rate=args.rate, window=args.window, auth=args.auth,
         user=args.user, password=args.password, vlan=parse_vlan(args.vlan), ipv6=args.ipv6, dns=args.dns,
         seed=args.seed, first=args.first, service_name=args.service_name.encode("utf-8", "surrogateescape"),
+        circuit_id=args.circuit_id, remote_id=args.remote_id,
         ac_name=None if args.ac_name is None else args.ac_name.encode("utf-8", "surrogateescape"),
         restart=args.restart, max_configure=args.max_configure, discovery_timeout=args.discovery_timeout,
         discovery_tries=args.discovery_tries, setup_timeout=args.setup_timeout)

@@ -25,6 +25,7 @@ from pfrps.errors import PfrpsError, TopologyError, UsageError
 from .topology import INET_V4, INET_V6, BngTopology
 
 __all__ = ["Proc", "write_secrets", "start_bng", "start_client", "stop", "show_sessions", "send_downstream", "start_sink",
+           "worker_pid", "wait_restarted",
            "main"]
 
 PY = sys.executable
@@ -165,6 +166,44 @@ def send_downstream(topo: BngTopology, addresses: Sequence[str], count: int, siz
     if res.returncode != 0:
         raise PfrpsError(f"downstream sender failed: {res.stderr.strip()}")
     return int(res.stdout)
+
+
+def worker_pid(bng_pid: int, worker_id: int) -> int:
+    """The pid of worker ``worker_id`` (process name ``pfrps-w<id>``) among the descendants of
+    the BNG's supervisor ``bng_pid``; 0 when there is none right now."""
+    todo, seen = [bng_pid], set()
+    while todo:
+        pid = todo.pop()
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                kids = [int(x) for x in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            for kid in kids:
+                if kid not in seen:
+                    seen.add(kid)
+                    todo.append(kid)
+    for pid in seen:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == f"pfrps-w{worker_id}":
+                return pid
+        except OSError:
+            pass
+    return 0
+
+
+def wait_restarted(bng_pid: int, worker_id: int, old_pid: int, timeout: float = 30) -> int:
+    """Wait until worker ``worker_id`` runs under a pid other than ``old_pid``; its pid.
+
+    Raises:
+        PfrpsError: not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = worker_pid(bng_pid, worker_id)
+        if new and new != old_pid:
+            return new
+        time.sleep(0.02)
+    raise PfrpsError(f"worker {worker_id} was not restarted within {timeout:g} s")
 
 
 def stop(proc: Proc, timeout: float = 120) -> tuple[int, str, str]:

@@ -411,6 +411,10 @@ def node(cfg: dict, results: Path) -> int:
         elif ready:
             for method in cfg.get("methods", ["pap", "chap"]):
                 report["dials"][method] = node_dial(method, steps, checks)
+                if not report["dials"][method]["client"].get("dialled"):
+                    break  # the injector stops after a dial that did not come up
+    except SystemExit as exc:  # a hand-over step that never came: the report still gets written
+        checks.add("hand-over", False, str(exc))
     finally:
         status = stop(proc)
         out.join(timeout=10)
@@ -439,7 +443,7 @@ def node_dial(method: str, steps: Steps, checks: Checks) -> dict:
     user = USERS[method][0]
     rep: dict = {"user": user}
     up = steps.wait(f"{method}-up")
-    rep["client"] = up
+    rep["client"] = up if isinstance(up, dict) else {}
     sessions, raw = show_sessions()
     say(f"node$ pfrps-bng show sessions --json  ->  {raw}")
     rep["sessions"], rep["sessions_raw"] = sessions, raw
@@ -541,10 +545,13 @@ def injector(cfg: dict, results: Path) -> int:
         report["dials"]["pap"] = injector_discovery(ifname, checks)
         steps.post("ac-done")
         return finish(report, checks, results, "injector")
-    for method in cfg.get("methods", ["pap", "chap"]):
-        report["dials"][method] = injector_dial(ifname, method, steps, checks, cfg.get("up_timeout", 120))
-        if not report["dials"][method].get("dialled"):
-            break
+    try:
+        for method in cfg.get("methods", ["pap", "chap"]):
+            report["dials"][method] = injector_dial(ifname, method, steps, checks, cfg.get("up_timeout", 120))
+            if not report["dials"][method].get("dialled"):
+                break  # the node stops too (the dialled flag of <method>-up)
+    except SystemExit as exc:  # a hand-over step that never came: the report still gets written
+        checks.add("hand-over", False, str(exc))
     return finish(report, checks, results, "injector")
 
 
@@ -597,7 +604,7 @@ def injector_dial(ifname: str, method: str, steps: Steps, checks: Checks, up_tim
         checks.add(f"{method}-ping", rep["ping4"] == (3, 3) and rep["ping6"] == (3, 3),
                    f"ping {TARGET_V4} {rep['ping4'][1]}/{rep['ping4'][0]}, "
                    f"ping -6 {TARGET_V6} {rep['ping6'][1]}/{rep['ping6'][0]}")
-        steps.post(f"{method}-up", {k: rep.get(k) for k in ("user", "ipv4", "ipv6", "pppd")})
+        steps.post(f"{method}-up", {k: rep.get(k) for k in ("user", "dialled", "ipv4", "ipv6", "pppd")})
         steps.wait(f"{method}-checked")
     finally:
         t1 = time.monotonic()

@@ -113,7 +113,8 @@ class Attachments:
     """Everything one run attached; :meth:`close` detaches it all, in reverse order.
 
     Args:
-        netns: a named network namespace to attach in (default: the one this process runs in).
+        netns: a named network namespace to attach in (default: the one this process runs in);
+            attached through netlink there (a BPF link attaches in the caller's own namespace).
 
     Use as a context manager. Each ``xdp``/``tc``/``pin`` call registers its own undo step
     before returning, so a failure half-way leaves nothing behind once closed.
@@ -138,8 +139,9 @@ class Attachments:
         (then the caller attaches through netlink). Errors of the attachment itself raise."""
         from .. import bpfsys  # noqa: PLC0415
 
-        if self.netns:
-            return None  # a link attaches in the caller's namespace; netlink can reach another one
+        if self.netns:  # a link attaches in the caller's namespace; netlink can reach another one
+            self.via[hook] = "netlink"
+            return None
         try:
             fd = bpfsys.link_create(prog_fd, ifindex, attach_type, flags)
         except PfrpsError as exc:

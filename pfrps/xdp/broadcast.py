@@ -1,8 +1,9 @@
 """``pfrps-xdp broadcast`` (case05): flood every frame arriving on one port to the other ports.
 
 Seed ``000``: the switch clones each frame at TC (``bpf_clone_redirect``, then
-``TC_ACT_SHOT``), on a ``clsact`` qdisc with a direct-action ``cls_bpf`` filter per port
-(the seed's ``act_bpf`` is not in this kernel). Only the ``-i`` ports are flooded. ``--xdp``
+``TC_ACT_SHOT``) in a program on each port's TC ingress: a tcx link (kernel 6.6+, detached
+when the process dies), or on older kernels a direct-action ``cls_bpf`` filter on a ``clsact``
+qdisc (the seed's ``act_bpf`` is not in this kernel). Only the ``-i`` ports are flooded. ``--xdp``
 is the flavour the seed says XDP cannot do: ``bpf_redirect_map`` with ``BPF_F_BROADCAST |
 BPF_F_EXCLUDE_INGRESS`` on a DEVMAP of the ports (native redirects into a veth need an XDP
 program on the peer: ``pfrps-xdp pass`` there, or ``--generic``).
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "broadcast", help="case05: flood frames between the named ports (TC clone-redirect, or XDP)",
         description="A switch: every frame arriving on one -i port goes out of every other -i port. "
-                    "Default: TC (clsact, cls_bpf direct-action, bpf_clone_redirect); --xdp: XDP broadcast "
+                    "Default: TC (tcx, or clsact + cls_bpf direct-action; bpf_clone_redirect); --xdp: XDP broadcast "
                     "through a DEVMAP (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS).",
         epilog="examples:\n  pfrps-xdp broadcast -i sw-uno -i sw-dos -i sw-gw\n"
                "  pfrps-xdp broadcast -i sw-uno -i sw-dos -i sw-gw --xdp --generic\n",
@@ -133,7 +134,7 @@ class Case05Lab(Lab):
             self.stop_xdp(p)
         left = [port for _, _, port in self.HOSTS if self.call(sw, _port_busy, port)]
         self.check("SIGTERM detached everything", status == 0 and not left,
-                   f"exit status {status}, XDP/clsact still on {left or 'nothing'}")
+                   f"exit status {status}, XDP/tcx/clsact still on {left or 'nothing'}")
 
 
 def _arping_received(stdout: str) -> int:
@@ -142,15 +143,17 @@ def _arping_received(stdout: str) -> int:
 
 
 def _port_busy(ifname: str) -> bool:
-    """True when ``ifname`` still has an XDP program or a clsact qdisc."""
+    """True when ``ifname`` still has an XDP program, a tcx program or a clsact qdisc."""
     from pyroute2 import IPRoute  # noqa: PLC0415
 
+    from .. import bpfsys  # noqa: PLC0415
     from .attach import resolve_ifindex, xdp_attached  # noqa: PLC0415
 
     idx = resolve_ifindex(ifname)
     with IPRoute() as ipr:
         clsact = any(q.get_attr("TCA_KIND") == "clsact" for q in ipr.get_qdiscs(idx))
-    return clsact or xdp_attached(idx) is not None
+    tcx = bpfsys.prog_query(idx, bpfsys.BPF_TCX_INGRESS) or bpfsys.prog_query(idx, bpfsys.BPF_TCX_EGRESS)
+    return clsact or bool(tcx) or xdp_attached(idx) is not None
 
 
 register_lab("case05", Case05Lab)

@@ -13,14 +13,12 @@ import os
 import signal
 import time
 from collections import Counter
-from pathlib import Path
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 import pytest
 
 from pfrps.bng import lab
 from pfrps.bng.topology import ACCESS_MAC, BngTopology
-from tests.conftest import child_pids
 from tests.helpers import PY
 
 pytestmark = pytest.mark.root
@@ -280,27 +278,6 @@ def test_fuzzed_ppp_frames_through_the_veth(topo, tmp_path):
     assert sum(last["malformed"]) > 0 and sum(last["session_setups"]) == 100
 
 
-def _worker_pid(bng_pid: int, wid: int) -> int:
-    for pid in child_pids(bng_pid):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == f"pfrps-w{wid}":
-                return pid
-        except OSError:
-            pass
-    return 0
-
-
-def _restarted(b, wid: int, old: int, timeout: float = 30) -> int:
-    """Wait until worker ``wid`` runs under a pid other than ``old`` and answers the mailbox."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        new = _worker_pid(b.proc.pid, wid)
-        if new and new != old:
-            return new
-        time.sleep(0.02)
-    raise AssertionError(f"worker {wid} was not restarted")
-
-
 _STREAM = r"""
 import socket, sys, time
 addrs, rate, seconds = sys.argv[3:], float(sys.argv[1]), float(sys.argv[2])
@@ -333,10 +310,10 @@ def test_killed_worker_keeps_every_session_and_frame(topo, tmp_path, kills):
         targets = [s["ipv4"] for s in before["sessions"]]
         stream = topo.popen(topo.inet, [PY, "-c", _STREAM, "2000", "4", *targets], stdout=-1, stderr=-1, text=True)
         time.sleep(1.0)  # traffic is flowing when the worker dies
-        pid = _worker_pid(b.proc.pid, 1)
+        pid = lab.worker_pid(b.proc.pid, 1)
         for _ in range(kills):
             os.kill(pid, signal.SIGKILL)
-            pid = _restarted(b, 1, pid)
+            pid = lab.wait_restarted(b.proc.pid, 1, pid)
         sent = int(stream.communicate(timeout=60)[0])
         time.sleep(5.0)  # two keepalive rounds after the restarts: the restored sessions answer them
         after = lab.show_sessions(topo)

@@ -178,3 +178,60 @@ def test_disconnect_and_coa_by_each_key(topo, radius, tmp_path, secret_file):
     assert stops == {"user1": "Admin-Reset", "user2": "Admin-Reset", "user3": "Admin-Reset", "user4": "Admin-Reset",
                      "user5": "Session-Timeout"}, stops
     assert sum(last["coa_applied"]) == 1 and sum(last["session_timeouts"]) == 1
+
+
+def test_tr101_line_ids_reach_radius_and_show_sessions(topo, radius, tmp_path, secret_file):
+    b = _bng(topo, tmp_path, secret_file, "--radius", "198.51.100.2")
+    before = len(radius.detail_records())
+    try:
+        client = lab.start_client(topo, 2, "--circuit-id", "olt1 eth 1/1/{i}:100", "--remote-id", "cpe-{i}")
+        shown = {s["user"]: s for s in lab.show_sessions(topo)["sessions"]}
+        client.finish()
+        records = radius.wait_detail(before + 4, timeout=15)[before:]
+    finally:
+        _finish(b)
+    assert (shown["user1"]["circuit_id"], shown["user1"]["remote_id"]) == ("olt1 eth 1/1/1:100", "cpe-1")
+    assert (shown["user2"]["circuit_id"], shown["user2"]["remote_id"]) == ("olt1 eth 1/1/2:100", "cpe-2")
+    agent = [ln.strip() for ln in radius.output().splitlines() if "Agent-Circuit-Id" in ln]
+    assert any(f"0x{b'olt1 eth 1/1/1:100'.hex()}" in ln for ln in agent), agent[:4]  # Debian's dictionary: octets
+    starts = [r for r in records if r["Acct-Status-Type"] == "Start"]
+    assert sorted(r["ADSL-Agent-Remote-Id"] for r in starts) == [f"0x{b'cpe-1'.hex()}", f"0x{b'cpe-2'.hex()}"]
+    assert all(r["NAS-Port-Id"].strip('"') == "acc0:0:0" for r in starts)
+
+
+def test_worker_restart_keeps_accounting_continuous(topo, radius, tmp_path, secret_file):
+    """SIGKILL the worker holding user1's session: its replacement restores the session with its
+    Acct-Session-Id and interim timer; no second Start, Interim-Updates go on, one Stop at the
+    real end with every octet the data plane counted (before and after the kill)."""
+    import os
+
+    k = 10
+    b = _bng(topo, tmp_path, secret_file, "--radius", "198.51.100.2")
+    before = len(radius.detail_records())
+    sink = lab.start_sink(topo)
+    try:
+        client = lab.start_client(topo, 4, "--traffic", str(k), "--dst4", lab.DST4)
+        shown = {s["user"]: s for s in lab.show_sessions(topo)["sessions"]}
+        wid = shown["user1"]["worker"]
+        pid = lab.worker_pid(b.proc.pid, wid)
+        os.kill(pid, signal.SIGKILL)
+        lab.wait_restarted(b.proc.pid, wid, pid)
+        lab.send_downstream(topo, [s["ipv4"] for s in shown.values()], k)   # after the kill
+        time.sleep(4.5)
+        after = {s["user"]: s for s in lab.show_sessions(topo)["sessions"]}
+        client.finish()
+        records = radius.wait_detail(before + 4 + 4 + 8, timeout=20)[before:]
+    finally:
+        last = _finish(b)
+        sink.finish()
+    assert {u: s["acct_session_id"] for u, s in after.items()} == {u: s["acct_session_id"] for u, s in shown.items()}
+    mine = shown["user1"]["acct_session_id"]
+    kinds = Counter((r["Acct-Status-Type"], r["Acct-Session-Id"].strip('"')) for r in records)
+    for s in shown.values():
+        sid = s["acct_session_id"]
+        assert kinds[("Start", sid)] == 1 and kinds[("Stop", sid)] == 1, kinds
+        assert kinds[("Interim-Update", sid)] >= 2, kinds
+    stop = next(r for r in records if r["Acct-Status-Type"] == "Stop" and r["Acct-Session-Id"].strip('"') == mine)
+    assert (int(stop["Acct-Input-Octets"]), int(stop["Acct-Output-Octets"])) == (k * 100, k * 100), stop
+    assert stop["Acct-Terminate-Cause"] == "User-Request"
+    assert last["restarts"][wid] == 1 and last["restored"][wid] >= 1

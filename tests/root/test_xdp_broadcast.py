@@ -32,6 +32,6 @@ def test_case05_lab(flavour):
         assert f"PASS stats map REDIRECT count: XDP_REDIRECT {2 * N}, frames switched {2 * N}" in out
     else:
         assert f"PASS stats map counts: {2 * N} frames switched (want {2 * N}), {4 * N} clones" in out
-    assert "PASS SIGTERM detached everything: exit status 0, XDP/clsact still on nothing" in out
+    assert "PASS SIGTERM detached everything: exit status 0, XDP/tcx/clsact still on nothing" in out
     assert re.search(r"lab: 7/7 checks passed", out)
     assert not {n for n in netns_names() - before if n.startswith("px7t-")}

@@ -136,7 +136,8 @@ def test_mmdebstrap_argv_offline_wheels_and_packages(tmp_path):
     assert argv[:4] == ["mmdebstrap", "--mode=root", "--variant=apt", "--format=directory"]
     assert argv[-3:] == ["bookworm", str(tmp_path / "root"), qimage.MIRROR]
     inc = [a for a in argv if a.startswith("--include=")][0]
-    assert {"linux-image-amd64", "linux-headers-amd64", "python3-bpfcc", "bpftool"} <= set(inc[10:].split(","))
+    assert {"linux-image-amd64", "linux-headers-amd64", "python3-bpfcc", "bpftool",
+            "ppp", "iputils-ping"} <= set(inc[10:].split(","))  # ppp, ping: python -m pfrps.qemu.bng
     hook = [a for a in argv if a.startswith("--customize-hook=")][0]
     assert "--no-index" in hook and "--find-links /tmp/wheels" in hook and "dist-packages/bcc" in hook
 
