@@ -18,7 +18,7 @@ import pytest
 
 from pfrps.bng import lab
 from pfrps.bng.topology import BngTopology
-from tests.radius_server import FreeRadius, RadUser, radclient
+from pfrps.bng.freeradius import FreeRadius, RadUser, radclient
 
 pytestmark = pytest.mark.root
 

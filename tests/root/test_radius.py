@@ -25,7 +25,7 @@ from pfrps.bng.auth import AuthRequest, chap_md5
 from pfrps.bng.radius import (AcctRecord, DynAuthServer, LineInfo, RadiusClient, RadiusConfig,
                               acct_session_id, new_boot_id, session_matches)
 from pfrps.topology import create_netns, remove_netns, unique_suffix
-from tests.radius_server import FreeRadius, RadUser, freeradius_version, radclient_finish, radclient_start
+from pfrps.bng.freeradius import FreeRadius, RadUser, freeradius_version, radclient_finish, radclient_start
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(not shutil.which("freeradius") or not shutil.which("radclient"),
