@@ -373,6 +373,9 @@ class ClientConfig:
         auth_timeout: seconds to wait for a CHAP Challenge / the authentication's outcome.
         ra_tries: Router Solicitations sent (every ``restart`` s) before the wait for an RA fails.
         setup_timeout: a subscriber not up this long after its PADI fails.
+        redial: times a subscriber whose set-up broke off (PADT, a timeout, the server's
+            Terminate-Request: not an authentication failure) starts over with a new PADI, as a
+            real client redials; 0: it fails at once.
         circuit_id, remote_id: patterns (``{i}``) of the TR-101 Agent-Circuit-Id and
             Agent-Remote-Id an access node would add to PADI and PADR (the Broadband Forum's
             Vendor-Specific TAG 0x0105, vendor 3561); "" for both: no TAG.
@@ -404,6 +407,7 @@ class ClientConfig:
     setup_timeout: float = 120.0
     circuit_id: str = ""
     remote_id: str = ""
+    redial: int = 0
 
 
 # =============================================================================================
@@ -435,11 +439,12 @@ class Sub:
         "auth_id", "auth_deadline", "auth_tries", "authed", "ip4", "dns1", "dns2", "want_dns", "peer_ip4",
         "ifid", "peer_ifid", "prefix", "plen", "dns6", "rs_deadline", "rs_tries", "failure", "detail",
         "timer_at", "rx_packets", "rx_bytes", "tx_packets", "echo_replies", "closing_reason", "got_padt",
-        "setup_deadline", "next_id", "tmpl4", "tmpl6", "term_start",
+        "setup_deadline", "next_id", "tmpl4", "tmpl6", "term_start", "redials",
     )
 
     def __init__(self, index: int, k: int) -> None:
         self.index, self.k = index, k
+        self.redials = 0
         self.state = IDLE
         self.phase = ""
         self.t_start = self.t_up = self.t_end = 0.0
@@ -505,6 +510,7 @@ class SubscriberRecord:
     rx_packets: int
     rx_bytes: int
     tx_packets: int
+    redials: int = 0
 
 
 class Engine:
@@ -538,7 +544,7 @@ class Engine:
         self.stats = dict.fromkeys((
             "rx_frames", "stranger", "malformed", "vlan_mismatch", "wrong_session", "padi_retx", "padr_retx",
             "lcp_retx", "auth_retx", "ncp_retx", "echo_replies", "code_rejects_sent", "proto_rejects_sent",
-            "term_timeouts", "data_rx", "loop_turns", "tx_frames", "tx_batches"), 0)
+            "term_timeouts", "data_rx", "loop_turns", "tx_frames", "tx_batches", "redials"), 0)
         self.t_first_start = self.t_last_up = 0.0
         self.on_up: Optional[Callable[[Sub], None]] = None
         self._auth_opt = AUTH_PROTO[cfg.auth]
@@ -683,6 +689,10 @@ class Engine:
         is closed (LCP Terminate-Request when LCP is past Closed, then PADT)."""
         if sub.state in (FAILED, TERMINATED):
             return
+        if sub.state in (DISCOVERY, SESSION) and reason not in ("auth-failed", "setup-timeout", "interrupted") \
+                and sub.redials < self.cfg.redial:
+            self._redial(sub)
+            return
         self._setup_done(sub)
         if sub.state == UP:
             self.up -= 1
@@ -701,6 +711,23 @@ class Engine:
             else:
                 sub.lcp.deadline = _INF
                 self._send_padt(sub)
+
+    def _redial(self, sub: Sub) -> None:
+        """Start ``sub`` over: PADT for what it had, then a fresh subscriber of the same number
+        (same MAC, user and tags) sends a new PADI; it keeps the set-up deadline."""
+        if sub.sid and not sub.got_padt:
+            self._send_padt(sub)
+        self._setup_done(sub)
+        sub.state = FAILED  # silently: replaced below, never counted as failed
+        sub.disc_deadline = sub.auth_deadline = sub.rs_deadline = sub.setup_deadline = _INF
+        sub.lcp.deadline = sub.ipcp.deadline = sub.v6cp.deadline = _INF
+        pos = self.subs.index(sub)
+        self.subs.pop(pos)
+        new = self.start_subscriber(sub.k)
+        self.subs.insert(pos, self.subs.pop())
+        new.redials = sub.redials + 1
+        new.t_start = sub.t_start
+        self.stats["redials"] += 1
 
     def _send_padt(self, sub: Sub) -> None:
         if sub.sid and not sub.got_padt:
@@ -1420,7 +1447,7 @@ class Engine:
             if sub.ifid and sub.plen <= 64:
                 ipv6 = socket.inet_ntop(socket.AF_INET6, sub.prefix[:8] + sub.ifid)
         return SubscriberRecord(
-            index=sub.index, mac=sub.mac.hex(":"), vlan=tuple(sub.vids), session_id=sub.sid,
+            redials=sub.redials, index=sub.index, mac=sub.mac.hex(":"), vlan=tuple(sub.vids), session_id=sub.sid,
             user=sub.user.decode("utf-8", "replace"), ac_mac=sub.ac.hex(":") if sub.ac else None,
             ac_name=sub.ac_name.decode("utf-8", "replace") if sub.ac else None, state=sub.state,
             failure=sub.failure or None, failure_detail=sub.detail or None,
@@ -1980,6 +2007,9 @@ def build_parser():
                    metavar="N", help="PADIs (and PADRs) before giving up (default: 4)")
     p.add_argument("--setup-timeout", type=_num("setup timeout", 0.1, 86400), default=120.0, metavar="S",
                    help="a subscriber not up this long after its PADI fails (default: 120)")
+    p.add_argument("--redial", type=_num("redial", 0, 100, integer=True), default=0, metavar="N",
+                   help="a set-up that breaks off (PADT, timeout) starts over with a new PADI, up to N times "
+                        "(default: 0)")
     p.add_argument("--hold", type=_num("hold", 0, float("inf"), allow_inf=True), default=0.0, metavar="S",
                    help="keep the sessions this long before terminating them; inf: until Ctrl-C (default: 0)")
     p.add_argument("--traffic", type=_num("traffic", 0, 1_000_000, integer=True), default=0, metavar="K",
@@ -2024,7 +2054,7 @@ def config_from_args(args) -> ClientConfig:
         circuit_id=args.circuit_id, remote_id=args.remote_id,
         ac_name=None if args.ac_name is None else args.ac_name.encode("utf-8", "surrogateescape"),
         restart=args.restart, max_configure=args.max_configure, discovery_timeout=args.discovery_timeout,
-        discovery_tries=args.discovery_tries, setup_timeout=args.setup_timeout)
+        discovery_tries=args.discovery_tries, setup_timeout=args.setup_timeout, redial=args.redial)
 
 
 def format_summary(res: RunResult, down: Optional[TeardownResult] = None) -> str:

@@ -365,3 +365,34 @@ def test_metrics_endpoint_counts_sessions(topo, tmp_path):
     assert samples["pfrps_bng_auth_ok_total"] == count
     assert "# HELP pfrps_bng_sessions_up Sessions with IPCP or IPv6CP open" in text
     _finish_bng(b)
+
+
+def test_worker_killed_mid_negotiation_only_its_sessions_redial(topo, tmp_path):
+    """SIGKILL a worker while 1,000 subscribers set up: the sessions it was still negotiating get
+    PADT (or time out) and the client redials them; every other session comes up once; all 1,000
+    are up in the end."""
+    count, workers = 1000, 4
+    b = _bng(topo, tmp_path, count, "--json", workers=workers)
+    proc = topo.popen(topo.sub, [PY, "-m", "pfrps.bng.client", "-i", topo.injector_if, "-n", str(count), "--json",
+                                 "--quiet", "--redial", "3", "--restart", "1", "--rate", "500"],
+                      stdout=-1, stderr=-1, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(lab.show_sessions(topo)["sessions"]) < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)  # set-up is under way: hundreds of subscribers are mid-negotiation
+        pid = lab.worker_pid(b.proc.pid, 2)
+        os.kill(pid, signal.SIGKILL)
+        lab.wait_restarted(b.proc.pid, 2, pid)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    res = json.loads(out)
+    assert res["up"] == count and res["failed"] == 0, res["failed_by_reason"]
+    from pfrps.hashing import worker_for
+    redialed = [r for r in res["records"] if r["redials"]]
+    owners = set(worker_for([bytes.fromhex(r["mac"].replace(":", "")) for r in redialed], workers).tolist())
+    assert owners <= {2}, owners
+    assert len(redialed) >= 1 and res["stats"]["redials"] >= len(redialed)
+    _finish_bng(b)
