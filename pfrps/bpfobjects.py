@@ -141,6 +141,11 @@ class LoadedBpf:
             raise
         return self
 
+    def link_fds(self) -> list[int]:
+        """The BPF link fds of the attachments (a forked worker closes its copies: only the
+        supervisor keeps the programs attached, and they go when it dies, whatever kills it)."""
+        return self._att.link_fds() if self._att is not None else []
+
     def describe(self) -> list[str]:
         """What is loaded and attached now (oldest first)."""
         return self._att.describe() if self._att is not None else []

@@ -137,6 +137,7 @@ class Supervisor:
         #: Per worker: (the supervisor's end, the worker's end) of its mailbox (SOCK_SEQPACKET).
         self.mailboxes: list[tuple[socket.socket, socket.socket]] = []
         self._request_id = 0
+        self._pid = 0  # the supervisor's pid, set by start()
         self.counters: Optional[SharedCounters] = None
         #: The ``/metrics`` endpoint (:class:`pfrps.metrics.MetricsEndpoint`) of ``config.metrics``:
         #: bound first thing in start(), served once every worker is ready, closed in close().
@@ -167,6 +168,7 @@ class Supervisor:
             Seconds from the call to every worker ready.
         """
         t0 = time.monotonic()
+        self._pid = os.getpid()
         cfg = self.config
         cfg.validate()
         link = check_interface(cfg.interface)
@@ -261,6 +263,7 @@ class Supervisor:
         """The forked worker's side of :meth:`_spawn`; never returns."""
         status = 1
         try:
+            _die_with_parent(self._pid)
             signal.set_wakeup_fd(-1)
             for fd in (self._ready_r, self._sig_r, self._sig_w):
                 os.close(fd)
@@ -272,6 +275,9 @@ class Supervisor:
             for i, other in enumerate(self.steered.socks):
                 if i != wid:
                     other.close()
+            if self.bpf is not None:  # the attachments live and die with the supervisor only
+                for fd in self.bpf.link_fds():
+                    os.close(fd)
             mailbox = None
             for i, (sup_end, worker_end) in enumerate(self.mailboxes):
                 sup_end.close()
@@ -718,6 +724,21 @@ class Supervisor:
         prog = f", program {cfg.program}" if cfg.program else ""
         return (f"steering {cfg.interface} (ifindex {self.ifindex}) across {cfg.workers} workers: "
                 f"steering {cfg.steering}, hash {alg_name(cfg.hash_alg)}, ethertypes {et}, rx {cfg.rx}{prog}")
+
+
+#: prctl(2) option: the signal a process gets when the thread that forked it exits.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker gets SIGKILL when its supervisor dies, however it dies (prctl(2)
+    PR_SET_PDEATHSIG), so no worker outlives a SIGKILLed supervisor (with its sockets, maps and
+    the BPF links of the attachments). A supervisor that died before the call: exit at once."""
+    import ctypes  # noqa: PLC0415
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _raise_fd_limit(workers: int) -> None:

@@ -211,10 +211,13 @@ def stop(proc: Proc, timeout: float = 120) -> tuple[int, str, str]:
     return proc.finish(signal.SIGINT, timeout)
 
 
+LAB_RADIUS_SECRET = "lab-radius-secret"
+
 EPILOG = """\
 examples:
   python -m pfrps.bng.lab                         # 1000 subscribers, 4 workers, IPv4 + IPv6, traffic both ways
   python -m pfrps.bng.lab -n 200 --auth chap --vlan qinq:0x88a8:10:100-299
+  python -m pfrps.bng.lab -n 100 --radius         # FreeRADIUS: auth, accounting, TR-101, a Disconnect-Request
 """
 
 
@@ -230,6 +233,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--packets", type=int_range(0, 1000, "packets"), default=10,
                     help="UDP packets each way per session and family (default: 10)")
     ap.add_argument("--generic", action="store_true", help="XDP data plane in generic mode")
+    ap.add_argument("--radius", action="store_true",
+                    help="authenticate and account with Debian's FreeRADIUS in the inet namespace (198.51.100.2) "
+                         "instead of a secrets file; subscribers carry TR-101 line ids; one is disconnected "
+                         "with radclient (RFC 5176)")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("pfrps-bng-lab: error: must run as root (namespaces, BPF); use sudo", file=sys.stderr)
@@ -239,7 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         topo = BngTopology(prefix="bnglab").create()
     except TopologyError as exc:
         return exc.report("pfrps-bng-lab")
-    bng = client = sink = None
+    bng = client = sink = rad = None
     status = 1
     try:
         import tempfile  # noqa: PLC0415
@@ -247,6 +254,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with tempfile.TemporaryDirectory(prefix="pfrps-bng-lab-") as tmp:
             secrets = write_secrets(Path(tmp) / "secrets", args.count)
             extra = ["--dns", "192.0.2.53", "--dns", "2001:db8::53"] + (["--generic"] if args.generic else [])
+            client_extra: list[str] = []
+            if args.radius:
+                from .freeradius import FreeRadius, RadUser  # noqa: PLC0415
+
+                secrets.write_text("# empty: every subscriber is RADIUS's\n")
+                (Path(tmp) / "radius-secret").write_text(LAB_RADIUS_SECRET + "\n")
+                users = [RadUser(f"user{i}", f"pass{i}", reply=[("Acct-Interim-Interval", "60")])
+                         for i in range(1, args.count + 1)]
+                rad = FreeRadius(topo.inet, Path(tmp) / "freeradius", {"198.51.100.1": LAB_RADIUS_SECRET}, users,
+                                 address="198.51.100.2", debug=False).start()
+                print("lab: inet$ freeradius -f -d freeradius/   # users user1..userN, Acct-Interim-Interval 60",
+                      flush=True)
+                extra += ["--radius", "198.51.100.2", "--radius-secret-file", str(Path(tmp) / "radius-secret")]
+                client_extra = ["--circuit-id", "olt1 pon 1/1/{i}", "--remote-id", "cpe-{i}"]
             print(f"lab: bng$ pfrps-bng -i acc0 --uplink up0 -w {args.workers} --pool 100.64.0.0/16 "
                   f"--ipv6-pool 2001:db8:100::/40 --secrets {secrets.name} {' '.join(extra)}", flush=True)
             sink = start_sink(topo)
@@ -258,7 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   f"--ipv6 --dns --hold inf", flush=True)
             t1 = time.monotonic()
             client = start_client(topo, args.count, "--auth", args.auth, "--vlan", args.vlan, "--ipv6", "--dns",
-                                  "--traffic", str(args.packets), "--dst4", DST4, "--dst6", DST6)
+                                  "--traffic", str(args.packets), "--dst4", DST4, "--dst6", DST6, *client_extra)
             print(f"lab: {args.count} subscribers set up in {time.monotonic() - t1:.2f} s", flush=True)
             shown = show_sessions(topo)
             sessions = shown["sessions"]
@@ -275,6 +296,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             downs = {s["down_packets"] for s in shown["sessions"]}
             print(f"lab: {len(shown['sessions'])} sessions, addresses in the pool: {ok4}, data-plane entries "
                   f"{shown.get('dataplane_entries')}; up packets per session {sorted(ups)}, down {sorted(downs)}")
+            if rad is not None:
+                from .freeradius import radclient  # noqa: PLC0415
+
+                one = shown["sessions"][0]
+                reply = radclient(topo.inet, "198.51.100.1:3799", LAB_RADIUS_SECRET, "disconnect",
+                                  [("Acct-Session-Id", one["acct_session_id"])])
+                print(f"lab: inet$ radclient 198.51.100.1:3799 disconnect <<< 'Acct-Session-Id = "
+                      f"{one['acct_session_id']}'  -> {reply.code}", flush=True)
             cst, cout, cerr = client.finish()
             res = json.loads(cout)
             print(f"lab: client: {res['up']} up, {res['failed']} failed, setup {res['setup_rate']:.0f} sessions/s, "
@@ -283,6 +312,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"lab: inet: the discard server got {sunk['ipv4']} IPv4 and {sunk['ipv6']} IPv6 datagrams "
                   f"(sent upstream: {args.packets} per session and family)")
             bst, bout, berr = bng.finish()
+            if rad is not None:
+                recs = rad.wait_detail(2 * args.count, timeout=15)
+                kinds = {}
+                for r in recs:
+                    kinds[r.get("Acct-Status-Type", "?")] = kinds.get(r.get("Acct-Status-Type", "?"), 0) + 1
+                causes = {}
+                for r in recs:
+                    if r.get("Acct-Status-Type") == "Stop":
+                        c = r.get("Acct-Terminate-Cause", "?")
+                        causes[c] = causes.get(c, 0) + 1
+                octets = sorted({int(r.get("Acct-Input-Octets", 0)) for r in recs if r.get("Acct-Status-Type") == "Stop"})
+                print(f"lab: FreeRADIUS accounting log: {kinds}; Stop causes {causes}; Acct-Input-Octets per "
+                      f"session {octets}")
             print(f"lab: pfrps-bng exit {bst}; last line: {bout.strip().splitlines()[-1] if bout.strip() else ''}")
             status = 0 if (cst == 0 and bst == 0 and res["failed"] == 0 and ok4) else 1
     except (PfrpsError, UsageError) as exc:
@@ -291,6 +333,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for p in (client, bng, sink):
             if p is not None and p.proc.poll() is None:
                 p.finish(signal.SIGKILL, 10)
+        if rad is not None:
+            rad.stop()
         topo.destroy()
     print(f"lab: removed namespaces {', '.join(topo.all_namespaces)}; {time.monotonic() - t0:.1f} s in all")
     return status

@@ -58,6 +58,12 @@ def uplink_ipv4(ifname: str) -> Optional[ipaddress.IPv4Interface]:
     return None
 
 
+#: The routing protocol number pfrps-bng's routes carry (rtnetlink(7) rtm_protocol; numbers
+#: above RTPROT_STATIC are free for routing daemons): ``ip route show proto 245`` lists them, and
+#: a BNG that starts after one was killed takes them over instead of refusing.
+RTPROT_PFRPS_BNG = 245
+
+
 class Routing:
     """Routes for the pools through the access interface and the forwarding sysctls, all
     undone by :meth:`close` (routes removed, sysctls restored). pyroute2, no ``ip`` subprocess."""
@@ -93,8 +99,17 @@ class Routing:
         with IPRoute() as ipr:
             for net in [*pools4, *([pool6] if pool6 is not None else [])]:
                 fam = socket.AF_INET if net.version == 4 else socket.AF_INET6
+                mine = [r for r in ipr.route("dump", family=fam)
+                        if r["proto"] == RTPROT_PFRPS_BNG and r["dst_len"] == net.prefixlen
+                        and r.get_attr("RTA_DST") == str(net.network_address)]
+                for r in mine:  # a pfrps-bng that was killed left it: take it over
+                    try:
+                        ipr.route("del", dst=str(net), family=fam, oif=r.get_attr("RTA_OIF"),
+                                  proto=RTPROT_PFRPS_BNG)
+                    except NetlinkError as exc:
+                        log.warning("cannot remove the old route for %s: %s", net, os.strerror(exc.code))
                 try:
-                    ipr.route("add", dst=str(net), oif=access_ifindex, family=fam)
+                    ipr.route("add", dst=str(net), oif=access_ifindex, family=fam, proto=RTPROT_PFRPS_BNG)
                 except NetlinkError as exc:
                     if exc.code == errno.EEXIST:
                         raise UsageError(f"a route for {net} exists already in this namespace",

@@ -583,6 +583,8 @@ def injector_dial(ifname: str, method: str, steps: Steps, checks: Checks, up_tim
         v6 = wait_for(lambda: [a for a in ppp0_addresses("-6") if a.get("scope") == "global"
                                and not a.get("tentative")], max(10.0, up_timeout - (time.monotonic() - t0)), alive)
         rep["up_seconds"] = round(time.monotonic() - t0, 1)
+        if v4:  # ppp0 may have its address before pppd's line about it reached us
+            wait_for(lambda: out.seen(r"local\s+IP address"), 15, every=0.2)
         rep["pppd"] = parse_pppd_addresses(out.lines)
         rep["ipv4"] = [f"{a['local']}/{a.get('prefixlen')}" + (f" peer {a['address']}" if a.get("address") else "")
                        for a in (v4 or [])]

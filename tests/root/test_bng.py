@@ -396,3 +396,36 @@ def test_worker_killed_mid_negotiation_only_its_sessions_redial(topo, tmp_path):
     assert owners <= {2}, owners
     assert len(redialed) >= 1 and res["stats"]["redials"] >= len(redialed)
     _finish_bng(b)
+
+
+def test_sigkilled_bng_leaves_no_worker_and_no_xdp(topo, tmp_path):
+    """SIGKILL the supervisor: its workers die with it (PR_SET_PDEATHSIG), so nothing keeps the
+    BPF links of the data plane: XDP is off both interfaces and the programs are unloaded."""
+    from pfrps.xdp.attach import resolve_ifindex, xdp_attached
+
+    b = _bng(topo, tmp_path, 4)
+    client = lab.start_client(topo, 4)
+    try:
+        assert client.ready
+        workers = [lab.worker_pid(b.proc.pid, w) for w in range(4)]
+        assert all(workers)
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{p}") for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(os.path.exists(f"/proc/{p}") for p in workers)
+        idx = {n: resolve_ifindex(n, topo.bng) for n in (topo.access, topo.uplink)}
+        deadline = time.monotonic() + 10
+        while any(xdp_attached(i, topo.bng) for i in idx.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [xdp_attached(i, topo.bng) for i in idx.values()] == [None, None]
+    finally:
+        if client.proc.poll() is None:
+            client.finish(signal.SIGKILL)
+    # a new BNG takes over the routes the killed one left (they carry its protocol number)
+    routes = topo.run(topo.bng, ["ip", "route", "show", "proto", "245"], stdout=-1, text=True).stdout
+    assert "100.64.0.0/16 dev acc0" in routes
+    b2 = _bng(topo, tmp_path, 4)
+    _finish_bng(b2)
+    assert topo.run(topo.bng, ["ip", "route", "show", "proto", "245"], stdout=-1, text=True).stdout == ""
