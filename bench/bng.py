@@ -636,28 +636,46 @@ def run(ctx, parts: Sequence[str] = ("setup", "hold", "dataplane"), window: int 
     work.mkdir(parents=True, exist_ok=True)
     data: dict = {"parts": list(parts), "window": window, "count": count, "loadavg_start": _load()}
     topo = _topology()
+    errors: dict[str, str] = {}
+
+    def part(name: str, fn) -> None:
+        """Run one part; a harness error there is recorded (a FAIL row) and the next part runs."""
+        if name not in parts:
+            return
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001  (HarnessError, or a netlink/OS error on the way)
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            common.log(f"{NAME}: HARNESS ERROR in part {name}: {errors[name]}")
+
+    def setup() -> None:
+        data["setup"] = run_setup(topo, work, count, setup_configs, reps_setup, window)
+
+    def hold() -> None:
+        data["hold"] = hold_run(topo, work, count, hold_s, echo_s, window=window)
+        h = data["hold"]
+        common.log(f"{NAME}: hold {h['count']:,}: listed {h['listed']:,} after {h['held_s']} s, teardown "
+                   f"{(h.get('teardown') or {}).get('rate')} sessions/s, BNG counters {h.get('bng_counters', {})}")
+        if not quick:
+            try:
+                data["hold_60k"] = hold_run(topo, work, 60_000, hold_s, echo_s, pool=POOL_60K, window=window,
+                                            tag="hold60k")
+                h = data["hold_60k"]
+                common.log(f"{NAME}: hold 60,000: listed {h['listed']:,}, setup {h.get('setup_rate')}/s, "
+                           f"teardown {(h.get('teardown') or {}).get('rate')}/s")
+            except HarnessError as exc:  # a stretch goal: report what happened
+                data["hold_60k"] = {"error": str(exc)}
+                common.log(f"{NAME}: 60,000 sessions: {exc}")
+
     try:
         with ExitStack() as stack:
-            if "setup" in parts:
-                data["setup"] = run_setup(topo, work, count, setup_configs, reps_setup, window)
-            if "hold" in parts:
-                data["hold"] = hold_run(topo, work, count, hold_s, echo_s, window=window)
-                h = data["hold"]
-                common.log(f"{NAME}: hold {h['count']:,}: listed {h['listed']:,} after {h['held_s']} s, teardown "
-                           f"{(h.get('teardown') or {}).get('rate')} sessions/s, echo_tx {h.get('bng_counters', {})}")
-                if not quick:
-                    try:
-                        data["hold_60k"] = hold_run(topo, work, 60_000, hold_s, echo_s, pool=POOL_60K, window=window,
-                                                    tag="hold60k")
-                        h = data["hold_60k"]
-                        common.log(f"{NAME}: hold 60,000: listed {h['listed']:,}, setup {h.get('setup_rate')}/s, "
-                                   f"teardown {(h.get('teardown') or {}).get('rate')}/s")
-                    except HarnessError as exc:  # a stretch goal: report what happened
-                        data["hold_60k"] = {"error": str(exc)}
-                        common.log(f"{NAME}: 60,000 sessions: {exc}")
-            if "dataplane" in parts:
-                data["dataplane"] = run_dataplane(stack, topo, work, dp_sessions, dp_count, reps_dp)
+            def dataplane() -> None:
                 data["dp_sessions"], data["dp_count"] = dp_sessions, dp_count
+                data["dataplane"] = run_dataplane(stack, topo, work, dp_sessions, dp_count, reps_dp)
+
+            part("setup", setup)
+            part("hold", hold)
+            part("dataplane", dataplane)
     finally:
         topo.destroy()
         left = [ns for ns in topo.all_namespaces if netns_exists(ns)]
@@ -672,7 +690,10 @@ def run(ctx, parts: Sequence[str] = ("setup", "hold", "dataplane"), window: int 
             plots.append(plot.name)
         except Exception as exc:  # noqa: BLE001
             common.log(f"{NAME}: no plot: {exc!r}")
-    return {"name": NAME, "title": TITLE, "rows": rows(data), "tables": tables(data), "plots": plots,
+    data["errors"] = errors
+    out_rows = rows(data) + [Row(f"HARNESS ERROR in part {name}", "", summary([]), target="runs to the end",
+                                 passed=False, note=err[-400:]) for name, err in errors.items()]
+    return {"name": NAME, "title": TITLE, "rows": out_rows, "tables": tables(data), "plots": plots,
             "data": data, "method": method(data, reps_setup, reps_dp), "notes": notes(data)}
 
 
@@ -697,17 +718,17 @@ def rows(data: dict) -> list[Row]:
                     f"us/session, client CPU {common.median([r['client_cpu_us_per_session'] or 0 for r in runs]):.0f} "
                     f"us/session (medians); window {runs[0]['window']}")
             if config == "pap w=8":
-                cap = _s(runs, "sessions_per_bng_cpu_s")
-                out.append(Row(f"set-up capacity, 8 workers, PAP, IPv4: sessions per CPU-second of the BNG's processes",
-                               "sessions/CPU-s", cap, "1 worker" if base else "",
-                               _s(base, "sessions_per_bng_cpu_s") if base else None, "", None,
-                               "sessions up / (utime + stime of the supervisor and the workers during set-up): the "
-                               "rate the BNG could sustain on one CPU, less exposed to the other load on the machine"))
                 ok = val["median"] >= SETUP_TARGET and all(f == 0 for f in failed) and all(r["up"] == n for r in runs)
                 out.append(Row(f"target: set-up rate, 8 workers, PAP, IPv4, {n:,} sessions", "sessions/s", val,
                                "1 worker" if ref else "", ref, f">= {SETUP_TARGET:,.0f} sessions/s, 0 failed", ok, note))
+                out.append(Row("set-up capacity, 8 workers, PAP, IPv4: sessions per CPU-second of the BNG's processes",
+                               "sessions/CPU-s", _s(runs, "sessions_per_bng_cpu_s"), "1 worker" if base else "",
+                               _s(base, "sessions_per_bng_cpu_s") if base else None, "", None,
+                               "sessions up / (utime + stime of the supervisor and the workers during set-up): the "
+                               "rate the BNG could sustain on one CPU, less exposed to the other load on the machine"))
             elif config.startswith("pap w="):
-                out.append(Row(f"set-up rate, {config.split('=')[1]} worker(s), PAP, IPv4", "sessions/s", val,
+                w = int(config.split("=")[1])
+                out.append(Row(f"set-up rate, {w} worker{'s' if w > 1 else ''}, PAP, IPv4", "sessions/s", val,
                                "1 worker" if ref and config != "pap w=1" else "",
                                ref if config != "pap w=1" else None, "", None, note))
             else:
@@ -766,7 +787,7 @@ def rows(data: dict) -> list[Row]:
                            "", None, "pfrps-bng --generic; GRO on acc0 and up0 meanwhile; per-repetition ratios "
                            f"{[round(common.ratio(a[d]['fps'], b[d]['fps']), 2) for a, b in zip(dpr['bng-generic'], dpr['kernel'])]}"))
             out.append(Row(f"kernel forwarding (reference), {'upstream' if d == 'up' else 'downstream'}", "frames/s",
-                           fps["kernel"], note="the same IP packets without PPPoE; ForwDatagrams per run "
+                           fps["kernel"], note="the same IP packets without PPPoE; ForwDatagrams (up + down) per run "
                            f"{[r['kernel_forwarded'] for r in dpr['kernel']]}"))
         mism = [r["counter_mismatches"] for c in ("bng", "bng-generic") for r in dpr[c]]
         checked = sum(r["counters_checked"] for c in ("bng", "bng-generic") for r in dpr[c])
@@ -866,10 +887,25 @@ def method(data: dict, reps_setup: int, reps_dp: int) -> str:
 
 
 def notes(data: dict) -> list[str]:
+    """The load average (1 min) during each part."""
     out = []
-    sw = data.get("window_sweep")
-    if sw:
-        out.append("Window sweep (8 workers, PAP, IPv4): " + ", ".join(f"{w}: {r:,.0f}/s" for w, r in sw.items()))
+    loads = []
+    st = data.get("setup") or {}
+    if st:
+        ls = [r["loadavg"] for runs in st.values() for r in runs]
+        loads.append(f"set-up runs {min(ls):.1f}–{max(ls):.1f}")
+    for key, what in (("hold", "held sessions"), ("hold_60k", "60,000 sessions")):
+        h = data.get(key) or {}
+        if "loadavg" in h:
+            loads.append(f"{what} {h['loadavg']:.1f} → {h.get('loadavg_end', float('nan')):.1f}")
+    dpr = data.get("dataplane") or {}
+    ls = [r["loadavg"] for runs in dpr.values() for r in runs]
+    if ls:
+        loads.append(f"data-plane runs {min(ls):.1f}–{max(ls):.1f}")
+    if loads:
+        out.append("Load average (1 min) when each run started: " + "; ".join(loads) + ". The machine has 2 CPUs; "
+                   "any other load shows directly in the set-up rates (the capacity row and the frames per "
+                   "CPU-second rows are less exposed to it).")
     return out
 
 
@@ -892,12 +928,15 @@ def _plot(path, data) -> None:
             lo = [m - min(r["setup_rate"] for r in st[f"pap w={w}"]) for m, w in zip(med, ws)]
             hi = [max(r["setup_rate"] for r in st[f"pap w={w}"]) - m for m, w in zip(med, ws)]
             ax.errorbar(ws, med, yerr=[lo, hi], marker="o", capsize=4, label="PAP, IPv4")
+            cap = [common.median([r["sessions_per_bng_cpu_s"] for r in st[f"pap w={w}"]]) for w in ws]
+            ax.plot(ws, cap, ls="--", color="grey", marker=".", label="PAP, IPv4: sessions per BNG CPU-second")
             for c, mk in (("chap w=8", "s"), ("pap+ipv6 w=8", "^")):
                 if st.get(c):
                     ax.plot([8], [common.median([r["setup_rate"] for r in st[c]])], mk,
                             label=c.replace(" w=8", ", 8 workers").replace("pap+ipv6", "PAP, IPv4+IPv6")
                             .replace("chap", "CHAP, IPv4"))
             ax.axhline(SETUP_TARGET, color="red", ls="--", lw=0.8, label="target (8 workers)")
+            ax.set_ylim(bottom=0)
             ax.set_xscale("log", base=2)
             ax.set_xticks(ws, [str(w) for w in ws])
             ax.set_xlabel("workers")

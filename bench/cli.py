@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import (balance, bng, common, injector, metrics, receive, report, startup, steering, xdp_broadcast,
+from . import (balance, bng, bng_aaa, common, injector, metrics, receive, report, startup, steering, xdp_broadcast,
                xdp_l2fwd, xdp_l3fwd, xdp_lb)
 
 BENCHMARKS = {m.NAME: m for m in (steering, receive, injector, startup, balance, metrics, xdp_lb, xdp_l2fwd, xdp_l3fwd,
-                                   xdp_broadcast, bng)}
+                                   xdp_broadcast, bng, bng_aaa)}
 #: run order: cheap and namespace-free first
-RUN_ORDER = ("balance", "metrics", "startup", "inject", "steering", "receive", "xdp_lb", "xdp_l2fwd", "xdp_l3fwd", "xdp_broadcast", "bng")
+RUN_ORDER = ("balance", "metrics", "startup", "inject", "steering", "receive", "xdp_lb", "xdp_l2fwd", "xdp_l3fwd", "xdp_broadcast", "bng", "bng_aaa")
 
 
 @dataclass

@@ -26,9 +26,25 @@ from typing import Sequence
 
 from .errors import TopologyError
 
-__all__ = ["TwoNodeTopology", "unique_suffix", "netns_exists", "netns_pids", "create_netns", "remove_netns"]
+__all__ = ["TwoNodeTopology", "unique_suffix", "netns_exists", "netns_pids", "create_netns", "remove_netns",
+           "register_netns", "NETNS_REGISTRY_ENV"]
 
 NETNS_RUN_DIR = Path("/var/run/netns")
+#: When set, every namespace pfrps creates is appended (one name a line) to the file it names:
+#: the test suite's closing check counts only those, never another program's namespaces.
+NETNS_REGISTRY_ENV = "PFRPS_NETNS_REGISTRY"
+
+
+def register_netns(name: str) -> None:
+    """Record namespace ``name`` in ``$PFRPS_NETNS_REGISTRY`` (when set); :func:`create_netns`
+    calls it, code that creates namespaces another way calls it too."""
+    path = os.environ.get(NETNS_REGISTRY_ENV)
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            os.write(fd, f"{name}\n".encode())
+        finally:
+            os.close(fd)
 
 
 def unique_suffix() -> str:
@@ -102,6 +118,7 @@ def create_netns(name: str, ipv6: bool = False) -> None:
             hint=f"remove it with `ip netns del {name}` if it is a leftover, or choose other names",
         )
     netns.create(name)
+    register_netns(name)
     done = False
     try:
         for knob in ("all", "default"):

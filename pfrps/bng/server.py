@@ -215,12 +215,13 @@ class Subscriber:
         self.acs.magic = self.ppp.local_magic or 0
         self._write_entry()
         if first:
-            self.up_since = time.time()
-            self.ctx.count("session_setups")
             self.ctx.count("sessions_up", 1)
-            observe = getattr(self.ctx, "observe", None)
-            if observe is not None:
-                observe("session_setup_seconds", self.up_since - self.started)
+            if self.up_since is None:  # once per session (an NCP renegotiated later is no new set-up)
+                self.up_since = time.time()
+                self.ctx.count("session_setups")
+                observe = getattr(self.ctx, "observe", None)
+                if observe is not None:
+                    observe("session_setup_seconds", self.up_since - self.started)
             self.aaa.start(self, self.wst.aaa)
 
     def down(self, family: int) -> None:

@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             specs["node"].sock, specs["node"].peer_sock = rundir / "node.sock", rundir / "injector.sock"
             specs["injector"].sock, specs["injector"].peer_sock = rundir / "injector.sock", rundir / "node.sock"
         _say(f"qemu: topology: injector/eno1 ({inj_mac}, pppd) <-{args.link}-> node/enp1s0 ({NODE_MAC}, "
-             f"pfrps-bng) | node/up0 198.51.100.1 <-veth-> inet/inet0 198.51.100.2; "
+             f"pfrps-{args.server}) | node/up0 198.51.100.1 <-veth-> inet/inet0 198.51.100.2; "
              f"{args.smp} vCPUs, {args.memory} MiB each")
         t_boot = time.monotonic()
         for name, spec in specs.items():

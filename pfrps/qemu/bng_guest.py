@@ -8,12 +8,13 @@ each guest also writes ``<name>.json``, its report.
 node (``enp1s0``: the access side):
   1. the uplink side, a network namespace ``inet`` behind a veth pair: ``up0`` (198.51.100.1/24,
      2001:db8:ffff::1/64) in the node, ``inet0`` (198.51.100.2/24, 2001:db8:ffff::2/64, routes to
-     both pools via up0's addresses) in ``inet`` (forwarding and the pools' routes in the node
-     are pfrps-bng's to set, and it does); IPv6 on again on enp1s0 (``./run qemu``'s link_up
-     turns it off; the BNG routes the IPv6 pool there); inet0 with GRO on (a veth takes XDP_REDIRECTed frames only with NAPI on its peer,
-     i.e. an XDP program or GRO there) and tx checksum offload off (its frames leave complete,
-     as XDP forwards them untouched); the node pings 198.51.100.2 and 2001:db8:ffff::2 once (the
-     namespace works, the neighbours are known);
+     both pools via up0's addresses) in ``inet``. Forwarding and the pools' routes in the node
+     are pfrps-bng's to set (it does). IPv6 on again on enp1s0 (``./run qemu``'s link_up turns
+     it off; the BNG routes the IPv6 pool there). inet0 with GRO on (a veth takes
+     XDP_REDIRECTed frames only with NAPI on its peer: an XDP program or GRO there) and tx
+     checksum offload off (its frames leave complete, as XDP forwards them untouched). The
+     node pings 198.51.100.2 and 2001:db8:ffff::2 once (the namespace works, the neighbours
+     are known);
   2. ``pfrps-bng -i enp1s0 --uplink up0 -w W --pool 100.64.0.0/24 --ipv6-pool 2001:db8:100::/56
      --dns 192.0.2.53 --auth pap,chap --secrets FILE --ready-fd FD``; at READY, the XDP attach
      modes (bpftool net: ``driver`` is native), then it posts ``ready``;
@@ -401,7 +402,9 @@ def node(cfg: dict, results: Path) -> int:
         if ready and server == "bng":
             xdp = {ifn: xdp_programs(ifn) for ifn in (ACCESS_IF, UPLINK_IF)}
             report["xdp"] = xdp
-            checks.add("native-xdp", [p.get("mode") for p in xdp[ACCESS_IF]] == ["driver"],
+            want = "generic" if cfg.get("generic") else "driver"  # bpftool: driver = native
+            checks.add("generic-xdp" if cfg.get("generic") else "native-xdp",
+                       [p.get("mode") for p in xdp[ACCESS_IF]] == [want],
                        f"{ACCESS_IF}: {_progs(xdp[ACCESS_IF])}; {UPLINK_IF}: {_progs(xdp[UPLINK_IF])}")
             for w in _kernel_xdp_warnings():
                 say(f"node: kernel: {w}")
@@ -565,7 +568,8 @@ def injector_discovery(ifname: str, checks: Checks) -> dict:
     out.join(timeout=10)
     info = parse_pppd_addresses(out.lines)
     checks.add("pppoe-discovery", bool(got) or "session" in info,
-               f"pppd got PPPoE session {info.get('session')} from pfrps-ac (PADI/PADO/PADR/PADS); pppd status {status}")
+               f"pppd got PPPoE session {info.get('session')} from pfrps-ac (PADI/PADO/PADR/PADS); "
+               f"pppd status {status}")
     return {"pppd": info, "pppd_status": status, "log": out.lines}
 
 
@@ -589,7 +593,8 @@ def injector_dial(ifname: str, method: str, steps: Steps, checks: Checks, up_tim
         rep["ipv4"] = [f"{a['local']}/{a.get('prefixlen')}" + (f" peer {a['address']}" if a.get("address") else "")
                        for a in (v4 or [])]
         rep["ipv6"] = [f"{a['local']}/{a.get('prefixlen')}" for a in (v6 or [])]
-        rep["ipv6_ll"] = [f"{a['local']}/{a.get('prefixlen')}" for a in ppp0_addresses("-6") if a.get("scope") == "link"]
+        rep["ipv6_ll"] = [f"{a['local']}/{a.get('prefixlen')}" for a in ppp0_addresses("-6")
+                          if a.get("scope") == "link"]
         rep["routes6"] = sh("ip", "-6", "route", "show", "dev", "ppp0", check=False).strip().splitlines()
         rep["routes4"] = sh("ip", "-4", "route", "show", "dev", "ppp0", check=False).strip().splitlines()
         in4 = bool(v4) and all(ipaddress.ip_address(a["local"]) in ipaddress.ip_network(POOL4) for a in v4)
@@ -601,8 +606,9 @@ def injector_dial(ifname: str, method: str, steps: Steps, checks: Checks, up_tim
         checks.add(f"{method}-ipv6", in6, f"ppp0 global {rep['ipv6'] or 'none'} in {POOL6} (link-local "
                    f"{rep['ipv6_ll']}, routes {rep['routes6']})")
         rep["dialled"] = bool(v4)
-        rep["ping4"] = parse_ping(sh("ping", "-c", "3", "-i", "0.5", "-W", "5", TARGET_V4, check=False, timeout=60))
-        rep["ping6"] = parse_ping(sh("ping", "-6", "-c", "3", "-i", "0.5", "-W", "5", TARGET_V6, check=False, timeout=60))
+        ping = ("ping", "-c", "3", "-i", "0.5", "-W", "5")
+        rep["ping4"] = parse_ping(sh(*ping, TARGET_V4, check=False, timeout=60))
+        rep["ping6"] = parse_ping(sh(*ping, "-6", TARGET_V6, check=False, timeout=60))
         checks.add(f"{method}-ping", rep["ping4"] == (3, 3) and rep["ping6"] == (3, 3),
                    f"ping {TARGET_V4} {rep['ping4'][1]}/{rep['ping4'][0]}, "
                    f"ping -6 {TARGET_V6} {rep['ping6'][1]}/{rep['ping6'][0]}")

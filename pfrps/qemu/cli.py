@@ -174,6 +174,9 @@ class TapLink:
         self.name = f"{PREFIX}-{suffix}"
         self.taps = (f"{PREFIX}n{suffix[:6]}", f"{PREFIX}i{suffix[:6]}")
         pnetns.create(self.name)
+        from ..topology import register_netns  # noqa: PLC0415
+
+        register_netns(self.name)
         try:
             with self._ns() as ns:
                 ns.link("add", ifname="br0", kind="bridge")
