@@ -14,9 +14,10 @@ Ratios and rates come from one run; configurations are interleaved within each r
    supervisor and workers over the set-up (``/proc/PID/stat`` utime + stime, from the client's
    start to its READY: every subscriber up or failed) and the client's own (its JSON). Rows:
    N = 1, 2, 4, 8, and at N = 8 CHAP and IPv4+IPv6 (IPCP + IPv6CP + RS/RA).
-2. **Held sessions** (``hold``): 10,000 sessions on 8 workers with ``--echo-interval 5``,
-   held 20 s (four keepalive sweeps: every session gets an LCP Echo-Request every 5 s and the
-   client answers); at the end of the hold: sessions the BNG lists (``pfrps-bng show sessions
+2. **Held sessions** (``hold``): 10,000 sessions on 8 workers with ``--echo-interval 4``,
+   held 24 s (six keepalive sweeps; a session silent for 4 s gets an LCP Echo-Request, the
+   client answers, so each session is probed every other sweep: about 3 each); at the end
+   of the hold: sessions the BNG lists (``pfrps-bng show sessions
    --json``) and its data-plane entries, VmRSS (and PSS) of the supervisor and of each
    ``pfrps-w*`` process before set-up and at the end of the hold; then the client terminates
    them all (its ``teardown.rate``). Stretch (full run only): 60,000 sessions (a /14 pool,
@@ -626,12 +627,12 @@ def run(ctx, parts: Sequence[str] = ("setup", "hold", "dataplane"), window: int 
     from pfrps.topology import netns_exists  # noqa: PLC0415
 
     quick = ctx.quick
-    reps_setup = max(ctx.reps or (1 if quick else 3), 1)
-    reps_dp = max(ctx.reps or (1 if quick else 5), 1)
+    reps_setup = max(ctx.reps or (1 if quick else 5), 1)
+    reps_dp = max(ctx.reps or (1 if quick else 7), 1)
     count = 1000 if quick else 10_000
     setup_configs = ("pap w=1", "pap w=8", "chap w=8", "pap+ipv6 w=8") if quick else SETUP_CONFIGS
     hold_s, echo_s = (6.0, 2.0) if quick else (24.0, 4.0)
-    dp_sessions, dp_count = (100, 200_000) if quick else (1000, 2_000_000)
+    dp_sessions, dp_count = (100, 200_000) if quick else (1000, 4_000_000)
     work = Path(ctx.work_dir) / "bng"
     work.mkdir(parents=True, exist_ok=True)
     data: dict = {"parts": list(parts), "window": window, "count": count, "loadavg_start": _load()}
@@ -783,9 +784,10 @@ def rows(data: dict) -> list[Row]:
                                                    f"receiver: {lost}"))
             out.append(Row(f"{what}, native, frames per CPU-second", "frames/CPU-s", cpu["bng"], "kernel forwarding",
                            cpu["kernel"], "", None, "frames reached / (generator's CPU time + ksoftirqd's)"))
+            gen_pairs = list(zip(dpr["bng-generic"], dpr["kernel"]))
             out.append(Row(f"{what}, generic XDP", "frames/s", fps["bng-generic"], "kernel forwarding", fps["kernel"],
                            "", None, "pfrps-bng --generic; GRO on acc0 and up0 meanwhile; per-repetition ratios "
-                           f"{[round(common.ratio(a[d]['fps'], b[d]['fps']), 2) for a, b in zip(dpr['bng-generic'], dpr['kernel'])]}"))
+                           f"{[round(common.ratio(a[d]['fps'], b[d]['fps']), 2) for a, b in gen_pairs]}"))
             out.append(Row(f"kernel forwarding (reference), {'upstream' if d == 'up' else 'downstream'}", "frames/s",
                            fps["kernel"], note="the same IP packets without PPPoE; ForwDatagrams (up + down) per run "
                            f"{[r['kernel_forwarded'] for r in dpr['kernel']]}"))
@@ -838,19 +840,26 @@ def tables(data: dict) -> list[dict]:
         out.append({"title": f"Set-up of {data['count']:,} sessions against worker count (medians of the runs; "
                              f"window {data['window']})",
                     "header": ["configuration", "sessions/s", "min–max", "first PADI to last up, s", "failed (all runs)",
-                               "BNG CPU s", "BNG CPU us/session", "sessions per BNG CPU-s", "busiest worker's CPU share", "client CPU s (incl. start-up)",
+                               "BNG CPU s", "BNG CPU us/session", "sessions per BNG CPU-s", "busiest worker's CPU share",
+                               "client CPU s (incl. start-up)",
                                "set-up latency p50 / p99, s", "client retransmissions", "load avg"],
                     "rows": rows_})
     for key in ("hold", "hold_60k"):
         h = data.get(key)
         if not h or "mem_held" not in h:
             continue
-        rows_ = [[name, f"{h['mem_before'].get(name, {}).get('rss_mib', float('nan')):.1f}", f"{m['rss_mib']:.1f}",
-                  f"{m['pss_mib']:.1f}", (h.get("listed_per_worker") or [""] * 99)[int(name[7:])]
-                  if name.startswith("pfrps-w") else ""] for name, m in h["mem_held"].items()]
-        out.append({"title": f"Memory with {h['count']:,} sessions held (MiB)",
-                    "header": ["process", "VmRSS before set-up", "VmRSS at the end of the hold", "PSS at the end",
-                               "sessions listed"], "rows": rows_})
+        rows_ = []
+        for name, m in h["mem_held"].items():
+            b = h["mem_before"].get(name, {})
+            listed = h.get("listed_per_worker") or []
+            w = int(name[7:]) if name.startswith("pfrps-w") else -1
+            rows_.append([name, f"{b.get('rss_mib', float('nan')):.1f}", f"{m['rss_mib']:.1f}",
+                          f"{b.get('pss_mib', float('nan')):.1f}", f"{m['pss_mib']:.1f}",
+                          listed[w] if 0 <= w < len(listed) else ""])
+        out.append({"title": f"Memory with {h['count']:,} sessions held (MiB; PSS shares each page among the "
+                             "processes mapping it)",
+                    "header": ["process", "VmRSS before set-up", "VmRSS at the end of the hold", "PSS before set-up",
+                               "PSS at the end", "sessions listed"], "rows": rows_})
     return out
 
 
@@ -903,9 +912,11 @@ def notes(data: dict) -> list[str]:
     if ls:
         loads.append(f"data-plane runs {min(ls):.1f}–{max(ls):.1f}")
     if loads:
-        out.append("Load average (1 min) when each run started: " + "; ".join(loads) + ". The machine has 2 CPUs; "
-                   "any other load shows directly in the set-up rates (the capacity row and the frames per "
-                   "CPU-second rows are less exposed to it).")
+        out.append("Load average (1 min) when each run started: " + "; ".join(loads) + " (the benchmark's own "
+                   "processes count in it: up to 8 workers and the client during set-up; the load before the "
+                   "benchmark started is in the Runs line above). The machine has 2 CPUs; any other load shows "
+                   "directly in the set-up rates (the capacity row and the frames per CPU-second rows are less "
+                   "exposed to it).")
     return out
 
 

@@ -839,6 +839,12 @@ def rows(data: dict) -> list[Row]:
                             f"worker's sessions: Interim-Updates per session {kw['interims_per_session']}, largest gap "
                             f"{kw['max_gap_timestamp_s']} s (interval {r['interim_s']:g} s), without one after the kill "
                             f"{kw.get('no_interim_after_kill')}; Stop causes {acc['stop_causes']}"))
+        ds = acc["duplicate_starts"]
+        out.append(Row(f"{base}: sessions without exactly one Start + one Stop once identical retransmissions are "
+                       "removed", "sessions off", summary([r["count"] - acc["one_start_one_stop_dedup"]]),
+                       note=f"duplicate Start records {ds['extra_records']} ({ds['extra_identical']} identical to the "
+                            f"first but for FreeRADIUS's arrival Timestamp, 3 s = --radius-timeout later); identical "
+                            f"records of any kind {ds['identical_records_all_kinds']}"))
         gap = r["ready_again"][-1] if r["ready_again"] else float("nan")
         out.append(Row(f"{base}: gap, kill to the replacement ready (supervisor's log)", "s", summary([gap]),
                        note=f"from the last kill (the supervisor counts from the last death); from the first kill "

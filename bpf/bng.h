@@ -12,9 +12,10 @@
  *   bng_sessions  HASH        struct bng_key -> struct bng_session   (BNG_MAX_SESSIONS)
  *   bng_v4        HASH        __be32 (subscriber IPv4) -> struct bng_key
  *   bng_v6        HASH        struct bng_prefix6 (/64) -> struct bng_key
- *   bng_counters  PERCPU_HASH struct bng_key -> struct bng_counters (made by user space
- *                             when the session is added; the programs only increment;
- *                             BPF_F_NO_PREALLOC)
+ *   bng_counters  PERCPU_ARRAY session id (host order) -> struct bng_counters: session ids
+ *                             are unique across the workers, so the id is the slot (one
+ *                             array lookup per frame instead of a hash lookup); user space
+ *                             zeroes the slot when it adds the session
  *   bng_stats     PERCPU_ARRAY enum bng_stat -> __u64 (verdict counters)
  *   bng_config    ARRAY[1]    struct bng_config (access/uplink ifindex, access MAC)
  *
@@ -42,6 +43,12 @@
 #define BNG_VID_MASK 0x0FFF
 /* An MRU of 0 in a session means the PPPoE default (RFC 2516: 1492). */
 #define BNG_DEFAULT_MRU 1492
+/* The longest PPPoE payload / IP packet looked at, bytes (longer ones pass to the stack). A
+ * bound the verifier can see before any packet-pointer arithmetic with a length read from the
+ * frame: older verifiers (Linux 6.1) lose the bounds of a byte-swapped value. */
+#ifndef BNG_MAX_LEN
+#define BNG_MAX_LEN 9216
+#endif
 
 /* A PPPoE session as seen on the access wire: client MAC, PPPoE session id (network order,
  * as in the frame), VLAN ids of the outer and inner tag (host order, 0 = no such tag).
@@ -143,11 +150,10 @@ enum bng_stat {
 BPF_TABLE("hash", struct bng_key, struct bng_session, bng_sessions, BNG_MAX_SESSIONS);
 BPF_TABLE("hash", __be32, struct bng_key, bng_v4, BNG_MAX_SESSIONS);
 BPF_TABLE("hash", struct bng_prefix6, struct bng_key, bng_v6, BNG_MAX_SESSIONS);
-/* Not preallocated: a per-CPU copy per possible CPU for every slot would be
- * BNG_MAX_SESSIONS x CPUs x 32 bytes up front (134 MB for 65536 sessions on 64 CPUs);
- * entries are made by user space (BPF_MAP_UPDATE_ELEM), never by the programs. */
-BPF_F_TABLE("percpu_hash", struct bng_key, struct bng_counters, bng_counters, BNG_MAX_SESSIONS,
-	    BPF_F_NO_PREALLOC);
+/* Indexed by the session id: 65536 slots x 32 bytes per possible CPU (2 MiB per CPU), one
+ * array lookup per frame (the hash lookup it replaces cost upstream forwarding about 8%). */
+#define BNG_COUNTER_SLOTS 65536
+BPF_PERCPU_ARRAY(bng_counters, struct bng_counters, BNG_COUNTER_SLOTS);
 BPF_PERCPU_ARRAY(bng_stats, __u64, BNG_STAT_MAX);
 BPF_ARRAY(bng_config, struct bng_config, 1);
 

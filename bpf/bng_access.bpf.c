@@ -91,9 +91,17 @@ static __always_inline int bng_verdict(__u32 stat, int action)
 	return action;
 }
 
+/* The counters of session ``key``: its slot is its session id (host order). */
+static __always_inline struct bng_counters *bng_counters_of(struct bng_key *key)
+{
+	__u32 slot = bpf_ntohs(key->session_id);
+
+	return bng_counters.lookup(&slot);
+}
+
 static __always_inline void bng_count_up(struct bng_key *key, __u32 bytes)
 {
-	struct bng_counters *c = bng_counters.lookup(key);
+	struct bng_counters *c = bng_counters_of(key);
 
 	if (c) {
 		c->up_packets++;
@@ -156,7 +164,7 @@ static __always_inline int bng_v6_control(struct ipv6hdr *ip6h, void *data_end)
 
 static __always_inline void bng_count_down(struct bng_key *key, __u32 bytes)
 {
-	struct bng_counters *c = bng_counters.lookup(key);
+	struct bng_counters *c = bng_counters_of(key);
 
 	if (c) {
 		c->down_packets++;
@@ -260,7 +268,7 @@ int pfrps_bng_access(struct xdp_md *ctx)
 	plen = bpf_ntohs(ph->length);
 	/* The PPPoE payload (from the PPP protocol on) must fit the frame; Ethernet padding
 	 * after it is fine. */
-	if (ph->ver_type != BNG_PPPOE_VER_TYPE || ph->code != 0 || plen < 2 ||
+	if (ph->ver_type != BNG_PPPOE_VER_TYPE || ph->code != 0 || plen < 2 || plen > BNG_MAX_LEN ||
 	    (void *)&ph->proto + plen > data_end)
 		return bng_verdict(BNG_UP_MALFORMED, XDP_PASS);
 	if (ph->proto == bpf_htons(BNG_PPP_IPV4))

@@ -44,9 +44,17 @@ static __always_inline int bng_verdict(__u32 stat, int action)
 	return action;
 }
 
+/* The counters of session ``key``: its slot is its session id (host order). */
+static __always_inline struct bng_counters *bng_counters_of(struct bng_key *key)
+{
+	__u32 slot = bpf_ntohs(key->session_id);
+
+	return bng_counters.lookup(&slot);
+}
+
 static __always_inline void bng_count_down(struct bng_key *key, __u32 bytes)
 {
-	struct bng_counters *c = bng_counters.lookup(key);
+	struct bng_counters *c = bng_counters_of(key);
 
 	if (c) {
 		c->down_packets++;
@@ -79,7 +87,7 @@ int pfrps_bng_uplink(struct xdp_md *ctx)
 		if (!iph)
 			return bng_verdict(BNG_DOWN_MALFORMED, XDP_PASS);
 		ip_len = bpf_ntohs(iph->tot_len);
-		if (iph->version != 4 || iph->ihl < 5 || ip_len < iph->ihl * 4 ||
+		if (iph->version != 4 || iph->ihl < 5 || ip_len < iph->ihl * 4 || ip_len > BNG_MAX_LEN ||
 		    (void *)iph + ip_len > data_end)
 			return bng_verdict(BNG_DOWN_MALFORMED, XDP_PASS);
 		dst = iph->daddr;
@@ -104,7 +112,7 @@ int pfrps_bng_uplink(struct xdp_md *ctx)
 		if (!ip6h)
 			return bng_verdict(BNG_DOWN_MALFORMED, XDP_PASS);
 		ip_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
-		if (ip6h->version != 6 || (void *)ip6h + ip_len > data_end)
+		if (ip6h->version != 6 || ip_len > BNG_MAX_LEN || (void *)ip6h + ip_len > data_end)
 			return bng_verdict(BNG_DOWN_MALFORMED, XDP_PASS);
 		__builtin_memcpy(pfx.p, ip6h->daddr.s6_addr, sizeof(pfx.p));
 		kp = bng_v6.lookup(&pfx);

@@ -16,7 +16,7 @@ Two XDP programs share one set of maps:
 
 Maps (created once, when bcc compiles ``bng_access``; ``bng_uplink`` is relocated onto them):
 ``bng_sessions`` (:class:`SessionKey` -> :class:`SessionEntry`), ``bng_v4`` (IPv4 ->
-key), ``bng_v6`` (/64 -> key), ``bng_counters`` (per-CPU :class:`SessionCounters`, created
+key), ``bng_v6`` (/64 -> key), ``bng_counters`` (per-CPU :class:`SessionCounters` by session id, zeroed
 by :meth:`DataPlane.add`, only incremented by the programs), ``bng_stats`` (per-CPU verdict
 counters, :data:`STATS`), ``bng_config`` (access/uplink ifindex, access MAC).
 
@@ -124,7 +124,7 @@ LAYOUTS = {
     "bng_sessions": (BngKey, BngSession),
     "bng_v4": (ctypes.c_uint32, BngKey),
     "bng_v6": (BngPrefix6, BngKey),
-    "bng_counters": (BngKey, BngCounters),
+    "bng_counters": (ctypes.c_uint32, BngCounters),
     "bng_stats": (ctypes.c_uint32, ctypes.c_uint64),
     "bng_config": (ctypes.c_uint32, BngConfig),
 }
@@ -476,12 +476,8 @@ class DataPlane:
         kraw = entry.key.pack()
         value = entry.pack()
         old = self.lookup(entry.key)
-        try:
-            bpfsys.map_update(self.maps["bng_counters"], kraw, bytes(self._percpu_size(BngCounters)),
-                              bpfsys.BPF_NOEXIST)
-        except BpfLoadError as exc:
-            if exc.code != errno.EEXIST:
-                raise
+        if old is None:  # a new session: its counter slot (the session id) starts at zero
+            bpfsys.map_update(self.maps["bng_counters"], self._slot(entry.key), bytes(self._percpu_size(BngCounters)))
         bpfsys.map_update(self.maps["bng_sessions"], kraw, value)
         if entry.ipv4 is not None:
             bpfsys.map_update(self.maps["bng_v4"], entry.ipv4.packed, kraw)
@@ -509,8 +505,12 @@ class DataPlane:
             if old.ipv6_prefix is not None:
                 self._unmap("bng_v6", old.ipv6_prefix.network_address.packed[:8], key)
         existed = bpfsys.map_delete(self.maps["bng_sessions"], kraw)
-        bpfsys.map_delete(self.maps["bng_counters"], kraw)
         return existed
+
+    @staticmethod
+    def _slot(key: SessionKey) -> bytes:
+        """``bng_counters``' index of ``key``: its session id (unique across workers)."""
+        return int(key.session_id).to_bytes(4, "little")
 
     def entries(self) -> Iterator[SessionEntry]:
         """Every session in the table (entries removed during the walk are skipped)."""
@@ -532,7 +532,9 @@ class DataPlane:
     def counters(self, key: SessionKey) -> SessionCounters:
         """``key``'s traffic summed over CPUs; all zero when the session has no counters."""
         size = ctypes.sizeof(BngCounters)
-        raw = bpfsys.map_lookup(self.maps["bng_counters"], key.pack(), self._percpu_size(BngCounters))
+        if self.lookup(key) is None:
+            return SessionCounters()
+        raw = bpfsys.map_lookup(self.maps["bng_counters"], self._slot(key), self._percpu_size(BngCounters))
         if raw is None:
             return SessionCounters()
         step = (size + 7) // 8 * 8
