@@ -319,13 +319,6 @@ int pfrps_bng_access(struct xdp_md *ctx)
 		if (iph->ttl <= 1)
 			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, BNG_UP_TTL);
 		daddr = iph->daddr;
-		dkp = bng_v4.lookup(&daddr);
-		if (dkp) {
-			dkey = *dkp;
-			ds = bng_sessions.lookup(&dkey);
-			if (ds && ds->ipv4 == daddr)
-				return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds);
-		}
 		fib.family = BNG_AF_INET;
 		fib.tos = iph->tos;
 		fib.l4_protocol = iph->protocol;
@@ -349,13 +342,6 @@ int pfrps_bng_access(struct xdp_md *ctx)
 		if (ip6h->hop_limit <= 1)
 			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, BNG_UP_TTL);
 		__builtin_memcpy(pfx.p, ip6h->daddr.s6_addr, sizeof(pfx.p));
-		dkp = bng_v6.lookup(&pfx);
-		if (dkp) {
-			dkey = *dkp;
-			ds = bng_sessions.lookup(&dkey);
-			if (ds && bng_prefix_eq(ds->ipv6_prefix, pfx.p))
-				return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds);
-		}
 		fib.family = BNG_AF_INET6;
 		fib.flowinfo = *(__be32 *)ip6h & BNG_IPV6_FLOWINFO_MASK;
 		fib.l4_protocol = ip6h->nexthdr;
@@ -367,10 +353,32 @@ int pfrps_bng_access(struct xdp_md *ctx)
 
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	/* NO_NEIGH has the egress in fib.ifindex too: a pool routed through the access
-	 * interface (another subscriber) has no neighbour there, and must not loop. */
-	if ((rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH) &&
-	    fib.ifindex == cfg->access_ifindex)
+	 * interface (another subscriber) has no neighbour there, and must not loop. Only then is
+	 * the destination looked up among the sessions (hairpin), and when the FIB has no route
+	 * at all: the common path, out of the uplink, pays no such lookup. */
+	if (((rc == BPF_FIB_LKUP_RET_SUCCESS || rc == BPF_FIB_LKUP_RET_NO_NEIGH) &&
+	     fib.ifindex == cfg->access_ifindex) ||
+	    (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH &&
+	     rc != BPF_FIB_LKUP_RET_FRAG_NEEDED)) {  /* (no route at all: a session all the same?) */
+		if (ethertype == ETH_P_IP) {
+			dkp = bng_v4.lookup(&daddr);
+			if (dkp) {
+				dkey = *dkp;
+				ds = bng_sessions.lookup(&dkey);
+				if (ds && ds->ipv4 == daddr)
+					return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds);
+			}
+		} else {
+			dkp = bng_v6.lookup(&pfx);
+			if (dkp) {
+				dkey = *dkp;
+				ds = bng_sessions.lookup(&dkey);
+				if (ds && bng_prefix_eq(ds->ipv6_prefix, pfx.p))
+					return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds);
+			}
+		}
 		return bng_verdict(BNG_UP_NO_ROUTE, XDP_DROP);
+	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return bng_to_kernel(ctx, tags, ethertype, &key, cfg, BNG_UP_NO_NEIGH);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)

@@ -112,6 +112,11 @@ class IpcpLayer(_Callbacks):
         self._send_addr = True
         self._up, self._down, self._finished = up, down, finished
 
+    def set_dns(self, dns4: Sequence[IPv4Address]) -> None:
+        """Offer these Primary/Secondary DNS servers (RFC 1877) instead (RADIUS's, per session)."""
+        self.dns4 = tuple(dns4)
+        self._dns = tuple(IPv4Address(d).packed for d in self.dns4[:2])
+
     def assign(self, address: IPv4Address) -> None:
         """Set the peer's address (what its IP-Address must be for an Ack)."""
         self.peer_address = address

@@ -180,6 +180,9 @@ class Subscriber:
                 self.user, self.method = req.user, req.method
                 self.radius_auth = hasattr(res, "timed_out")
                 self.aaa.apply(res)
+                dns4, dns6 = getattr(res, "dns4", None) or (), getattr(res, "dns6", None) or ()
+                if dns4 or dns6:  # the server's DNS servers win over --dns
+                    self.ppp.set_dns(dns4, dns6)
             done(res)
         self.aaa.handle = self.wst.aaa.authenticate(req, self.line_info(), self.aaa.acct_id, finish)
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from . import auth
 from .auth import AuthRequest, AuthResult
@@ -206,6 +206,8 @@ class PPPSession:
         self.ipv6_prefix: Optional[IPv6Network] = None
         self.counters = dict.fromkeys(SESSION_COUNTERS, 0)
         self.echo_replies = 0
+        #: IPv6 DNS servers of the RA's RDNSS option (``cfg.dns6``, or RADIUS's: :meth:`set_dns`)
+        self.dns6: tuple[IPv6Address, ...] = tuple(cfg.dns6)
         self._reason: Optional[str] = None
         self._finished = False
         self._up4 = self._up6 = False
@@ -293,6 +295,14 @@ class PPPSession:
         self.phase = "establish"
         self.lcp.open()
         self.lcp.up()
+
+    def set_dns(self, dns4: Sequence[IPv4Address] = (), dns6: Sequence[IPv6Address] = ()) -> None:
+        """Per-session DNS servers (an Access-Accept's): IPCP offers ``dns4`` (RFC 1877) and the
+        RA carries ``dns6`` (RFC 8106) instead of the configured ones; empty keeps those."""
+        if dns4:
+            self.ipcp_layer.set_dns(dns4)
+        if dns6:
+            self.dns6 = tuple(dns6)
 
     def restore(self, *, user: bytes, auth_method: Optional[str], local_magic: int, peer_magic: int,
                 peer_mru: int, ipv4: Optional[IPv4Address], ipv6_prefix: Optional[IPv6Network] = None,
@@ -691,7 +701,7 @@ class PPPSession:
         from . import nd  # noqa: PLC0415
 
         mtu = self.lcp_layer.local_mru  # what the peer may send us; the RA's MTU option needs >= 1280
-        ra = nd.build_ra(self._src_ll, ALL_NODES, self.ipv6_prefix, self.cfg.dns6, mtu if 1280 <= mtu else None)
+        ra = nd.build_ra(self._src_ll, ALL_NODES, self.ipv6_prefix, self.dns6, mtu if 1280 <= mtu else None)
         self.counters["ra_tx"] += 1
         self.hooks.send(PPP_IPV6, ra)
         if self._ra_holdoff is not None:

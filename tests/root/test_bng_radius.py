@@ -40,7 +40,9 @@ def radius(topo, tmp_path_factory):
     users = [RadUser(f"user{i}", f"pass{i}", reply=[("Acct-Interim-Interval", "2")]) for i in range(1, N + 1)]
     users += [RadUser("fixed1", "fixedpass", reply=[("Framed-IP-Address", "100.64.200.7"),
                                                     ("Session-Timeout", "3600"), ("Idle-Timeout", "600")]),
-              RadUser("blocked", reject=True, reply=[("Reply-Message", "account suspended")])]
+              RadUser("blocked", reject=True, reply=[("Reply-Message", "account suspended")]),
+              RadUser("dnsuser", "dnspass", reply=[("MS-Primary-DNS-Server", "203.0.113.53"),
+                                                   ("MS-Secondary-DNS-Server", "203.0.113.54")])]
     srv = FreeRadius(topo.inet, tmp_path_factory.mktemp("rad") / "conf", {"198.51.100.1": SECRET}, users,
                      address="198.51.100.2").start()
     try:
@@ -235,3 +237,15 @@ def test_worker_restart_keeps_accounting_continuous(topo, radius, tmp_path, secr
     assert (int(stop["Acct-Input-Octets"]), int(stop["Acct-Output-Octets"])) == (k * 100, k * 100), stop
     assert stop["Acct-Terminate-Cause"] == "User-Request"
     assert last["restarts"][wid] == 1 and last["restored"][wid] >= 1
+
+
+def test_dns_servers_from_the_access_accept_win_over_dns(topo, radius, tmp_path, secret_file):
+    b = _bng(topo, tmp_path, secret_file, "--radius", "198.51.100.2", "--dns", "192.0.2.53")
+    try:
+        mine = lab.start_client(topo, 1, "--user", "dnsuser", "--password", "dnspass", "--dns", "--seed", "5")
+        other = lab.start_client(topo, 1, "--dns", "--seed", "6")
+        recs = [json.loads(c.finish()[1])["records"][0] for c in (mine, other)]
+    finally:
+        _finish(b)
+    assert recs[0]["dns"] == ["203.0.113.53", "203.0.113.54"], recs[0]
+    assert recs[1]["dns"] == ["192.0.2.53"], recs[1]
