@@ -17,7 +17,6 @@ import argparse
 import errno
 import ipaddress
 import json
-import logging
 import os
 import socket
 import sys
@@ -25,12 +24,9 @@ from typing import Optional, Sequence
 
 from pfrps.cliutil import ArgumentParser, add_metrics_option, int_range, positive_seconds, setup_logging
 from pfrps.errors import PfrpsError, UsageError
-from pfrps.hashing import parse_hash_alg, parse_mac
-from pfrps.links import check_interface
-from pfrps.supervisor import MAX_WORKERS, Supervisor, SupervisorConfig
+from pfrps.hashing import parse_mac
+from pfrps.supervisor import MAX_WORKERS
 
-from ..ac.protocol import ETH_P_PPP_DISC, ETH_P_PPP_SES
-from ..ac.server import ACConfig, parse_service_names
 
 __all__ = ["main", "build_parser", "format_line", "control_address", "PROG"]
 

@@ -46,7 +46,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from typing import Iterator, NamedTuple
 
 from .. import bpfsys
-from ..errors import BpfLoadError, PfrpsError, PrivilegeError, UsageError
+from ..errors import PfrpsError, PrivilegeError, UsageError
 
 __all__ = [
     "SessionKey", "SessionEntry", "SessionCounters", "DataPlane", "STATS", "MAP_NAMES",

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..cli import ArgumentParser, int_range, positive_seconds
-from ..errors import PfrpsError, PrivilegeError, UsageError
+from ..errors import PrivilegeError, UsageError
 from ..topology import unique_suffix
-from .cli import (PREFIX, RUN_DIR, RunError, RunLock, TapLink, Tail, _child_setup, _keep_logs, _serial_tail, _stop,
+from .cli import (PREFIX, RUN_DIR, RunError, TapLink, run_locked, Tail, _child_setup, _keep_logs, _serial_tail, _stop,
                   read_results, sweep_stale)
 from .image import CACHE_DIR, checkout_root, ensure_image
 from .machine import GUEST_SCRIPT, LINKS, NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kvm_usable, \
@@ -300,18 +300,8 @@ def _write_report(args, results: Path) -> tuple[Optional[dict], Optional[dict]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m pfrps.qemu.bng [options]``: 0 when every check passed, 1 when one failed, 2 for bad input."""
     args = build_parser().parse_args(argv)
-    main_pid = os.getpid()
 
-    def interrupted(signum, _frame):
-        if os.getpid() != main_pid:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise KeyboardInterrupt
-
-    old = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    lock = RunLock(args.run_dir / "lock")
-    try:
+    def checks() -> None:
         if os.geteuid() != 0:
             raise PrivilegeError("python -m pfrps.qemu.bng needs root (mmdebstrap, 9p shares, taps, namespaces)",
                                  hint="run it with sudo")
@@ -320,19 +310,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              hint="name a file in an existing folder")
         _say(f"qemu: python -m pfrps.qemu.bng -w {args.workers} --auth {args.auth} --server {args.server}"
              f"{' --generic' if args.generic else ''} --link {args.link} (pid {os.getpid()})")
-        lock.acquire()
-        return run(args)
-    except PfrpsError as exc:
-        return exc.report("qemu")
-    except KeyboardInterrupt:
-        print("qemu: interrupted; both guests stopped", file=sys.stderr)
-        return 130
-    finally:
-        for sig in old:
-            signal.signal(sig, signal.SIG_IGN)
-        lock.release()
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    return run_locked(args.run_dir, checks, lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..cli import ArgumentParser, int_range, positive_seconds
 from ..errors import PfrpsError, PrivilegeError, UsageError
@@ -429,6 +429,21 @@ def _follow(args, procs, specs, rundir: Path, results: Path, t_boot: float, t0: 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``./run qemu [options]``: 0 when every check passed, 1 when the run failed, 2 for bad input."""
     args = build_parser().parse_args(argv)
+
+    def checks() -> None:
+        if os.geteuid() != 0:
+            raise PrivilegeError("./run qemu needs root (mmdebstrap, 9p shares, taps, namespaces)",
+                                 hint="run it with sudo")
+        _say(f"qemu: ./run qemu -w {args.workers} -p {args.frames} -a {args.hash_alg}"
+             f"{' --steering ' + args.steering if args.steering else ''} --link {args.link} (pid {os.getpid()})")
+    return run_locked(args.run_dir, checks, lambda: run(args))
+
+
+def run_locked(run_dir: Path, checks: Callable[[], None], body: Callable[[], int]) -> int:
+    """The frame every QEMU runner shares: SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt in
+    this process (a forked helper just dies of them), ``checks()`` (bad input raises), one run
+    at a time per ``run_dir`` (its lock), then ``body()``; a :class:`PfrpsError` is one line
+    (exit 2 for bad input, 1 otherwise), an interrupt exit 130 with both guests stopped."""
     main_pid = os.getpid()
 
     def interrupted(signum, _frame):
@@ -439,15 +454,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise KeyboardInterrupt
 
     old = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    lock = RunLock(args.run_dir / "lock")
+    lock = RunLock(run_dir / "lock")
     try:
-        if os.geteuid() != 0:
-            raise PrivilegeError("./run qemu needs root (mmdebstrap, 9p shares, taps, namespaces)",
-                                 hint="run it with sudo")
-        _say(f"qemu: ./run qemu -w {args.workers} -p {args.frames} -a {args.hash_alg}"
-             f"{' --steering ' + args.steering if args.steering else ''} --link {args.link} (pid {os.getpid()})")
+        checks()
         lock.acquire()
-        return run(args)
+        return body()
     except PfrpsError as exc:
         return exc.report("qemu")
     except KeyboardInterrupt:
