@@ -249,3 +249,25 @@ def test_dns_servers_from_the_access_accept_win_over_dns(topo, radius, tmp_path,
         _finish(b)
     assert recs[0]["dns"] == ["203.0.113.53", "203.0.113.54"], recs[0]
     assert recs[1]["dns"] == ["192.0.2.53"], recs[1]
+
+
+def test_coa_by_each_key_changes_the_timeouts(topo, radius, tmp_path, secret_file):
+    b = _bng(topo, tmp_path, secret_file, "--radius", "198.51.100.2")
+    try:
+        client = lab.start_client(topo, 4)
+        assert client.ready
+        s = {x["user"]: x for x in lab.show_sessions(topo)["sessions"]}
+        keys = {"user1": ("Acct-Session-Id", s["user1"]["acct_session_id"]), "user2": ("User-Name", "user2"),
+                "user3": ("Framed-IP-Address", s["user3"]["ipv4"]),
+                "user4": ("Calling-Station-Id", s["user4"]["mac"].replace(":", "-").upper())}
+        replies = {u: radclient(topo.inet, "198.51.100.1:3799", SECRET, "coa",
+                                [kv, ("Idle-Timeout", str(600 + i)), ("Session-Timeout", str(7200 + i))])
+                   for i, (u, kv) in enumerate(sorted(keys.items()))}
+        after = {x["user"]: x for x in lab.show_sessions(topo)["sessions"]}
+        client.finish()
+    finally:
+        last = _finish(b)
+    assert {u: r.code for u, r in replies.items()} == dict.fromkeys(keys, "CoA-ACK")
+    for i, u in enumerate(sorted(keys)):
+        assert (after[u]["idle_timeout"], after[u]["session_timeout"]) == (600 + i, 7200 + i), after[u]
+    assert sum(last["coa_applied"]) == 4
