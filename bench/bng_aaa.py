@@ -201,6 +201,17 @@ def machine_busy_s() -> float:
     return (sum(vals[:8]) - idle) / CLK_TCK
 
 
+def udp_stats(topo: BngTopology, ns: str) -> dict[str, int]:
+    """The namespace's UDP counters (/proc/net/snmp ``Udp:``): InDatagrams, InErrors, RcvbufErrors ..."""
+    res = topo.run(ns, ["cat", "/proc/net/snmp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    rows_ = [ln.split()[1:] for ln in res.stdout.splitlines() if ln.startswith("Udp:")]
+    return {k: int(v) for k, v in zip(rows_[0], rows_[1])} if len(rows_) >= 2 else {}
+
+
+def _udp_delta(a: dict, b: dict) -> dict:
+    return {k: b[k] - a.get(k, 0) for k in ("InDatagrams", "InErrors", "RcvbufErrors") if k in b}
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -432,6 +443,7 @@ def setup_run(topo: BngTopology, work: Path, rad: Radius, auth: str, count: int,
         if hold:
             sink = lab.start_sink(topo)
         extra = ["--traffic", str(traffic), "--dst4", RADIUS_IP] if hold else []
+        udp0 = {"bng": udp_stats(topo, topo.bng), "inet": udp_stats(topo, topo.inet)}
         c_bng0 = {k: cpu_s(p) for k, p in pids.items()}
         c_rad0, c_mach0 = rad.cpu(), machine_busy_s()
         t0 = time.monotonic()
@@ -441,6 +453,8 @@ def setup_run(topo: BngTopology, work: Path, rad: Radius, auth: str, count: int,
         c_bng1 = {k: cpu_s(p) for k, p in pids.items()}
         c_rad1, c_mach1 = rad.cpu(), machine_busy_s()
         out["loadavg_setup_end"] = _load()
+        out["udp_during_setup"] = {"bng_ns": _udp_delta(udp0["bng"], udp_stats(topo, topo.bng)),
+                                   "inet_ns_freeradius": _udp_delta(udp0["inet"], udp_stats(topo, topo.inet))}
         out.update({"client_wall_to_ready_s": round(wall, 3),
                     "bng_cpu_s": round(sum(c_bng1[k] - c_bng0[k] for k in pids), 2),
                     "bng_cpu_by_process": {k: round(c_bng1[k] - c_bng0[k], 2) for k in pids},
@@ -773,7 +787,10 @@ def rows(data: dict) -> list[Row]:
                 f"machine {med('machine_busy_s'):.2f} of {med('machine_capacity_s'):.2f}; load avg "
                 f"{[r['loadavg_before'][0] for r in runs]}; duplicate Start records (identical retransmissions "
                 f"logged again) per run {[r['duplicate_starts']['extra_records'] for r in runs]}, BNG RADIUS "
-                f"retransmissions {[r['bng_counters']['radius_retransmits'] for r in runs]}")
+                f"retransmissions {[r['bng_counters']['radius_retransmits'] for r in runs]}; UDP RcvbufErrors during "
+                f"the set-up, BNG namespace {[r.get('udp_during_setup', {}).get('bng_ns', {}).get('RcvbufErrors') for r in runs]}, "
+                f"FreeRADIUS namespace "
+                f"{[r.get('udp_during_setup', {}).get('inet_ns_freeradius', {}).get('RcvbufErrors') for r in runs]}")
         out.append(Row(f"target: set-up rate with RADIUS, {auth.upper()}, 8 workers, {n:,} sessions", "sessions/s",
                        val, target=f">= {SETUP_TARGET:,.0f} sessions/s, 0 failed", passed=bool(ok), note=note))
         share = summary([r["radius_cpu_s"] / max(r["radius_cpu_s"] + r["bng_cpu_s"] + r["client_cpu_s"], 1e-9)

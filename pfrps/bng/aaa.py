@@ -213,7 +213,15 @@ class SessionAAA:
             self._idle_since = time.monotonic()
             self._idle = loop.call_later(min(self.idle_timeout / 2, 30.0), self._idle_check, sub)
         if self.interim and waa.client is not None and self.accounting:
-            self._interim = waa.client.start_interim(lambda: self.record(sub, waa), float(self.interim))
+            self._interim = waa.client.start_interim(lambda: self._interim_record(sub, waa), float(self.interim))
+
+    def _interim_record(self, sub: Any, waa: WorkerAAA):
+        """The record of the next Interim-Update (counted ``acct_interim``; None once the session ended)."""
+        if sub.done:
+            return None
+        waa.sync_counters()
+        sub.ctx.count("acct_interim")
+        return self.record(sub, waa)
 
     def _session_over(self, sub: Any) -> None:
         self._session = None

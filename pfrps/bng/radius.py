@@ -588,6 +588,11 @@ class _Proto(asyncio.DatagramProtocol):
         self.on_error(exc)
 
 
+#: Receive and send buffer of a worker's RADIUS socket, bytes (the kernel caps it at
+#: net.core.rmem_max / wmem_max).
+SOCKET_BUFFER = 4 << 20
+
+
 class RadiusClient:
     """RADIUS client of one worker: Access-Request (RFC 2865), Accounting-Request (RFC 2866)
     with retransmission, failover across servers, and an accounting queue.
@@ -655,6 +660,10 @@ class RadiusClient:
                 sock.bind(("::", 0))
             else:
                 sock.bind(("0.0.0.0", 0))
+            # a burst of set-ups answers hundreds of requests at once: the 208 KiB default
+            # dropped replies (UDP RcvbufErrors), which came back as duplicate accounting
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             sock.setblocking(False)
             self._transport, _ = await self.loop.create_datagram_endpoint(
                 lambda: _Proto(self._on_datagram, self._on_error), sock=sock)

@@ -227,6 +227,7 @@ class PPPSession:
         self._auth_pending = False
         self._auth_ok = False
         self._auth_msg = b""
+        self._pap_ident: Optional[int] = None  # the latest PAP request's Identifier
         self._chap_id = rand(1)[0]
         self._challenge = b""
         self._challenge_pkt = b""
@@ -567,11 +568,15 @@ class PPPSession:
             self.hooks.send(PPP_PAP, auth.build_pap_reply(True, req.identifier, self._auth_msg))
             return
         if self._auth_pending:
+            # a retransmission while the answer is pending (RADIUS): the answer will carry the
+            # latest request's Identifier (RFC 1334 2.2.2: the Ack copies the request's)
+            self._pap_ident = req.identifier
             self.counters["auth_ignored"] += 1
             return
         self._auth_pending = True
         token = self._auth_token
         ident, user = req.identifier, req.peer_id
+        self._pap_ident = ident
         self.hooks.authenticate(AuthRequest("pap", user, password=req.password),
                                 lambda res: self._auth_done(token, PPP_PAP, ident, user, res))
 
@@ -605,6 +610,7 @@ class PPPSession:
             return  # a late answer: the session moved on
         self._auth_pending = False
         if protocol == PPP_PAP:
+            ident = self._pap_ident if self._pap_ident is not None else ident
             msg = bytes(result.message[:255])
             pkt = auth.build_pap_reply(bool(result.ok), ident, msg if result.ok else msg or b"authentication failed")
         else:
