@@ -113,7 +113,7 @@ class Started:
     def pid(self) -> int:
         return self.proc.pid
 
-    def finish(self, sig: int = signal.SIGINT, timeout: float = 120) -> int:
+    def finish(self, sig: int = signal.SIGINT, timeout: float = 180) -> int:
         """Send ``sig`` (unless it exited), wait; its exit status (killed after ``timeout``)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -124,6 +124,12 @@ class Started:
             self.proc.wait()
             raise HarnessError(f"{self.what} did not stop within {timeout:.0f} s of signal {sig}") from None
 
+    def kill(self) -> None:
+        """SIGKILL it (unless it exited) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def json_lines(self) -> list[dict]:
         out = []
         for line in self.out_path.read_text().splitlines():
@@ -133,6 +139,13 @@ class Started:
                 except ValueError:
                     continue
         return out
+
+    def stderr(self) -> str:
+        """What it wrote to stderr so far ("" when unreadable)."""
+        try:
+            return self.err_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
 
 def write_secrets(path: Path, count: int) -> Path:

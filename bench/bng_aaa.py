@@ -57,6 +57,7 @@ from typing import Optional, Sequence
 from pfrps.bng.topology import INET_V4, BngTopology
 
 from . import common
+from .bng import Started
 from .common import HarnessError, Row, summary
 
 NAME = "bng_aaa"
@@ -75,63 +76,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- processes ---------------------------------------------------------------------------------------
-class Started:
-    """A process started in a namespace with ``--ready-fd``; stdout and stderr to files."""
-
-    def __init__(self, topo: BngTopology, ns: str, argv: Sequence[str], out: Path, timeout: float,
-                 what: str) -> None:
-        from pfrps.cliutil import wait_ready  # noqa: PLC0415
-
-        self.what, self.out_path, self.err_path = what, out, out.with_suffix(".err")
-        r, w = os.pipe()
-        with open(self.out_path, "w") as fo, open(self.err_path, "w") as fe:
-            self.proc = topo.popen(ns, [*argv, "--ready-fd", str(w)], pass_fds=(w,), stdout=fo, stderr=fe,
-                                   cwd=common.REPO)
-        os.close(w)
-        self.t_start = time.monotonic()
-        self.ready = wait_ready(r, timeout)
-        self.t_ready = time.monotonic()
-        if not self.ready:
-            self.finish(signal.SIGKILL, 10)
-            raise HarnessError(f"{what} not ready after {self.t_ready - self.t_start:.0f} s "
-                               f"(exit {self.proc.returncode}): {self.err_path.read_text()[-1500:]}")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def finish(self, sig: int = signal.SIGINT, timeout: float = 180) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise HarnessError(f"{self.what} did not stop within {timeout:.0f} s of signal {sig}") from None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def json_lines(self) -> list[dict]:
-        out = []
-        for line in self.out_path.read_text().splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-        return out
-
-    def stderr(self) -> str:
-        try:
-            return self.err_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-
 def start_bng(topo: BngTopology, work: Path, auth: str, interim: float, tag: str,
               extra: Sequence[str] = ()) -> Started:
     empty = work / "no-local-users"
