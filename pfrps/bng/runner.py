@@ -27,6 +27,7 @@ import socket
 from pathlib import Path
 from typing import Optional
 
+from pfrps.cliutil import signal_ready
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface
@@ -384,7 +385,7 @@ def serve(args) -> int:
         log.info("routing: %s", routing.describe())
         if getattr(sup, "metrics_endpoint", None):
             log.info("Prometheus metrics on %s", sup.metrics_endpoint.url)
-        signal_ready_fd(args.ready_fd)
+        signal_ready(args.ready_fd)
         prev: dict = {}
 
         def emit() -> None:
@@ -413,10 +414,3 @@ def serve(args) -> int:
             ctrl.close()
         if dae is not None:
             dae.close()
-
-
-def signal_ready_fd(fd: Optional[int]) -> None:
-    """``--ready-fd``: see :func:`pfrps.cliutil.signal_ready`."""
-    from pfrps.cliutil import signal_ready  # noqa: PLC0415
-
-    signal_ready(fd)
