@@ -158,7 +158,7 @@ class Subscriber:
         cfg = bng.cfg.ppp if bng.cfg.pool6 is not None else bng.ppp_v4only
         if acs.max_payload > cfg.mru:  # RFC 4638: PADS granted a larger PPP payload
             cfg = replace(cfg, mru=acs.max_payload)
-        self.ppp = PPPSession(cfg, self, ctx.loop.call_later if ctx.loop is not None else wst.call_later)
+        self.ppp = PPPSession(cfg, self, ctx.loop.call_later)
 
     # -- SessionHooks ------------------------------------------------------------------------
     def send(self, protocol: int, payload: bytes) -> None:
@@ -361,7 +361,6 @@ class WorkerBNG:
             from .dataplane import DataPlane  # noqa: PLC0415
 
             self.dataplane = DataPlane.from_fds(ctx.maps)
-        self.call_later = None
 
 
 class BNG(AccessConcentrator):
