@@ -40,7 +40,7 @@ class Run:
         return self.proc.returncode, out, err
 
 
-def start_pfrps(topo: TwoNodeTopology, *args: str, module: str = "pfrps", timeout: float = 60) -> Run:
+def start_pfrps(topo: TwoNodeTopology, *args: str, module: str = "pfrps", timeout: float = 180) -> Run:
     """Start ``python -m <module> -i enp1s0 args --ready-fd`` in the node namespace; wait for READY."""
     r, w = os.pipe()
     proc = topo.popen(topo.node, [PY, "-m", module, "-i", topo.node_if, *args, "--ready-fd", str(w)],
