@@ -51,7 +51,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pfinject.macs import random_macs  # noqa: E402
+from pfrps.inject.macs import random_macs  # noqa: E402
 from pfrps.ac import protocol as p  # noqa: E402
 from pfrps.hashing import worker_for  # noqa: E402
 from pfrps.topology import TwoNodeTopology  # noqa: E402

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from pfinject.macs import random_macs, sequential_macs, stride_macs
+from pfrps.inject.macs import random_macs, sequential_macs, stride_macs
 from pfrps.hashing import ALGORITHMS, expected_counts, format_mac
 
 from . import common

@@ -161,7 +161,7 @@ def machine_info() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=REPO, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pfrps", "inject", "bpf"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "pfrps"],
                                capture_output=True, text=True, cwd=REPO, timeout=10).stdout.strip()
         if dirty:
             commit += "+dirty"
@@ -344,7 +344,7 @@ class SendResult:
 def run_pfinject(topo: TwoNodeTopology, count: int, seed: int = 1, extra: Sequence[str] = (),
                  cpu: Optional[str] = SENDER_CPU, timeout: float = 300.0) -> SendResult:
     """Run ``pfinject`` in the injector namespace; its own send-loop rate (frames/s)."""
-    argv = pinned(cpu, [PY, "-m", "pfinject", "-i", INJ_IF, "-d", NODE_MAC, "-p", str(count), "--seed", str(seed),
+    argv = pinned(cpu, [PY, "-m", "pfrps.inject", "-i", INJ_IF, "-d", NODE_MAC, "-p", str(count), "--seed", str(seed),
                         "--log-level", "warning", *extra])
     t0 = time.monotonic()
     res = topo.run(topo.injector, argv, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -110,7 +110,7 @@ def fault_run(topo: TwoNodeTopology, frames: int, workers: int = 4, rate: int = 
         ready_fd, r = r, -1
         if not wait_ready(ready_fd, 60):
             raise RuntimeError(f"the fault-injection supervisor never got ready: {''.join(errs)[-800:]}")
-        inj = topo.popen(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
+        inj = topo.popen(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac,
                                          "-p", str(frames), "--rate", str(rate), "--macs", "sequential",
                                          "--base", BASE_MAC], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          cwd=REPO)

@@ -94,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"demo: error: pfrps exited with status {status} before its workers were ready", file=sys.stderr)
             return status or 1
         print(f"demo: workers ready {time.monotonic() - t_launch:.3f} s after launch", flush=True)
-        inj_argv = [py, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac, "-p", str(args.frames)]
+        inj_argv = [py, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac, "-p", str(args.frames)]
         if args.rate:
             inj_argv += ["--rate", str(args.rate)]
         if args.seed is not None:

@@ -349,7 +349,7 @@ def injector(cfg: dict, results: Path) -> int:
     phases = 2 if cfg.get("xdp", True) else 1
     for phase in range(1, phases + 1):
         wait_go_and_ack(ifname, mac, phase, cfg.get("sync_timeout", 300))
-        argv = [sys.executable, "-m", "pfinject", "-i", ifname, "-d", cfg["node_mac"], "-p", str(cfg["frames"])]
+        argv = [sys.executable, "-m", "pfrps.inject", "-i", ifname, "-d", cfg["node_mac"], "-p", str(cfg["frames"])]
         if cfg.get("rate"):
             argv += ["--rate", str(cfg["rate"])]
         if cfg.get("seed") is not None:

@@ -58,7 +58,7 @@ def inject(topo: TwoNodeTopology, *args: str, fast: bool = False) -> subprocess.
     """pfinject from the injector namespace, paced at TEST_RATE unless ``fast`` or a --rate is given."""
     if not fast and "--rate" not in args:
         args = (*args, "--rate", TEST_RATE)
-    res = topo.run(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac, *args],
+    res = topo.run(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac, *args],
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     return res

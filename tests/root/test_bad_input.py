@@ -70,7 +70,7 @@ def test_pfinject_without_root(topo):
         os.setgid(65534)
         os.setuid(65534)
 
-    res = subprocess.run([PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac, "-p", "1"],
+    res = subprocess.run([PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac, "-p", "1"],
                          capture_output=True, text=True, timeout=60, preexec_fn=pre)
     assert_bad_input(res, "pfinject", "CAP_NET_RAW")
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts
 from pfrps.topology import netns_exists, unique_suffix
 from tests.conftest import child_pids

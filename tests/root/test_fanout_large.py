@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from pfinject.frames import FRAME_LEN
-from pfinject.macs import random_macs
+from pfrps.inject.frames import FRAME_LEN
+from pfrps.inject.macs import random_macs
 from pfrps.config import MAX_WORKERS, SupervisorConfig
 from pfrps.hashing import expected_counts
 from tests.helpers import PY

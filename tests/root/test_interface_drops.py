@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts
 from tests.helpers import PY, last_json
 from tests.root.conftest import inject, run_until

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts
 from tests.conftest import child_pids
 from tests.helpers import PY, last_json
@@ -84,7 +84,7 @@ def test_dead_worker_is_reported_and_replaced_on_same_steering(topo, steering):
 @pytest.mark.parametrize("steering", ["filter", "fanout"])
 def test_no_unfiltered_window_under_live_traffic(topo, steering):
     """Traffic flows before and while the workers start: no worker ever sees another's frame."""
-    flood = topo.popen(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
+    flood = topo.popen(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac,
                                        "-p", "60000", "--rate", "20000", "--seed", "13"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

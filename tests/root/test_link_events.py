@@ -20,7 +20,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pfinject.macs import sequential_macs
+from pfrps.inject.macs import sequential_macs
 from pfrps.hashing import worker_for
 from pfrps.topology import TwoNodeTopology, netns_pids
 from tests.helpers import PY
@@ -53,7 +53,7 @@ def test_three_flaps_every_frame_after_link_up_handed_out_once(topo, open_tmp, r
     bg = None
     try:
         assert ready, run.finish() and run.err
-        bg = topo.popen(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
+        bg = topo.popen(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac,
                                         "-p", "100000", "--rate", "200", "--macs", "sequential", "--base", _base(0x40)],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         exact: list[np.ndarray] = []

@@ -212,7 +212,7 @@ def test_prometheus_scrapes_pfrps(node, prometheus):
         assert prom.api("metadata", metric="pfrps_kernel_drops_total")["pfrps_kernel_drops_total"][0]["type"] == "counter"
 
         # a paced burst of n frames (~6 s): the rate is seen while it is still being sent
-        inj = node.popen(node.injector, [PY, "-m", "pfinject", "-i", node.injector_if, "-d", node.node_mac,
+        inj = node.popen(node.injector, [PY, "-m", "pfrps.inject", "-i", node.injector_if, "-d", node.node_mac,
                                          "-p", str(n), "--seed", "18", "--rate", "2000"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         rate = prom.wait("a non-zero frame rate during the burst",
@@ -318,7 +318,7 @@ def test_prometheus_scrapes_an_application_histogram(node, prometheus):
                       stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "READY", proc.communicate(timeout=30)
-        res = node.run(node.injector, [PY, "-m", "pfinject", "-i", node.injector_if, "-d", node.node_mac,
+        res = node.run(node.injector, [PY, "-m", "pfrps.inject", "-i", node.injector_if, "-d", node.node_mac,
                                        "-p", str(n), "--rate", "20000"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
         assert res.returncode == 0, res.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts
 from pfrps.privileges import SUPERVISOR_CAPS
 from tests.conftest import child_pids

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts
 from pfrps.qemu.cli import PREFIX, RunLock, sweep_stale
 from pfrps.qemu.guest import parse_seed_line

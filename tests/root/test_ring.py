@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts, parse_hash_alg
 from pfrps.topology import TwoNodeTopology
 
@@ -58,7 +58,7 @@ def start_pfrps(topo: TwoNodeTopology, *args: str) -> subprocess.Popen:
 
 
 def inject(topo: TwoNodeTopology, count: int, seed: int, *extra: str) -> str:
-    res = topo.run(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
+    res = topo.run(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac,
                                    "-p", str(count), "--seed", str(seed), *extra],
                    timeout=120, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert res.returncode == 0, res.stderr

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pfinject.frames import FRAME_LEN
-from pfinject.macs import random_macs
+from pfrps.inject.frames import FRAME_LEN
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts
 from tests.helpers import last_json
 from tests.root.conftest import inject, start_pfrps, steer

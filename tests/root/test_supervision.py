@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.cliutil import wait_ready
 from pfrps.hashing import expected_counts
 from tests.conftest import child_pids
@@ -90,7 +90,7 @@ def test_stop_signals_run_every_on_stop_and_restart_nothing(topo, open_tmp, how)
     try:
         assert ready, proc.communicate(timeout=30)
         # under load, as a user would stop it: frames keep arriving while the workers drain
-        load = topo.popen(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
+        load = topo.popen(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac,
                                           "-p", "200000", "--rate", "40000", "--seed", "21"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # the scenario: half a second into the flood

@@ -15,8 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from pfinject.frames import build_template, fill_frames
-from pfinject.macs import mac_set, random_macs
+from pfrps.inject.frames import build_template, fill_frames
+from pfrps.inject.macs import mac_set, random_macs
 from pfrps.topology import TwoNodeTopology
 
 pytestmark = pytest.mark.root
@@ -68,7 +68,7 @@ def capture(topo, n: int, path) -> subprocess.Popen:
 
 
 def pfinject(topo, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    res = topo.run(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac, *args],
+    res = topo.run(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac, *args],
                    timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert res.returncode == 0, res.stderr
     return res
@@ -126,7 +126,7 @@ def test_rate_is_held_within_5_percent(topo, tx, count, rate):
 REFUSED = r"""
 import sys
 import numpy as np
-from pfinject.txring import TxRing
+from pfrps.inject.txring import TxRing
 from pfrps.errors import PfrpsError
 with TxRing(sys.argv[1], b"\x52\x54\x00\x84\xd7\xff\x02\x00\x00\x00\x00\x01\x88\x63" + bytes(2000)) as ring:
     try:
@@ -147,7 +147,7 @@ def test_a_frame_above_the_mtu_is_reported_not_hung(topo):
 
 def test_bad_ring_options_are_usage_errors(topo):
     for args in (["--burst", "0"], ["--ring-frames", "0"], ["--procs", "0"], ["--tx", "mmap"]):
-        res = topo.run(topo.injector, [PY, "-m", "pfinject", "-i", topo.injector_if, "-d", topo.node_mac,
+        res = topo.run(topo.injector, [PY, "-m", "pfrps.inject", "-i", topo.injector_if, "-d", topo.node_mac,
                                        "-p", "10", *args], timeout=60,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert res.returncode == 2, args

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from pfinject.macs import random_macs
+from pfrps.inject.macs import random_macs
 from pfrps.hashing import expected_counts
 from pfrps.topology import TwoNodeTopology
 from tests.root.conftest import steer

@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from pfinject.macs import sequential_macs
+from pfrps.inject.macs import sequential_macs
 from pfrps.hashing import worker_for
 from pfrps.watchdog import TICK
 from tests.root.conftest import inject

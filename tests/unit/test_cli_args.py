@@ -44,7 +44,7 @@ PFINJECT_BAD = [
 
 @pytest.mark.parametrize("args,needle", PFINJECT_BAD, ids=[" ".join(a) for a, _ in PFINJECT_BAD])
 def test_pfinject_bad_arguments(args, needle):
-    assert_bad_input(run_cli("pfinject", args), "pfinject", needle)
+    assert_bad_input(run_cli("pfrps.inject", args), "pfinject", needle)
 
 
 @pytest.mark.parametrize("text,want", [("pppoe", (0x8863, 0x8864)), ("all", ()), ("0x8863", (0x8863,)),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pfinject.cli import main
-from pfinject.frames import FRAME_LEN, build_template
+from pfrps.inject.cli import main
+from pfrps.inject.frames import FRAME_LEN, build_template
 
 
 def test_tagged_templates_are_the_seed_frame_behind_the_tags():

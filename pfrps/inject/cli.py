@@ -8,9 +8,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pfrps.cliutil import ArgumentParser, int_range, setup_logging
-from pfrps.errors import PfrpsError, UsageError
-from pfrps.hashing import parse_mac
+from ..cliutil import ArgumentParser, int_range, setup_logging
+from ..errors import PfrpsError, UsageError
+from ..hashing import parse_mac
 
 from .frames import build_template, fill_frames
 from .macs import MAC_SETS, mac_set

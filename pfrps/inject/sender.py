@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from pfrps.packet import open_tx_socket
+from ..packet import open_tx_socket
 
 __all__ = ["SendResult", "Injector", "sleep_until"]
 

@@ -38,9 +38,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from pfrps.errors import PfrpsError, UsageError
-from pfrps.kernel import PACKET_TX_RING, PACKET_VERSION, SOL_PACKET, TPACKET_V2
-from pfrps.packet import open_tx_socket
+from ..errors import PfrpsError, UsageError
+from ..kernel import PACKET_TX_RING, PACKET_VERSION, SOL_PACKET, TPACKET_V2
+from ..packet import open_tx_socket
 
 from .frames import SRC_OFF
 from .sender import SendResult, sleep_until
@@ -183,7 +183,7 @@ class TxRing:
             burst: most frames per ``send()`` (1..ring slots).
 
         Returns:
-            :class:`pfinject.sender.SendResult`; ``seconds`` runs from the first burst to the
+            :class:`pfrps.inject.sender.SendResult`; ``seconds`` runs from the first burst to the
             last frame handed back by the kernel; ``retries`` counts waits for a free slot.
         """
         macs = np.ascontiguousarray(macs, dtype=np.uint8).reshape(-1, 6)
@@ -255,7 +255,7 @@ def send_parallel(ifname: str, template: bytes, macs: np.ndarray, procs: int = 1
         on_ready: called (no arguments) once every ring is set up, just before sending.
 
     Returns:
-        A :class:`pfinject.sender.SendResult` over all processes; ``seconds`` runs from the
+        A :class:`pfrps.inject.sender.SendResult` over all processes; ``seconds`` runs from the
         first process's start to the last one's end.
 
     Raises:

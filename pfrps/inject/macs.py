@@ -13,8 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-from pfrps.errors import UsageError
-from pfrps.hashing import as_mac_array, parse_mac
+from ..errors import UsageError
+from ..hashing import as_mac_array, parse_mac
 
 __all__ = ["random_macs", "sequential_macs", "stride_macs", "file_macs", "mac_set", "MAC_SETS"]
 

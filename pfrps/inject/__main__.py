@@ -1,0 +1,7 @@
+"""``python -m pfrps.inject`` runs the ``pfinject`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
