@@ -2,8 +2,8 @@
 
 Run as root from the repository::
 
-    .venv/bin/python bench/ac_bench.py                       # 10,000 subscribers, 8 workers
-    .venv/bin/python bench/ac_bench.py --subscribers 2000 --encoder scapy --out /tmp/ac-scapy.json
+    .venv/bin/python -m bench.ac_bench                       # 10,000 subscribers, 8 workers
+    .venv/bin/python -m bench.ac_bench --subscribers 2000 --encoder scapy --out /tmp/ac-scapy.json
 
 What it does, in a fresh two-namespace topology (pfrps.topology):
 
@@ -35,31 +35,23 @@ import errno
 import json
 import os
 import platform
-import re
 import select
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
+from pfrps.ac import protocol as p
+from pfrps.hashing import worker_for
+from pfrps.inject.macs import random_macs
+from pfrps.kernel import SO_TIMESTAMPNS
+from pfrps.testing.ac import ACProcess, open_packet_socket
+from pfrps.topology import TwoNodeTopology
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from pfrps.inject.macs import random_macs  # noqa: E402
-from pfrps.ac import protocol as p  # noqa: E402
-from pfrps.hashing import worker_for  # noqa: E402
-from pfrps.topology import TwoNodeTopology  # noqa: E402
-
-ETH_P_ALL = 0x0003
-SOL_PACKET, PACKET_IGNORE_OUTGOING = 263, 23
-SO_RCVBUFFORCE, SO_SNDBUFFORCE = 33, 32
-SO_TIMESTAMPNS = 35
 SERVICE = b"internet"
 HU_MARK = b"\xaa" * 8      # Host-Uniq placeholder in the templates: the subscriber's index, big-endian
 COOKIE_MARK = b"\xcc" * 16  # AC-Cookie placeholder in the PADR template
@@ -68,115 +60,23 @@ COOKIE_MARK = b"\xcc" * 16  # AC-Cookie placeholder in the PADR template
 PENDING, WAIT_PADO, WAIT_PADS, DONE, FAILED = range(5)
 
 
-class ACProcess:
-    """pfrps-ac in the node namespace; JSON snapshots and time-stamped log lines collected."""
-
-    def __init__(self, topo: TwoNodeTopology, workers: int, encoder: str, steering: str) -> None:
-        r, w = os.pipe()
-        argv = [sys.executable, "-m", "pfrps.ac", "-i", topo.node_if, "-w", str(workers), "--ac-name", "bench-ac",
-                "--service-name", SERVICE.decode(), "--encoder", encoder, "--steering", steering, "--json",
-                "--interval", "0.5", "--ready-fd", str(w),
-                # phase 3 counts a PADT for every session the killed worker lost, and bench clients
-                # do not answer keepalives: no PADT rate limit, no keepalive expiry here
-                "--padt-rate", "1e9", "--padt-burst", "1000000", "--echo-interval", "0"]
-        try:
-            self.proc = topo.popen(topo.node, argv, pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, cwd=REPO)
-        finally:
-            os.close(w)
-        self.snapshots: list[dict] = []
-        self.log: list[tuple[float, str]] = []
-        self.cond = threading.Condition()
-        self.threads = [threading.Thread(target=self._read, args=(self.proc.stdout, True), daemon=True),
-                        threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True)]
-        for t in self.threads:
-            t.start()
-        t0 = time.monotonic()
-        try:
-            ready, _, _ = select.select([r], [], [], 120)
-            ok = bool(ready) and os.read(r, 16) == b"READY\n"
-        finally:
-            os.close(r)
-        self.ready_s = time.monotonic() - t0
-        if not ok:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError("pfrps-ac did not get ready:\n" + "\n".join(line for _, line in self.log))
-
-    def _read(self, stream, is_json: bool) -> None:
-        for line in stream:
-            with self.cond:
-                if is_json:
-                    self.snapshots.append(json.loads(line))
-                else:
-                    self.log.append((time.monotonic(), line.rstrip("\n")))
-                self.cond.notify_all()
-
-    def wait_snapshot(self, pred, timeout: float = 10.0) -> dict:
-        """The first new snapshot satisfying ``pred`` (or the last one after ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            seen = len(self.snapshots)
-            while time.monotonic() < deadline:
-                if len(self.snapshots) > seen:
-                    seen = len(self.snapshots)
-                    if pred(self.snapshots[-1]):
-                        break
-                self.cond.wait(deadline - time.monotonic())
-            return self.snapshots[-1]
-
-    def wait_log(self, pattern: str, after: float, timeout: float) -> Optional[tuple[float, re.Match]]:
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for t, line in self.log:
-                    m = rx.search(line)
-                    if m and t >= after:
-                        return t, m
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-
-    def worker_pids(self) -> dict[int, int]:
-        """Worker id -> pid, from the pfrps-ac process's children named ``pfrps-w<id>``."""
-        out = {}
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            for pid in (task / "children").read_text().split():
-                try:
-                    comm = Path(f"/proc/{pid}/comm").read_text().strip()
-                except OSError:
-                    continue
-                if comm.startswith("pfrps-w"):
-                    out[int(comm[7:])] = int(pid)
-        return out
-
-    def stop(self) -> tuple[int, dict]:
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(30)
-        for t in self.threads:
-            t.join(5)
-        return rc, (self.snapshots[-1] if self.snapshots else {})
+def start_ac(topo: TwoNodeTopology, workers: int, encoder: str, steering: str) -> ACProcess:
+    """pfrps-ac in the node namespace (:class:`pfrps.testing.ac.ACProcess`), ready; JSON snapshots
+    and time-stamped log lines collected."""
+    # phase 3 counts a PADT for every session the killed worker lost, and bench clients
+    # do not answer keepalives: no PADT rate limit, no keepalive expiry here
+    return ACProcess(topo, "--service-name", SERVICE.decode(), "--encoder", encoder, "--steering", steering,
+                     "--padt-rate", "1e9", "--padt-burst", "1000000", "--echo-interval", "0",
+                     workers=workers, ac_name=b"bench-ac", interval=0.5, ready_timeout=120)
 
 
 class Client:
     """Many PPPoE hosts on one raw socket in the injector namespace."""
 
     def __init__(self, topo: TwoNodeTopology, ac_mac: bytes) -> None:
-        from pyroute2 import netns
-
-        netns.pushns(topo.injector)
-        try:
-            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 << 20)
-            s.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, 16 << 20)
-            s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)  # reply times from the kernel, not from our drain
-            s.bind((topo.injector_if, ETH_P_ALL))
-        finally:
-            netns.popns()
-        self.sock = s
+        # reply times from the kernel (SO_TIMESTAMPNS), not from our drain
+        self.sock = open_packet_socket(topo.injector, topo.injector_if, timestamps=True, rcvbuf=64 << 20,
+                                       sndbuf=16 << 20)
         self.ac_mac = ac_mac
         self.buf = bytearray(2048)
         self.view = memoryview(self.buf)
@@ -440,8 +340,8 @@ def _classify(f: bytes, key: dict, echoed: np.ndarray, padt: np.ndarray) -> None
 def settle(ac: ACProcess, cl: Client) -> int:
     """Wait until the AC has handled every PADI/PADR the client sent, then discard the replies
     still queued (answers to retransmissions): the next phase starts clean. Returns how many."""
-    ac.wait_snapshot(lambda s: sum(s["padi"]) + sum(s["padr"]) >= cl.sent, timeout=15)
-    ac.wait_snapshot(lambda s: True)  # one more interval: the last replies are out
+    ac.wait_for(lambda s: sum(s["padi"]) + sum(s["padr"]) >= cl.sent, timeout=15, required=False)
+    ac.wait_for(lambda s: True, required=False)  # one more interval: the last replies are out
     late = 0
     while True:
         got = cl.drain()
@@ -471,18 +371,18 @@ def run(args) -> dict:
                    "max_tries": args.max_tries, "encoder": args.encoder, "steering": args.steering,
                    "kill_worker": args.kill_worker, "kill_at": args.kill_at, "seed": args.seed},
     }
-    with TwoNodeTopology.unique(prefix="hCb") as topo:
+    with TwoNodeTopology.unique(prefix="bench-ac") as topo:
         ac_mac = bytes.fromhex(topo.node_mac.replace(":", ""))
-        ac = ACProcess(topo, w, args.encoder, args.steering)
+        ac = start_ac(topo, w, args.encoder, args.steering)
         cl = Client(topo, ac_mac)
         try:
-            result["ac_ready_s"] = round(ac.ready_s, 3)
+            result["ac_ready_s"] = round(ac.ready_seconds, 3)
             # -- phase 1 ------------------------------------------------------------------------
             hs1 = Handshakes(macs[:args.subscribers], w, args.timeout, args.max_tries)
             secs = run_handshakes(cl, hs1, args.window, args.deadline)
             ph1 = summarize(hs1, secs, w)
             want = ph1["completed"]
-            snap = ac.wait_snapshot(lambda s: sum(s["sessions"]) >= want)
+            snap = ac.wait_for(lambda s: sum(s["sessions"]) >= want, required=False)
             ph1["sessions_per_worker_ac"] = snap["sessions"]
             ph1["ac_drops"] = sum(snap["drops"])
             ph1["late_replies_discarded"] = settle(ac, cl)
@@ -524,7 +424,7 @@ def run(args) -> dict:
                 ph2["needed_retransmit_other_workers"] = int((retx & ~on_k).sum())
                 ph2["failed_killed_worker"] = int(((hs2.state == FAILED) & on_k).sum())
                 ph2["cookies_from_dead_process_honoured"] = int((on_k & (hs2.t_pado < tk_rt) & (hs2.t_done >= tk_rt)).sum())
-            snap = ac.wait_snapshot(lambda s: True)
+            snap = ac.wait_for(lambda s: True, required=False)
             ph2["restarts"] = snap["restarts"]
             ph2["ac_drops"] = sum(snap["drops"])
             ph2["late_replies_discarded"] = settle(ac, cl)
@@ -537,7 +437,7 @@ def run(args) -> dict:
             t_done = np.concatenate([hs1.t_done[d1], hs2.t_done[d2]])
             echoed, padt = echo_check(cl, all_macs, all_sids)
             lost_expected = (all_w == k) & (t_done < kill.get("rt", -np.inf))
-            snap = ac.wait_snapshot(lambda s: True)
+            snap = ac.wait_for(lambda s: True, required=False)
             result["phase3"] = {
                 "sessions": int(all_sids.size),
                 "echo_replies": int(echoed.sum()),
@@ -557,7 +457,7 @@ def run(args) -> dict:
         result["final_counters"] = {key: final.get(key) for key in (
             "padi", "pado", "padr", "pads", "pads_error", "bad_cookie", "malformed", "ignored", "padt_rx", "padt_tx",
             "echo", "sessions", "drops", "restarts", "handler_errors", "tx_errors")}
-        result["ac_log"] = [line for _, line in ac.log if "worker" in line or "error" in line][:20]
+        result["ac_log"] = [line for line in ac.log if "worker" in line or "error" in line][:20]
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return result
 

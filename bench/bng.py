@@ -59,7 +59,8 @@ from typing import Optional, Sequence
 
 from pfrps import bpfsys
 from pfrps.bng.client import eth_header, ipv4_udp, build_session
-from pfrps.bng.topology import ACCESS_MAC, INET_V4, BngTopology
+from pfrps.bng.topology import INET_V4, BngTopology
+from pfrps.testing.procs import worker_pids
 
 from . import common
 from .common import HarnessError, Row, summary
@@ -186,8 +187,13 @@ def client_result(client: Started) -> dict:
     return res
 
 
-def show_sessions(topo: BngTopology) -> dict:
-    res = topo.run(topo.bng, [PY, "-m", "pfrps.bng", "show", "sessions", "--json"], timeout=120,
+def show_sessions(topo: BngTopology, timeout: float = 120) -> dict:
+    """``pfrps-bng show sessions --json`` in the BNG namespace, parsed.
+
+    Raises:
+        HarnessError: it failed.
+    """
+    res = topo.run(topo.bng, [PY, "-m", "pfrps.bng", "show", "sessions", "--json"], timeout=timeout,
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=common.REPO)
     if res.returncode != 0:
         raise HarnessError(f"pfrps-bng show sessions failed ({res.returncode}): {res.stderr.strip()[-600:]}")
@@ -195,21 +201,9 @@ def show_sessions(topo: BngTopology) -> dict:
 
 
 def bng_pids(sup: int) -> dict[str, int]:
-    """``{"supervisor": pid, "pfrps-w0": pid, ...}``: the supervisor and its worker children."""
-    out = {"supervisor": sup}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            comm = stat[stat.index("(") + 1:stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError):
-            continue
-        if ppid == sup and comm.startswith("pfrps-w"):
-            out[comm] = int(d)
-    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "supervisor", len(kv[0]), kv[0])))
+    """``{"supervisor": pid, "pfrps-w0": pid, ...}``: the supervisor and its live worker children
+    (:func:`pfrps.testing.procs.worker_pids`)."""
+    return {"supervisor": sup, **{f"pfrps-w{w}": pid for w, pid in sorted(worker_pids(sup).items())}}
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -294,7 +288,7 @@ def setup_run(topo: BngTopology, work: Path, secrets: Path, config: str, count: 
 
 def run_setup(topo: BngTopology, work: Path, count: int, configs: Sequence[str], reps: int,
               window: int) -> dict[str, list[dict]]:
-    from .xdp_l3fwd import interleaved  # noqa: PLC0415
+    from .xdp_traffic import interleaved  # noqa: PLC0415
 
     secrets = write_secrets(work / "secrets-setup", count)
     runs: dict[str, list[dict]] = {c: [] for c in configs}
@@ -479,10 +473,9 @@ def measure(ns: str, gen: Generator, read, count: int) -> dict:
     """Send ``count`` frames with ``gen`` from ``ns`` (CPU 0); frames ``read()`` counted meanwhile."""
     from pfrps.xdp.lab import call_in_netns  # noqa: PLC0415
 
-    from .xdp_l2fwd import _ksoftirqd_pids, generate  # noqa: PLC0415
-    from .xdp_l3fwd import settled  # noqa: PLC0415
+    from .xdp_traffic import generate, ksoftirqd_pids, settled  # noqa: PLC0415
 
-    soft = _ksoftirqd_pids()
+    soft = ksoftirqd_pids()
     before, sent0, soft0 = settled(read), gen.sent(), common.cpu_ns(soft)
     r = call_in_netns(ns, generate, gen.fd, gen.frame, count, timeout=600)
     got = settled(read) - before
@@ -608,7 +601,7 @@ def _forwarded() -> int:
 
 def run_dataplane(stack: ExitStack, topo: BngTopology, work: Path, sessions: int, count: int,
                   reps: int) -> dict[str, list[dict]]:
-    from .xdp_l3fwd import interleaved  # noqa: PLC0415
+    from .xdp_traffic import interleaved  # noqa: PLC0415
 
     dp = DataPlaneBench(stack, topo, work, sessions, count)
     runs: dict[str, list[dict]] = {c: [] for c in DP_CONFIGS}
@@ -631,7 +624,7 @@ def run_dataplane(stack: ExitStack, topo: BngTopology, work: Path, sessions: int
 
 # -- the benchmark -------------------------------------------------------------------------------
 def _topology() -> BngTopology:
-    topo = BngTopology(prefix="bnb")
+    topo = BngTopology(prefix="bench-bng")
     common._TOPOLOGIES.append(topo)  # noqa: SLF001  (the suite's leftover check)
     return topo.create()
 

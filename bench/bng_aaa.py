@@ -57,7 +57,7 @@ from typing import Optional, Sequence
 from pfrps.bng.topology import INET_V4, BngTopology
 
 from . import common
-from .bng import Started
+from .bng import Started, bng_pids, show_sessions
 from .common import HarnessError, Row, summary
 
 NAME = "bng_aaa"
@@ -99,32 +99,6 @@ def client_result(client: Started) -> dict:
     if not lines:
         raise HarnessError(f"the client printed no JSON (exit {client.proc.returncode}): {client.stderr()[-800:]}")
     return lines[-1]
-
-
-def show_sessions(topo: BngTopology) -> dict:
-    res = topo.run(topo.bng, [PY, "-m", "pfrps.bng", "show", "sessions", "--json"], timeout=180,
-                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=common.REPO)
-    if res.returncode != 0:
-        raise HarnessError(f"pfrps-bng show sessions failed ({res.returncode}): {res.stderr.strip()[-600:]}")
-    return json.loads(res.stdout)
-
-
-def bng_pids(sup: int) -> dict[str, int]:
-    """``{"supervisor": pid, "pfrps-w0": pid, ...}``."""
-    out = {"supervisor": sup}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            comm = stat[stat.index("(") + 1:stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError):
-            continue
-        if ppid == sup and comm.startswith("pfrps-w"):
-            out[comm] = int(d)
-    return out
 
 
 def cpu_s(pid: int) -> float:
@@ -408,7 +382,7 @@ def setup_run(topo: BngTopology, work: Path, rad: Radius, auth: str, count: int,
                     "machine_capacity_s": round(wall * (os.cpu_count() or 1), 2)})
         if hold:
             t_up = time.monotonic()
-            shown0 = show_sessions(topo)
+            shown0 = show_sessions(topo, timeout=180)
             addrs = [s["ipv4"] for s in shown0["sessions"] if s.get("ipv4")]
             out["downstream_sent"] = lab.send_downstream(topo, addrs, traffic, size=200)
             out["downstream_per_session"], out["upstream_per_session"] = traffic, traffic
@@ -418,7 +392,7 @@ def setup_run(topo: BngTopology, work: Path, rad: Radius, auth: str, count: int,
             out["hold_cpu"] = {"window_s": round(time.monotonic() - h_t0, 1), "freeradius_s": round(rad.cpu() - h_rad0, 2),
                                "bng_s": round(sum(cpu_s(p) for p in pids.values()) - h_bng0, 2),
                                "machine_busy_s": round(machine_busy_s() - h_m0, 1)}
-            shown = show_sessions(topo)
+            shown = show_sessions(topo, timeout=180)
             out["listed_end_of_hold"] = len(shown["sessions"])
             out["loadavg_end_of_hold"] = _load()
         t_end = time.time()
@@ -519,7 +493,7 @@ def restart_run(topo: BngTopology, work: Path, rad: Radius, count: int, kills: i
     client = stream = None
     try:
         client = start_client(topo, work, count, "pap", tag)
-        before = show_sessions(topo)
+        before = show_sessions(topo, timeout=180)
         per_worker = Counter(s["worker"] for s in before["sessions"])
         wid, held = per_worker.most_common(1)[0]
         out.update({"worker": wid, "worker_sessions": held, "per_worker": [per_worker.get(w, 0) for w in range(WORKERS)],
@@ -563,7 +537,7 @@ def restart_run(topo: BngTopology, work: Path, rad: Radius, count: int, kills: i
         # hold: Interim-Updates continue after the restart (at least one per session of the worker)
         t_hold = max(0.0, 2 * interim + 3 - (time.monotonic() - t_kill))
         time.sleep(t_hold)
-        after = show_sessions(topo)
+        after = show_sessions(topo, timeout=180)
         t_end = time.time()
         strip = lambda ss: sorted((s["mac"], s["session_id"], s["ipv4"], s["user"], s["acct_session_id"])  # noqa: E731
                                   for s in ss)
@@ -633,7 +607,7 @@ def _log_restart(r: dict) -> None:
 
 # -- the benchmark -------------------------------------------------------------------------------------------
 def _topology() -> BngTopology:
-    topo = BngTopology(prefix="bnra")
+    topo = BngTopology(prefix="bench-bng-aaa")
     common._TOPOLOGIES.append(topo)  # noqa: SLF001  (the suite's leftover check)
     return topo.create()
 

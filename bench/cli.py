@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from . import (balance, bng, bng_aaa, common, injector, metrics, receive, report, startup, steering, xdp_broadcast,
-               xdp_l2fwd, xdp_l3fwd, xdp_lb)
+from pfrps.cliutil import ArgumentParser
 
-BENCHMARKS = {m.NAME: m for m in (steering, receive, injector, startup, balance, metrics, xdp_lb, xdp_l2fwd, xdp_l3fwd,
-                                   xdp_broadcast, bng, bng_aaa)}
+from . import (balance, bng, bng_aaa, common, handler, injector, metrics, receive, report, startup, steering,
+               xdp_broadcast, xdp_l2fwd, xdp_l3fwd, xdp_lb)
+
+BENCHMARKS = {m.NAME: m for m in (steering, receive, handler, injector, startup, balance, metrics, xdp_lb, xdp_l2fwd,
+                                   xdp_l3fwd, xdp_broadcast, bng, bng_aaa)}
 #: run order: cheap and namespace-free first
-RUN_ORDER = ("balance", "metrics", "startup", "inject", "steering", "receive", "xdp_lb", "xdp_l2fwd", "xdp_l3fwd", "xdp_broadcast", "bng", "bng_aaa")
+RUN_ORDER = ("balance", "metrics", "startup", "inject", "steering", "receive", "handler", "xdp_lb", "xdp_l2fwd",
+             "xdp_l3fwd", "xdp_broadcast", "bng", "bng_aaa")
 
 
 @dataclass
@@ -32,7 +35,7 @@ class Context:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=(
+    p = ArgumentParser(prog="python -m bench", description=(
         "Run the pfrps benchmark suite in private network namespaces; write bench/results/*.json, "
         "PNG plots and bench/RESULTS.md, and print PASS/FAIL per target."))
     p.add_argument("--quick", action="store_true",

@@ -1,7 +1,7 @@
 """Shared machinery of the benchmark suite: processes in namespaces, parsing, statistics.
 
 Every process a benchmark starts runs inside a :class:`pfrps.topology.TwoNodeTopology` made
-with ``TwoNodeTopology.unique(prefix="bn")`` and is started through its ``popen``, so
+with ``TwoNodeTopology.unique(prefix="bench")`` and is started through its ``popen``, so
 ``destroy()`` (always reached through ``with``) ends it and removes both namespaces.
 
 CPU placement (2-core reference machine): the sender (pfinject, trafgen) runs on CPU 0 and
@@ -18,7 +18,6 @@ import math
 import os
 import platform
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from pfrps.cliutil import wait_ready
 from pfrps.topology import TwoNodeTopology
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,13 +130,13 @@ def _help(module: str) -> str:
 
 
 def pfrps_has_ring() -> bool:
-    """True when ``pfrps --rx ring`` is offered *and* implemented (pfrps/ring.py importable)."""
+    """True when ``pfrps --rx ring`` is offered *and* implemented (pfrps.receive has the ring)."""
     if "ring" not in _help("pfrps"):
         return False
     try:
         import importlib  # noqa: PLC0415
 
-        mod = importlib.import_module("pfrps.ring")
+        mod = importlib.import_module("pfrps.receive")
         return hasattr(mod, "RxRing") and hasattr(mod, "RingReceiver")
     except Exception:  # noqa: BLE001
         return False
@@ -256,25 +256,17 @@ class PfrpsProc:
             w = -1
             self.out = LineReader(self.proc.stdout)
             self.err = LineReader(self.proc.stderr)
-            data = b""
-            deadline = time.monotonic() + ready_timeout
-            while not data.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0:
+            ready = wait_ready(r, ready_timeout)  # closes r
+            r = -1
+            if not ready:
+                if time.perf_counter() - t0 >= ready_timeout:
                     raise HarnessError(f"pfrps {' '.join(args)} not ready after {ready_timeout:.0f} s")
-                rl, _, _ = select.select([r], [], [], left)
-                if rl:
-                    chunk = os.read(r, 64)
-                    if not chunk:
-                        self.proc.wait(timeout=10)
-                        self.err.join()
-                        raise HarnessError(f"pfrps {' '.join(args)} exited ({self.proc.returncode}) before READY: "
-                                           f"{self.err.text()[-800:]}")
-                    data += chunk
+                self.proc.wait(timeout=10)  # it closed the pipe (end of file): it exited
+                self.err.join()
+                raise HarnessError(f"pfrps {' '.join(args)} exited ({self.proc.returncode}) before READY: "
+                                   f"{self.err.text()[-800:]}")
             self.launch_seconds = time.perf_counter() - t0
             self.ready_at = time.monotonic()
-            if data.strip() != b"READY":
-                raise HarnessError(f"pfrps wrote {data!r} to its ready fd")
         except BaseException:
             if w >= 0:
                 os.close(w)
@@ -283,7 +275,8 @@ class PfrpsProc:
                 self.proc.wait()
             raise
         finally:
-            os.close(r)
+            if r >= 0:
+                os.close(r)
 
     def snapshots(self) -> list[tuple[float, dict]]:
         """Every JSON line so far as ``(arrival time, dict)``."""
@@ -359,7 +352,7 @@ def run_pfinject(topo: TwoNodeTopology, count: int, seed: int = 1, extra: Sequen
     return SendResult(int(frames), float(secs), int(frames) / float(secs), wall, out)
 
 
-_TRAFGEN_CPU_RE = re.compile(r"(\d+) sec, (\d+) usec on CPU(\d+) \((\d+) packets\)")
+TRAFGEN_CPU_RE = re.compile(r"(\d+) sec, (\d+) usec on CPU(\d+) \((\d+) packets\)")
 
 
 def trafgen_cfg_path(workdir: Path) -> Path:
@@ -379,7 +372,7 @@ def run_trafgen(topo: TwoNodeTopology, cfg: Path, count: int, cpus: int = 1, cpu
     res = topo.run(topo.injector, argv, timeout=timeout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wall = time.monotonic() - t0
     out = res.stdout.decode(errors="replace")
-    per_cpu = _TRAFGEN_CPU_RE.findall(out)
+    per_cpu = TRAFGEN_CPU_RE.findall(out)
     if res.returncode != 0 or not per_cpu:
         raise HarnessError(f"trafgen failed ({res.returncode}): {out[-400:]} {res.stderr.decode(errors='replace')[-400:]}")
     frames = sum(int(p[3]) for p in per_cpu)
@@ -462,7 +455,7 @@ def context_switches(pids: Sequence[int]) -> int:
 
 def topology() -> TwoNodeTopology:
     """A fresh two-namespace topology (use it with ``with``: destroy() always runs)."""
-    topo = TwoNodeTopology.unique(prefix="bn")
+    topo = TwoNodeTopology.unique(prefix="bench")
     _TOPOLOGIES.append(topo)
     return topo
 

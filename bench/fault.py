@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from pfrps.cliutil import wait_ready
+from pfrps.testing.procs import worker_pids
 from pfrps.topology import TwoNodeTopology
 
 PY = sys.executable
@@ -60,24 +61,6 @@ sys.exit(status)
 """
 
 
-def _workers(sup_pid: int) -> list[int]:
-    pids = []
-    for task in Path(f"/proc/{sup_pid}/task").iterdir():
-        try:
-            kids = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for k in kids:
-            try:
-                stat = Path(f"/proc/{k}/stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ...": live workers only (a killed one is a zombie until reaped)
-            if "(pfrps-w" in stat and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                pids.append(int(k))
-    return pids
-
-
 def _mac_ints(n: int) -> set[int]:
     base = int(BASE_MAC.replace(":", ""), 16)
     return set(range(base, base + n))
@@ -93,7 +76,7 @@ def fault_run(topo: TwoNodeTopology, frames: int, workers: int = 4, rate: int = 
     ``seconds``, ``exit``.
     """
     rng = random.Random(seed)
-    outdir = Path(tempfile.mkdtemp(prefix="px10s-fault-", dir="/tmp"))
+    outdir = Path(tempfile.mkdtemp(prefix="bench-fault-", dir="/tmp"))
     r, w = os.pipe()
     proc = topo.popen(topo.node, [PY, "-c", SCRIPT, topo.node_if, str(workers), str(outdir), str(w)],
                       pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
@@ -116,7 +99,7 @@ def fault_run(topo: TwoNodeTopology, frames: int, workers: int = 4, rate: int = 
                          cwd=REPO)
         while inj.poll() is None:
             time.sleep(kill_gap * rng.uniform(0.5, 1.5))  # the kill schedule: random points in time
-            live = _workers(proc.pid)
+            live = list(worker_pids(proc.pid).values())
             if live:
                 try:
                     os.kill(rng.choice(live), signal.SIGKILL)
@@ -188,7 +171,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     print(f"bench.fault: {args.frames} frames at {args.rate} frames/s to {args.workers} ring workers, "
           f"a SIGKILL every {args.kill_gap} s on average", flush=True)
-    with TwoNodeTopology.unique(prefix="px10s") as topo:
+    with TwoNodeTopology.unique(prefix="bench-fault") as topo:
         res = fault_run(topo, args.frames, args.workers, args.rate, args.kill_gap, args.seed, settle=60)
     res.pop("stderr_tail", None)
     res["machine"] = "2 CPUs, shared with other engineers' runs"

@@ -2,10 +2,10 @@
 
 Run as root from the repository::
 
-    .venv/bin/python bench/fuzz.py                            # 1,000,000 direct + 200,000 over sockets
-    .venv/bin/python bench/fuzz.py --frames 100000 --socket-frames 20000 --seed 7 --out /tmp/fuzz.json
+    .venv/bin/python -m bench.fuzz                            # 1,000,000 direct + 200,000 over sockets
+    .venv/bin/python -m bench.fuzz --frames 100000 --socket-frames 20000 --seed 7 --out /tmp/fuzz.json
 
-Frames come from ``tests/fuzz_frames.py`` (seeded: the same seed gives the same frames).
+Frames come from :mod:`pfrps.testing.fuzz_frames` (seeded: the same seed gives the same frames).
 
 1. Direct: ``--frames`` frames handed to the AC's handler in this process as the kernel would
    (``kernel_view``: outer VLAN tag stripped into ``vlan_tci``), 4 workers steered by mac_hash,
@@ -13,8 +13,9 @@ Frames come from ``tests/fuzz_frames.py`` (seeded: the same seed gives the same 
    the same frames through the plain handler. On this shared 2-CPU machine a socket path runs
    at a few thousand frames/s per worker, so the bulk of the million goes this way.
 2. Sockets: ``--socket-frames`` frames sent on the veth of a fresh two-namespace topology into
-   ``pfrps-ac`` (4 workers) and into the plain handler (``python -m tests.fuzz_frames plain``),
-   paced at ``--rate``; counted as in tests/root/test_fuzz.py.
+   ``pfrps-ac`` (4 workers) and into the plain handler (``python -m pfrps.testing.fuzz_frames
+   plain``), paced at ``--rate`` (:func:`pfrps.testing.fuzz_frames.flood`); counted as in
+   tests/root/test_fuzz.py.
 
 Reported per run: frames, exceptions (handler raised) and handler_errors, replies that do not
 parse, served/ignored/malformed and whether they add up, frames lost without a counter, the
@@ -33,23 +34,21 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from pfrps.testing.fuzz_frames import (AC_MAC, PLAIN_COUNTERS, RATE, expected, fetch_cookies, flood, fuzz_ac_direct,
+                                       generate, kernel_view, plain_handler, pool_macs, rss_bytes)
 
-from pfrps.ac import protocol as p  # noqa: E402
-from tests.fuzz_frames import (AC_MAC, PLAIN_COUNTERS, SERVICES, fuzz_ac_direct, generate,  # noqa: E402
-                               kernel_view, plain_handler, pool_macs, rss_bytes)
+REPO = Path(__file__).resolve().parent.parent
 
 EPILOG = """\
 examples:
-  .venv/bin/python bench/fuzz.py
-  .venv/bin/python bench/fuzz.py --frames 100000 --socket-frames 0      # direct only, no root needed
-  .venv/bin/python bench/fuzz.py --seed 7 --rate 5000 --out /tmp/fuzz.json
+  .venv/bin/python -m bench.fuzz
+  .venv/bin/python -m bench.fuzz --frames 100000 --socket-frames 0      # direct only, no root needed
+  .venv/bin/python -m bench.fuzz --seed 7 --rate 5000 --out /tmp/fuzz.json
 """
 
 
 def direct_plain(seed: int, count: int, workers: int = 4, warmup: int = 10_000) -> dict:
-    """``count`` frames through :func:`tests.fuzz_frames.plain_handler` with counters in a dict."""
+    """``count`` frames through :func:`pfrps.testing.fuzz_frames.plain_handler` with counters in a dict."""
     from pfrps.hashing import worker_for  # noqa: PLC0415
 
     class Ctx:
@@ -91,37 +90,32 @@ def direct_plain(seed: int, count: int, workers: int = 4, warmup: int = 10_000) 
 
 
 def socket_runs(seed: int, count: int, rate: float) -> dict:
-    """The socket slice through pfrps-ac and the plain handler; figures, not assertions."""
+    """The socket slice through pfrps-ac and the plain handler, sent at ``rate`` frames/s;
+    figures, not assertions."""
+    from pfrps.testing.ac import ACProcess, PPPoEClient, totals  # noqa: PLC0415
     from pfrps.topology import TwoNodeTopology  # noqa: PLC0415
-    from tests.helpers import PY  # noqa: PLC0415
-    import tests.root.test_fuzz as tf  # noqa: PLC0415
-    from tests.root.test_ac import ACProcess, Client, is_disc, tag, totals  # noqa: PLC0415
 
-    tf.RATE = rate
     out = {}
-    with TwoNodeTopology.unique(prefix="px10a") as topo:
+    with TwoNodeTopology.unique(prefix="bench-fuzz") as topo:
         for name in ("pfrps-ac", "plain"):
             if name == "pfrps-ac":
                 proc = ACProcess(topo, "--service-name", "internet", "--service-name", "voip", "--cookie-window",
                                  "3600", "--max-sessions", "256", "--echo-interval", "1", "--echo-misses", "2")
             else:
-                proc = ACProcess(topo, argv=[PY, "-m", "tests.fuzz_frames", "plain", "-i", topo.node_if, "-w", "4",
-                                             "--interval", "0.05"])
-            cl = Client(topo)
+                proc = ACProcess(topo, argv=[sys.executable, "-m", "pfrps.testing.fuzz_frames", "plain", "-i",
+                                             topo.node_if, "-w", "4", "--interval", "0.05"])
+            cl = PPPoEClient(topo)
             try:
                 cookies: dict = {}
                 if name == "pfrps-ac":
                     macs = pool_macs(64, seed)
-                    offered = [s for s in SERVICES if s != b"iptv"]
-                    cl.send(*(p.build_padi(m, s, b"c") for m in macs for s in offered))
-                    for f in cl.expect(len(macs) * len(offered), lambda f: is_disc(f, p.PADO)):
-                        cookies[(f[:6], tag(f, p.TAG_SERVICE_NAME))] = tag(f, p.TAG_AC_COOKIE)
+                    cookies = fetch_cookies(cl, macs)
                     frames = [f for _k, f in generate(seed, count, AC_MAC, macs, cookies, socket_safe=True)]
                 else:
                     frames = [f for _k, f in generate(seed + 1, count, AC_MAC, socket_safe=True)]
-                want, want_malformed, want_rx_dropped = tf.expected(frames)
+                want, want_malformed, want_rx_dropped = expected(frames)
                 t0 = time.monotonic()
-                snap, growth = tf.flood(proc, cl, frames, len(cookies))
+                snap, growth = flood(proc, cl, frames, len(cookies), rate=rate)
                 seconds = time.monotonic() - t0
                 t = totals(snap)
                 outcomes = t["served"] + t["ignored"] + t["malformed"]
@@ -146,17 +140,17 @@ def socket_runs(seed: int, count: int, rate: float) -> dict:
 def main(argv=None) -> int:
     """Run the fuzz bench; print a summary and write the JSON results. Exit 1 when a run found a
     crash, an exception, a bad reply or outcomes that do not add up."""
-    ap = argparse.ArgumentParser(prog="bench/fuzz.py", description=__doc__.split("\n")[0], epilog=EPILOG,
+    ap = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__.split("\n")[0], epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=1_000_000, help="direct frames (default: 1000000)")
     ap.add_argument("--socket-frames", type=int, default=200_000, help="frames over sockets, 0: none (default: 200000)")
     ap.add_argument("--seed", type=int, default=10)
-    ap.add_argument("--rate", type=float, default=10_000.0, help="socket send rate, frames/s (default: 10000)")
+    ap.add_argument("--rate", type=float, default=RATE, help=f"socket send rate, frames/s (default: {RATE:.0f})")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "fuzz.json")
     args = ap.parse_args(argv)
     if args.frames < 1 or args.socket_frames < 0 or not 0 < args.rate < float("inf"):
         print("fuzz: error: --frames must be 1 or more, --socket-frames 0 or more, --rate above 0; see "
-              "bench/fuzz.py -h", file=sys.stderr)
+              "python -m bench.fuzz -h", file=sys.stderr)
         return 2
     if args.socket_frames and os.geteuid() != 0:
         print("fuzz: error: the socket runs need root (BPF, PF_PACKET, network namespaces); run as root or "

@@ -30,7 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile_wakeups", description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=2_000_000, help="frames trafgen offers per receiver")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="pfrps-wakeups-") as tmp, TwoNodeTopology.unique(prefix="pbw") as topo:
+    with tempfile.TemporaryDirectory(prefix="pfrps-wakeups-") as tmp, TwoNodeTopology.unique(prefix="bench-wakeups") as topo:
         cfg = common.trafgen_cfg_path(Path(tmp))
         for label, pf_args in RECEIVERS:
             if pf_args is None:

@@ -11,7 +11,7 @@ from typing import Iterable
 
 #: Sections in this order; any other benchmark's results (``name`` and ``rows`` in its JSON)
 #: follow, by name. The standalone runs (fault, fuzz, ac) write other layouts and are skipped.
-ORDER = ("steering", "receive", "inject", "startup", "balance", "xdp_l3fwd", "xdp_broadcast", "xdp_lb", "xdp_l2fwd")
+ORDER = ("steering", "receive", "handler", "inject", "startup", "balance", "xdp_l3fwd", "xdp_broadcast", "xdp_lb", "xdp_l2fwd")
 
 
 def load_results(out_dir: Path) -> list[dict]:

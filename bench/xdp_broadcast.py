@@ -26,7 +26,7 @@ from pfrps.xdp.broadcast import Case05Lab
 
 from . import common
 from .common import Row, summary
-from .xdp_l3fwd import delivered_rate, interleaved, settled_rx
+from .xdp_traffic import delivered_rate, interleaved, settled_rx
 
 NAME = "xdp_broadcast"
 TITLE = "Broadcast (case05): TC clone-redirect vs XDP broadcast vs Linux bridge"
@@ -67,7 +67,7 @@ def run(ctx) -> dict:
     reps = max(ctx.reps or (1 if ctx.quick else 5), 1)
     count = 200_000 if ctx.quick else 500_000
     runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
-    lab = Case05Lab(prefix="bn7", out=open("/dev/null", "w"))
+    lab = Case05Lab(prefix="bench-switch", out=open("/dev/null", "w"))
     try:
         lab.build(argparse.Namespace())
         gw = lab.ns("gateway")

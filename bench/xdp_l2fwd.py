@@ -42,19 +42,15 @@ Goal: XDP >= 2x the bridge's frames/s.
 
 from __future__ import annotations
 
-import glob
-import os
-import resource
-import time
 from contextlib import ExitStack
 
-from pfrps import bpfsys
 from pfrps.xdp.cloud_lab import private_bpffs
 from pfrps.xdp.lab import Lab
 
 from . import common
 from .common import HarnessError, Row, summary
 from .xdp_sink import Sink
+from .xdp_traffic import load_generator, paired_ratios, run_generator, settled
 
 NAME = "xdp_l2fwd"
 TITLE = "XDP l2fwd vs Linux bridge: uplink -> VM port frames/s and CPU per million frames"
@@ -78,18 +74,6 @@ def test_frame() -> bytes:
 test_frame.__test__ = False
 
 
-def _ksoftirqd_pids() -> list[int]:
-    out = []
-    for path in glob.glob("/proc/[0-9]*/comm"):
-        try:
-            with open(path) as f:
-                if f.read().startswith("ksoftirqd/"):
-                    out.append(int(path.split("/")[2]))
-        except OSError:
-            continue
-    return out
-
-
 def _bridge(lab: Lab, ns: str) -> None:
     from pyroute2 import IPRoute  # noqa: PLC0415
 
@@ -109,66 +93,11 @@ def one_run(mode: str, count: int, sink: Sink | None = None, order: tuple[str, .
         return _one_run(stack, mode, count, sink, order)
 
 
-def _rx_packets(lab: Lab, ns: str, dev: str) -> int:
-    from pyroute2 import IPRoute  # noqa: PLC0415
-
-    with IPRoute(netns=ns, flags=0) as ipr:
-        link = ipr.get_links(ipr.link_lookup(ifname=dev)[0])[0]
-    return int(link.get_attr("IFLA_STATS64")["rx_packets"])
-
-
-def load_generator(stack: ExitStack, frame: bytes, ifindex: int, *, drop: bool = False, flows: int = 1,
-                   words: int = 3, saddr_flows: int = 1, tcp: bool = False) -> int:
-    """Compile and load ``bpf/xdp_l2fwd_gen.bpf.c`` for ``frame`` (its first ``8 * words`` bytes,
-    1 to 8 words, restored on every run), redirecting to ``ifindex`` (or dropping, ``drop``),
-    ``flows`` source ports and ``saddr_flows`` values of the IPv4 source address's low 16 bits
-    (> 1: ``frame`` must be Ethernet + IPv4 + UDP, or TCP with ``tcp``); the program's fd.
-    ``stack`` unloads it. Run it with :func:`generate` inside the namespace of ``ifindex``.
-
-    Raises:
-        HarnessError: ``frame`` is shorter than ``8 * words`` bytes.
-    """
-    from pfrps.bpfload import bpf_source_dir, import_bcc  # noqa: PLC0415
-
-    if len(frame) < 8 * words:
-        raise HarnessError(f"generator frame of {len(frame)} bytes is shorter than {words} words")
-    bcc = import_bcc()
-    gen = bcc.BPF(src_file=str(bpf_source_dir() / "xdp_l2fwd_gen.bpf.c").encode(),
-                  cflags=[f"-DGEN_IFINDEX={ifindex}", f"-DGEN_WORDS={words}", f"-DGEN_FLOWS={flows}",
-                          *(f"-DGEN_W{i}={int.from_bytes(frame[8 * i:8 * i + 8], 'little'):#x}ULL"
-                            for i in range(words)),
-                          f"-DGEN_DROP={int(drop)}", f"-DGEN_SADDR_FLOWS={saddr_flows}",
-                          f"-DGEN_TCP={int(tcp)}"])
-    stack.callback(gen.cleanup)
-    return bpfsys.register_loaded(gen.load_func(b"xdp_l2fwd_gen", bcc.BPF.XDP).fd)
-
-
-def generate(fd: int, frame: bytes, count: int) -> dict:
-    """In the generator's namespace (call it there, e.g. with ``Lab.call``), on the sender CPU:
-    send ``count`` frames of ``frame`` with generator ``fd``; ``{"wall": s, "cpu": s}`` seconds."""
-    os.sched_setaffinity(0, {int(common.SENDER_CPU)})
-    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    bpfsys.prog_test_run_live(fd, frame, count)
-    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
-    return {"wall": wall, "cpu": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)}
-
-
-def run_generator(lab: Lab, ns: str, fd: int, frame: bytes, count: int) -> dict:
-    """:func:`generate` in ``ns`` (a namespace of ``lab``); ``{"wall", "cpu", "ksoftirqd"}``
-    seconds: its wall time, its CPU time (the softirq work done in its context) and every
-    ksoftirqd's CPU time meanwhile (the softirq work deferred)."""
-    soft = _ksoftirqd_pids()
-    soft0 = common.cpu_ns(soft)
-    sent = lab.call(ns, generate, fd, frame, count)
-    return {**sent, "ksoftirqd": (common.cpu_ns(soft) - soft0) / 1e9}
-
-
 def _one_run(stack: ExitStack, mode: str, count: int, sink: Sink | None, order: tuple[str, ...]) -> list[dict]:
-    from .xdp_l3fwd import settled  # noqa: PLC0415 (xdp_l3fwd imports this module)
 
-    lab = Lab(prefix="bnl2")
+    lab = Lab(prefix="bench-l2fwd")
     stack.callback(lab.destroy)
-    bpffs = stack.enter_context(private_bpffs("bnl2-bpffs-"))
+    bpffs = stack.enter_context(private_bpffs("bench-l2fwd-bpffs-"))
     host, sw, vm = lab.add_ns("host"), lab.add_ns("sw"), lab.add_ns("vm")
     lab.veth(host, "eth0", sw, "sw0")
     lab.veth(host, "tap1", vm, "eth0", mac_b=VM_MAC)
@@ -193,7 +122,7 @@ def _one_run(stack: ExitStack, mode: str, count: int, sink: Sink | None, order: 
         with ExitStack() as rx_stack:
             if prog != "none":
                 rx_stack.enter_context(sink.attached([(vm, "eth0")], prog))
-            rx = (lambda: _rx_packets(lab, vm, "eth0"))
+            rx = (lambda: lab.rx_packets(vm, "eth0"))
             read = sink.dropped if receiver == "sink" else rx
             before, rx0 = settled(read), rx()
             sent = run_generator(lab, sw, fd, frame, count)
@@ -208,10 +137,6 @@ def _one_run(stack: ExitStack, mode: str, count: int, sink: Sink | None, order: 
     return out
 
 
-def _paired(a: list[dict], b: list[dict]) -> list[float]:
-    return [round(x["fps"] / y["fps"], 2) if y["fps"] else float("nan") for x, y in zip(a, b)]
-
-
 def _rows(runs: dict[str, list[dict]], gen_cpu: float, receiver: str) -> list[Row]:
     """The comparison rows of one receiver's runs (``sink``: the headline, with the target)."""
     fps = {m: summary([r["fps"] for r in rs]) for m, rs in runs.items()}
@@ -220,7 +145,7 @@ def _rows(runs: dict[str, list[dict]], gen_cpu: float, receiver: str) -> list[Ro
     fwd = {m: summary([r["cpu_s_per_mframes"] - gen_cpu for r in runs[m]]) for m in runs}
     ratio = common.ratio(fps["xdp"]["median"], fps["bridge"]["median"])
     shared = "2 CPUs shared with other engineers' runs"
-    paired = _paired(runs["xdp"], runs["bridge"])
+    paired = paired_ratios(runs, "xdp", "bridge")
     if receiver == "sink":
         tag = "receiver xdp_sink"
         how = ("receiver: xdp_sink native on the VM's eth0 in both (XDP_DROP of the UDP frames, counted; "
@@ -245,7 +170,7 @@ def _rows(runs: dict[str, list[dict]], gen_cpu: float, receiver: str) -> list[Ro
             fwd["bridge"], "", None, f"the generator alone ({gen_cpu:.3f} CPU s per million) subtracted"),
         Row(f"xdp_l2fwd without the devmap ACL, frames/s, {tag}", "frames/s", fps["xdp_noacl"], "Linux bridge",
             fps["bridge"], "", None, "fdb add --no-acl: the cost of acl_vm_tx on every frame; per-repetition "
-            f"ratios {_paired(runs['xdp_noacl'], runs['bridge'])}"),
+            f"ratios {paired_ratios(runs, 'xdp_noacl', 'bridge')}"),
     ]
 
 

@@ -40,18 +40,15 @@ softirq paths and any other work: ratios are from one run.
 from __future__ import annotations
 
 import argparse
-import re
-import time
 from contextlib import ExitStack
-from pathlib import Path
 
 from pfrps.xdp.l3fwd import Case04Lab
 from pfrps.xdp.lab import forwarded_datagrams
 
 from . import common
 from .common import HarnessError, Row, summary
-from .xdp_l2fwd import load_generator, run_generator
 from .xdp_sink import Sink
+from .xdp_traffic import interleaved, load_generator, paired_ratios, run_generator, settled
 
 NAME = "xdp_l3fwd"
 TITLE = "XDP layer-3 forwarding (case04) vs kernel forwarding"
@@ -76,51 +73,6 @@ def test_frame(lab: Case04Lab) -> bytes:
 test_frame.__test__ = False
 
 
-def settled(read, timeout: float = 5.0) -> int:
-    """``read()`` (a frame counter) once two reads 50 ms apart agree (frames still in a backlog
-    are counted; a condition, not a fixed wait)."""
-    last = read()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        cur = read()
-        if cur == last:
-            return cur
-        last = cur
-    return last
-
-
-def settled_rx(lab, ns: str, ifname: str, timeout: float = 5.0) -> int:
-    """rx_packets of ``ns/ifname`` once two reads 50 ms apart agree (:func:`settled`)."""
-    return settled(lambda: lab.rx_packets(ns, ifname), timeout)
-
-
-_TRAFGEN_CPU_RE = re.compile(r"(\d+) sec, (\d+) usec on CPU(\d+) \((\d+) packets\)")
-
-
-def send(lab, ns: str, ifname: str, cfg: Path, count: int) -> float:
-    """trafgen ``count`` frames of ``cfg`` out of ``ns/ifname``, pinned to the sender CPU; its
-    sending time in seconds (from its per-CPU report). (bench/xdp_broadcast.py's source.)
-
-    Raises:
-        HarnessError: trafgen failed or printed no report.
-    """
-    argv = common.pinned(common.SENDER_CPU, ["trafgen", "-o", ifname, "-i", str(cfg), "-n", str(count), "-P", "1"])
-    res = lab.run(ns, argv, timeout=300)
-    per_cpu = _TRAFGEN_CPU_RE.findall(res.stdout)
-    if res.returncode != 0 or not per_cpu:
-        raise HarnessError(f"trafgen failed ({res.returncode}): {res.stdout[-300:]} {res.stderr[-300:]}")
-    return max(int(p[0]) + int(p[1]) / 1e6 for p in per_cpu)
-
-
-def delivered_rate(lab, sender: tuple[str, str], receiver: tuple[str, str], cfg: Path, count: int) -> dict:
-    """trafgen ``count`` frames from ``sender`` (ns, ifname); frames/s reaching ``receiver``."""
-    before = settled_rx(lab, *receiver)
-    secs = send(lab, *sender, cfg, count)
-    got = settled_rx(lab, *receiver) - before
-    return {"sent": count, "reached": got, "seconds": secs, "fps": got / secs if secs else float("nan")}
-
-
 def live_rate(lab, sender_ns: str, rt_ns: str, receiver: tuple[str, str], fd: int, frame: bytes,
               count: int, sink: Sink | None = None) -> dict:
     """Send ``count`` frames with live-frame generator ``fd`` in ``sender_ns``; frames/s reaching
@@ -140,20 +92,6 @@ def live_rate(lab, sender_ns: str, rt_ns: str, receiver: tuple[str, str], fd: in
             "fps": got / secs if secs else float("nan"),
             "cpu_s": cpu, "frames_per_cpu_s": got / cpu if cpu else float("nan"),
             "kernel_forwarded": lab.call(rt_ns, forwarded_datagrams)[0] - fwd0}
-
-
-def interleaved(configs, reps: int):
-    """``(rep, config)`` for ``reps`` rounds over ``configs``, every other round reversed, so
-    each configuration runs as often early and late in a round (a drifting load hits all alike)."""
-    for rep in range(reps):
-        for config in (configs if rep % 2 == 0 else tuple(reversed(configs))):
-            yield rep, config
-
-
-def paired_ratios(runs: dict[str, list[dict]], a: str, b: str, key: str = "fps") -> list[float]:
-    """``a``'s frames/s (or figure ``key``) over ``b``'s, per repetition (the two ran back to
-    back, under the same load)."""
-    return [round(common.ratio(x[key], y[key]), 2) for x, y in zip(runs[a], runs[b])]
 
 
 def _gro(lab: Case04Lab, on: bool) -> None:
@@ -219,7 +157,7 @@ def run(ctx) -> dict:
     reps = max(ctx.reps or (1 if ctx.quick else 5), 1)
     count = 300_000 if ctx.quick else 2_000_000
     runs: dict[str, dict[str, list[dict]]] = {rx: {c: [] for c in CONFIGS} for rx in RECEIVERS}
-    lab = Case04Lab(prefix="pxb7", out=open("/dev/null", "w"))
+    lab = Case04Lab(prefix="bench-l3fwd", out=open("/dev/null", "w"))
     try:
         with ExitStack() as stack:
             lab.build(argparse.Namespace(mode="fib"))

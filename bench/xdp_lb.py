@@ -61,9 +61,8 @@ from pfrps.xdp.lb_lab import VIP, LbLab, backend_roles
 
 from . import common
 from .common import HarnessError, Row, summary
-from .xdp_l2fwd import load_generator, run_generator
-from .xdp_l3fwd import settled
 from .xdp_sink import Sink
+from .xdp_traffic import load_generator, run_generator, settled
 
 NAME = "xdp_lb"
 TITLE = "XDP load balancer vs nftables DNAT vs HAProxy"
@@ -190,16 +189,6 @@ def start_haproxy(lab, ns: str, cfg: Path, what: str) -> subprocess.Popen:
     return proc
 
 
-def _rx_packets(ifname: str) -> int:
-    """rx_packets of ``ifname`` in the calling namespace (IFLA_STATS64)."""
-    from pyroute2 import IPRoute  # noqa: PLC0415
-
-    with IPRoute() as ipr:
-        link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
-    st = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS") or {}
-    return int(st.get("rx_packets", 0))
-
-
 def _listening(port: int) -> bool:
     """True when a TCP socket listens on ``port`` in the calling namespace (/proc/net/tcp)."""
     with open("/proc/net/tcp") as f:
@@ -212,7 +201,7 @@ class Bed:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.lab = LbLab(prefix="pxblb", out=open("/dev/null", "w"))
+        self.lab = LbLab(prefix="bench-lb", out=open("/dev/null", "w"))
         self.lab.build(argparse.Namespace(backends=2, generic=False, connections=0))
         self.roles = backend_roles(self.lab.bed)
         self.backends = [self.lab.bed[r][1] for r in self.roles]
@@ -282,7 +271,7 @@ class Bed:
 
     # -- traffic ----------------------------------------------------------------------------
     def delivered(self) -> int:
-        return sum(self.lab.call(self.lab.ns(r), _rx_packets, self.lab.bed[r][0]) for r in self.roles)
+        return sum(self.lab.rx_packets(self.lab.ns(r), self.lab.bed[r][0]) for r in self.roles)
 
     def udp_pps(self, frames: int, direct: bool = False) -> float:
         before = self.delivered()
@@ -384,7 +373,7 @@ class OneArm:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.lab = Lab(prefix="pxbwire")
+        self.lab = Lab(prefix="bench-lb-wire")
         self.stack = ExitStack()
         try:
             self.wire, self.lb_ns = self.lab.add_ns("wire"), self.lab.add_ns("lb")

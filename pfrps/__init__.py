@@ -19,14 +19,16 @@ handler. The public API, for programs that embed pfrps::
 
 Names exported here:
 
-* :class:`Supervisor`, :class:`SupervisorConfig` (:mod:`pfrps.supervisor`);
+* :class:`Supervisor` (:mod:`pfrps.supervisor`), :class:`SupervisorConfig` (:mod:`pfrps.config`);
 * :class:`FrameMeta`, :class:`WorkerContext`, :data:`Handler` (:mod:`pfrps.worker`);
 * the errors of :mod:`pfrps.errors` (:class:`PfrpsError` and its subclasses);
 * :class:`LinkEvent` and :class:`InterfaceGoneError` (:mod:`pfrps.linkwatch`: the
   ``on_link_event`` hook's argument, and what :meth:`Supervisor.run` raises when the
-  interface is removed);
-* the hashing helpers of :mod:`pfrps.hashing` (:func:`worker_for` tells which worker a MAC
-  lands on, bit for bit as the BPF programs compute it).
+  interface is removed).
+
+The hashing predictors (which worker a MAC lands on, bit for bit as the BPF programs compute
+it: :func:`pfrps.hashing.worker_for`, ``expected_counts``, ...) are tools for tests and
+planning, not part of the handler API: import them from :mod:`pfrps.hashing`.
 
 Importing :mod:`pfrps` is cheap: each name is imported on first use, and bcc (needed only to
 compile the steering program) is imported by :meth:`Supervisor.start`, never at import time.
@@ -40,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Supervisor": "supervisor",
-    "SupervisorConfig": "supervisor",
-    "MAX_WORKERS": "supervisor",
-    "STEERING_MODES": "supervisor",
+    "SupervisorConfig": "config",
+    "MAX_WORKERS": "config",
+    "STEERING_MODES": "config",
     "FrameMeta": "worker",
     "WorkerContext": "worker",
     "Handler": "worker",
@@ -56,19 +58,9 @@ _EXPORTS = {
     "BpfLoadError": "errors",
     "TopologyError": "errors",
     "WorkerError": "errors",
+    "LabError": "errors",
     "InterfaceGoneError": "linkwatch",
     "LinkEvent": "linkwatch",
-    "ALGORITHMS": "hashing",
-    "parse_hash_alg": "hashing",
-    "parse_mac": "hashing",
-    "format_mac": "hashing",
-    "as_mac_array": "hashing",
-    "mac_hash": "hashing",
-    "mac_jhash": "hashing",
-    "jhash_oaat": "hashing",
-    "hash_macs": "hashing",
-    "worker_for": "hashing",
-    "expected_counts": "hashing",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -96,8 +88,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve lazily
     from .errors import (BccMissingError, BpfCompileError, BpfLoadError, InterfaceError, KernelHeadersError,
-                         PfrpsError, PrivilegeError, TopologyError, UsageError, WorkerError)
-    from .hashing import (ALGORITHMS, as_mac_array, expected_counts, format_mac, hash_macs, jhash_oaat, mac_hash,
-                          mac_jhash, parse_hash_alg, parse_mac, worker_for)
-    from .supervisor import MAX_WORKERS, STEERING_MODES, Supervisor, SupervisorConfig
+                         LabError, PfrpsError, PrivilegeError, TopologyError, UsageError, WorkerError)
+    from .config import MAX_WORKERS, STEERING_MODES, SupervisorConfig
+    from .supervisor import Supervisor
     from .worker import FrameMeta, Handler, WorkerContext

@@ -8,27 +8,40 @@ with no interface (``BPF_PROG_TEST_RUN``, as katran and cilium test their progra
 program's id (``BPF_OBJ_GET_INFO_BY_FD``, for leak checks). Every ``_*Attr`` structure below is
 the prefix of ``union bpf_attr`` that its command uses, field for field as in
 ``include/uapi/linux/bpf.h``; the kernel zero-checks the rest (``CHECK_ATTR``), so the size
-passed is the structure's own. Source: bpf(2), ``uapi/linux/bpf.h``. x86-64 only
-(``__NR_bpf`` = 321).
+passed is the structure's own. Source: bpf(2), ``uapi/linux/bpf.h``. The syscall number
+``__NR_bpf`` differs per architecture (:data:`NR_BPF`); on another one the first call raises
+:class:`~pfrps.errors.UsageError`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
-from typing import Iterator
+import platform
+from typing import Iterator, Optional
 
-from .errors import BpfLoadError
+from .errors import BpfLoadError, UsageError
 
 __all__ = [
     "prog_test_run", "prog_id", "prog_name", "map_create", "map_update", "map_lookup",
     "map_delete", "map_keys", "obj_pin", "obj_get", "prog_load", "PROG_NAME_PREFIX",
     "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "prog_name_by_id", "prog_test_run_frame",
-    "link_create", "prog_query", "BPF_XDP", "BPF_TCX_INGRESS", "BPF_TCX_EGRESS",
+    "link_create", "prog_query", "BPF_XDP", "BPF_TCX_INGRESS", "BPF_TCX_EGRESS", "NR_BPF", "nr_bpf",
 ]
 
-_NR_BPF = 321  # x86_64
+#: ``__NR_bpf`` per ``platform.machine()``: arch/x86/entry/syscalls/syscall_64.tbl (x86_64) and
+#: syscall_32.tbl (i386), include/uapi/asm-generic/unistd.h (aarch64, riscv64, loongarch64),
+#: arch/arm/tools/syscall.tbl, arch/powerpc/kernel/syscalls/syscall.tbl,
+#: arch/s390/kernel/syscalls/syscall.tbl.
+NR_BPF = {
+    "x86_64": 321, "i386": 357, "i686": 357,
+    "aarch64": 280, "arm64": 280, "riscv64": 280, "loongarch64": 280,
+    "armv7l": 386, "armv6l": 386,
+    "ppc64le": 361, "ppc64": 361,
+    "s390x": 351,
+}
 _BPF_MAP_CREATE = 0
 _BPF_MAP_LOOKUP_ELEM = 1
 _BPF_MAP_UPDATE_ELEM = 2
@@ -137,8 +150,23 @@ class _ProgLoadAttr(ctypes.Structure):
     ]
 
 
+@functools.lru_cache(maxsize=None)
+def nr_bpf(machine: Optional[str] = None) -> int:
+    """``__NR_bpf`` on ``machine`` (default: this host's, ``platform.machine()``), from :data:`NR_BPF`.
+
+    Raises:
+        UsageError: an architecture pfrps does not know the number for.
+    """
+    machine = machine or platform.machine()
+    try:
+        return NR_BPF[machine]
+    except KeyError:
+        raise UsageError(f"the bpf(2) syscall number of architecture {machine!r} is not known to pfrps",
+                         code=errno.ENOTSUP, hint=f"add it to pfrps.bpfsys.NR_BPF (known: {', '.join(NR_BPF)})") from None
+
+
 def _bpf(cmd: int, attr: ctypes.Structure, what: str = "") -> int:
-    ret = _libc.syscall(_NR_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    ret = _libc.syscall(nr_bpf(), cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
         code = ctypes.get_errno()
         raise BpfLoadError(f"bpf({what or cmd}) failed: {os.strerror(code)}", code=code,

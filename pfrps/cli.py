@@ -14,18 +14,19 @@ from .cliutil import (ArgumentParser, add_metrics_option, human_bytes, int_range
 from .config import MAX_WORKERS, RX_MODES, STEERING_MODES, SupervisorConfig, parse_cpus
 from .errors import UsageError
 from .hashing import parse_hash_alg
+from .kernel import ETH_P_PPP_DISC, ETH_P_PPP_SES
 from .logs import reopen_log_files
 from .privileges import CAP_CHOWN, SUPERVISOR_CAPS, lookup_user, unreachable_dir
 from .supervisor import Supervisor
 
 # ArgumentParser, int_range, positive_seconds, setup_logging and signal_ready live in
 # pfrps.cliutil; they stay importable from here for existing callers.
-__all__ = ["main", "parse_ethertypes", "build_parser", "ArgumentParser", "int_range", "positive_seconds", "setup_logging", "signal_ready"]
+__all__ = ["main", "parse_ethertypes", "build_parser"]
 
 ETHERTYPE_NAMES = {
-    "pppoe": (0x8863, 0x8864),
-    "pppoe-discovery": (0x8863,),
-    "pppoe-session": (0x8864,),
+    "pppoe": (ETH_P_PPP_DISC, ETH_P_PPP_SES),
+    "pppoe-discovery": (ETH_P_PPP_DISC,),
+    "pppoe-session": (ETH_P_PPP_SES,),
     "ipv4": (0x0800,),
     "arp": (0x0806,),
     "ipv6": (0x86DD,),
@@ -41,6 +42,7 @@ examples:
   pfrps -i enp1s0 -w 4 -b my_rps.bpf.c # your own steering program (keep pfrps_filter/pfrps_opts)
   pfrps -i enp1s0 -w 8 --user nobody --log-file /var/log/pfrps.log
   pfrps -i enp1s0 -w 8 --metrics 127.0.0.1:9464   # Prometheus scrapes http://127.0.0.1:9464/metrics
+  pfrps -i eth1 -i eth2 -w 8           # two access ports, the same 8 workers, per-port figures
 """
 
 
@@ -79,8 +81,9 @@ def build_parser() -> ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-i", "--bind-interface", "--interface", dest="interface", required=True, metavar="IF",
-                   help="interface to receive on")
+    p.add_argument("-i", "--bind-interface", "--interface", dest="interfaces", action="append", required=True,
+                   metavar="IF", help="interface to receive on; repeat for several ports (-i eth1 -i eth2): "
+                   "every worker reads each one, a source MAC lands on the same worker on every port")
     p.add_argument("-w", "--worker-count", dest="workers", type=int_range(1, MAX_WORKERS, "worker count"),
                    default=os.cpu_count() or 1, metavar="N",
                    help=f"worker processes, 1..{MAX_WORKERS} (default: CPUs, {os.cpu_count()})")
@@ -165,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
                     hint=f"put the log file in a directory {args.user} can enter (e.g. /var/log/pfrps, mode 0755)")
         setup_logging(args.log_level, path=args.log_file, owner=owner)
     config = SupervisorConfig(
-        interface=args.interface,
+        interfaces=tuple(args.interfaces),
         workers=args.workers,
         hash_alg=parse_hash_alg(args.hash_alg),
         ethertypes=parse_ethertypes(args.ethertypes),

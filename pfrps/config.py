@@ -20,6 +20,8 @@ __all__ = ["SupervisorConfig", "MAX_WORKERS", "STEERING_MODES", "RX_MODES", "DEF
 #: Workers pfrps supports: tested at 1, 3, 8, 64, 257 and 1024 (fanout groups above 256
 #: members need Linux 5.11+; filter mode runs N programs per frame).
 MAX_WORKERS = 1024
+#: Most async handler tasks in flight per worker that ``max_async_tasks`` may allow.
+MAX_ASYNC_TASKS = 1 << 20
 #: Default ring memory per worker, bytes (``--rx ring``), up to :data:`RING_TOTAL_BYTES` in all.
 RING_BYTES = 4 << 20
 #: Above 64 workers the default rings share this much memory in all (bytes): 1024 rings of
@@ -84,7 +86,13 @@ class SupervisorConfig:
     """What to steer and how.
 
     Attributes:
-        interface: interface name (in the current network namespace).
+        interface: the primary interface's name (in the current network namespace): the first
+            of ``interfaces``, kept for code that knows one interface.
+        interfaces: every interface to steer (``-i`` repeated), the primary first; empty (the
+            default) means ``(interface,)``. Each gets its own steered sockets (one fanout group
+            or filter set per interface, :mod:`pfrps.steering`) and every worker reads one
+            socket per interface: the same source MAC lands on the same worker whichever port
+            it comes in on. Names must be distinct (:meth:`validate`).
         workers: N worker processes, 1..:data:`MAX_WORKERS`.
         hash_alg: 0 mac_hash, 1 mac_jhash, 2 jhash_oaat.
         ethertypes: ethertypes to receive (host order); empty = every frame.
@@ -123,9 +131,12 @@ class SupervisorConfig:
         app_histograms: ``{name: bucket upper bounds}`` of per-worker histograms the handler
             feeds with ``ctx.observe(name, value)`` (seconds for a latency), kept in shared memory.
         app_help: HELP text of application counters, gauges and histograms, by name (optional).
+        max_async_tasks: an async (coroutine) handler's tasks in flight per worker, at most
+            (1..:data:`MAX_ASYNC_TASKS`, default 1024); a frame arriving while that many are
+            unfinished is not handled and is counted in ``async_refused``.
     """
 
-    interface: str
+    interface: str = ""
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     hash_alg: int = 0
     ethertypes: tuple[int, ...] = DEFAULT_ETHERTYPES
@@ -151,12 +162,23 @@ class SupervisorConfig:
     app_name: str = ""
     app_histograms: dict[str, tuple[float, ...]] = field(default_factory=dict)
     app_help: dict[str, str] = field(default_factory=dict)
+    interfaces: tuple[str, ...] = ()
+    max_async_tasks: int = 1024
+
+    def __post_init__(self) -> None:
+        if isinstance(self.interfaces, str):
+            self.interfaces = (self.interfaces,)
+        self.interfaces = tuple(self.interfaces) or ((self.interface,) if self.interface else ())
+        if not self.interface and self.interfaces:
+            self.interface = self.interfaces[0]
 
     def ring_geometry(self) -> tuple[int, int]:
-        """``(block_size, blocks)`` of each worker's ring: the options, or the default.
+        """``(block_size, blocks)`` of each ring (one per worker per interface): the options, or
+        the default.
 
         The default is :data:`RING_BYTES` (4 MiB) per worker, and at most
-        :data:`RING_TOTAL_BYTES` (256 MiB) for all workers together (above 64 workers: 1 MiB
+        :data:`RING_TOTAL_BYTES` (256 MiB) for all rings together (N workers x K interfaces;
+        one interface above 64 workers: 1 MiB
         each at 256, 256 KiB at 1024). Its block size trades wake-ups against slack: a worker
         wakes once per retired block, and the kernel retires a block when full or 10 ms after
         opening it however empty (re-arming the timer while the block stays empty), so at low
@@ -173,11 +195,20 @@ class SupervisorConfig:
                   _SMALL_BLOCK if self.workers <= SMALL_BLOCK_MAX_WORKERS else _TINY_BLOCK)
         if self.ring_blocks is not None:
             return bs, self.ring_blocks
-        per_worker = min(RING_BYTES, RING_TOTAL_BYTES // max(self.workers, 1))
+        per_worker = min(RING_BYTES, RING_TOTAL_BYTES // max(self.workers * max(len(self.interfaces), 1), 1))
         return bs, max(_MIN_DEFAULT_BLOCKS if bs <= _SMALL_BLOCK else 1, per_worker // bs)
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values out of range (before anything is opened)."""
+        if not self.interfaces or not all(self.interfaces):
+            raise UsageError("no interface given", hint="name the interface to steer with -i IF")
+        if self.interface != self.interfaces[0]:
+            raise UsageError(f"primary interface {self.interface!r} is not the first of {list(self.interfaces)}",
+                             hint="set interfaces=(primary, ...) or interface alone")
+        dup = sorted({i for i in self.interfaces if self.interfaces.count(i) > 1})
+        if dup:
+            raise UsageError(f"interface {dup[0]} is given more than once",
+                             hint="name each interface once (-i IF1 -i IF2)")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise UsageError(f"worker count {self.workers} is out of range",
                              hint=f"use -w between 1 and {MAX_WORKERS}")
@@ -197,6 +228,10 @@ class SupervisorConfig:
         if not 0 <= self.watchdog < float("inf"):
             raise UsageError(f"watchdog {self.watchdog} s is not valid",
                              hint="give the watchdog seconds above 0, or 0 to turn it off")
+        if isinstance(self.max_async_tasks, bool) or not isinstance(self.max_async_tasks, int) \
+                or not 1 <= self.max_async_tasks <= MAX_ASYNC_TASKS:
+            raise UsageError(f"max_async_tasks {self.max_async_tasks!r} is out of range",
+                             hint=f"allow 1..{MAX_ASYNC_TASKS} async handler tasks in flight per worker (default 1024)")
         if self.user is not None:
             lookup_user(self.user)
         if self.rx == "ring":

@@ -11,33 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
 import signal
-import subprocess
 import sys
 import time
 from typing import Optional, Sequence
 
-from .cli import ArgumentParser
+from .cliutil import ArgumentParser, wait_ready
 from .errors import PfrpsError
-from .supervisor import check_privileges
+from .config import check_privileges
 from .topology import TwoNodeTopology
 
 __all__ = ["main"]
-
-
-def _wait_ready(fd: int, proc: subprocess.Popen, timeout: float) -> bool:
-    """Block until pfrps writes READY on ``fd``; False if it exits or ``timeout`` s pass first."""
-    sel = selectors.DefaultSelector()
-    sel.register(fd, selectors.EVENT_READ)
-    try:
-        if sel.select(timeout):
-            return os.read(fd, 64).startswith(b"READY")
-        return False
-    finally:
-        sel.close()
-        if proc.poll() is not None:
-            return False
 
 
 def build_parser() -> ArgumentParser:
@@ -87,8 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         t_launch = time.monotonic()
         pfrps = topo.popen(topo.node, pfrps_argv, pass_fds=(w,))
         os.close(w)
-        ready = _wait_ready(r, pfrps, timeout=60)
-        os.close(r)
+        ready = wait_ready(r, 60)  # closes r
         if not ready:
             status = pfrps.wait()
             print(f"demo: error: pfrps exited with status {status} before its workers were ready", file=sys.stderr)

@@ -23,6 +23,7 @@ __all__ = [
     "BpfLoadError",
     "TopologyError",
     "WorkerError",
+    "LabError",
 ]
 
 
@@ -108,3 +109,11 @@ class TopologyError(UsageError):
 
 class WorkerError(PfrpsError):
     """A worker process failed to start or died in a way the supervisor cannot recover."""
+
+
+class LabError(PfrpsError):
+    """A program started in a test or benchmark lab (:mod:`pfrps.testing`) did not do what was
+    waited for: not ready in time, exited, or its counters never showed the value asked for."""
+
+    def __init__(self, msg: str | None = None, code: int = errno.ETIMEDOUT, hint: str = "") -> None:
+        super().__init__(msg, code, hint)

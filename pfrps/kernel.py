@@ -1,7 +1,9 @@
 """Kernel constants and struct layouts pfrps uses, defined once.
 
 Sources: packet(7), ``include/uapi/linux/if_packet.h`` and ``include/uapi/linux/if_ether.h``
-(Linux 6.x), bpf(2). Every other module imports these names from here.
+(Linux 6.x), bpf(2), prctl(2) (``include/uapi/linux/prctl.h``). Every other module imports these
+names from here (the bpf(2) syscall number, which differs per architecture, is
+:data:`pfrps.bpfsys.NR_BPF`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import struct
 ETH_P_ALL = 0x0003
 ETH_P_PPP_DISC = 0x8863  # RFC 2516 discovery stage
 ETH_P_PPP_SES = 0x8864   # RFC 2516 session stage
+ETH_P_8021Q = 0x8100     # IEEE 802.1Q C-tag (also the outer tag of 0x8100/0x8100 QinQ)
+ETH_P_8021AD = 0x88A8    # IEEE 802.1ad S-tag
 ETH_HLEN = 14
 
 # -- socket options (socket(7), packet(7)) ----------------------------------------------------
@@ -29,17 +33,24 @@ PACKET_FANOUT = 18
 PACKET_QDISC_BYPASS = 20
 PACKET_FANOUT_DATA = 22
 PACKET_IGNORE_OUTGOING = 23
+#: ``sll_pkttype`` of a frame this host sent (the address recvfrom(2) returns, packet(7)).
+PACKET_OUTGOING = 4
+
+# -- prctl(2) options (include/uapi/linux/prctl.h) ------------------------------------------------
+#: the signal a process gets when the thread that forked it exits
+PR_SET_PDEATHSIG = 1
+#: the calling thread's name (``comm``, 15 bytes + NUL), what ps and top show
+PR_SET_NAME = 15
+#: no execve(2) may grant privileges again (setuid bits, file capabilities)
+PR_SET_NO_NEW_PRIVS = 38
 
 # -- fanout (packet(7) PACKET_FANOUT, if_packet.h) ----------------------------------------------
 PACKET_FANOUT_HASH = 0
 PACKET_FANOUT_EBPF = 7
 PACKET_FANOUT_FLAG_UNIQUEID = 0x2000  # kernel 4.20+: the kernel picks an unused group id
-PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 #: Members of a fanout group when ``max_num_members`` is not given (the int form of
 #: PACKET_FANOUT, and kernels before 5.11, which only know that form).
 FANOUT_DEFAULT_MAX_MEMBERS = 256
-#: The kernel's PACKET_FANOUT_MAX: the largest ``max_num_members`` (5.11+).
-FANOUT_MAX_MEMBERS = 1 << 16
 #: ``struct fanout_args { __u16 id; __u16 type_flags; __u32 max_num_members; }`` (5.11+;
 #: on a little-endian host its first 4 bytes equal the int form ``id | type_flags << 16``).
 FANOUT_ARGS = struct.Struct("=HHI")
@@ -62,8 +73,6 @@ AUXDATA_SIZE = TPACKET_AUXDATA.size
 TPACKET_REQ3 = struct.Struct("=7I")
 #: The first fields of ``struct tpacket3_hdr``: next_offset, sec, nsec, snaplen, len, status, mac.
 TPACKET3_HDR = struct.Struct("=6IH")
-#: sizeof(struct tpacket_block_desc), aligned to 8 (the kernel's BLK_HDR_LEN).
-BLK_HDR_LEN = 48
 #: TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) + sizeof(struct sockaddr_ll): 48 + 20 bytes.
 TPACKET3_HDRLEN = 68
 #: ``struct tpacket_stats`` (packets, drops) and ``tpacket_stats_v3`` (+ freeze_q_cnt).

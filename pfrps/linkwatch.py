@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from .errors import PfrpsError
+from .links import outside_running_loop
 from .receive import LINK_ERRNOS
 
 __all__ = ["LinkEvent", "LinkWatch", "InterfaceGoneError", "RxGuard", "link_is_up"]
@@ -234,6 +235,7 @@ class LinkWatch:
             link.flaps += 1
         return LinkEvent(link.ifname, ifindex, "up" if up else "down", link.flaps, now)
 
+    @outside_running_loop  # pyroute2's synchronous API, also under Supervisor.serve()
     def _resync(self, log_changes: bool) -> list[LinkEvent]:
         from pyroute2 import IPRoute  # noqa: PLC0415
         from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415

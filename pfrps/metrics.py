@@ -89,6 +89,11 @@ BUILTIN_METRICS: dict[str, tuple[str, str]] = {
                                                 "(frames; counted by the supervisor, ring mode)."),
     "SOCKET_ERRORS": ("pfrps_socket_errors", "Errors the worker's socket reported and the worker cleared, "
                                              "e.g. ENETDOWN when the link went down (count; counted by the worker)."),
+    "RESYNC_SKIPPED": ("pfrps_ring_resync_skipped_blocks", "Receive ring blocks the worker skipped because the "
+                                                           "kernel was ahead of its read position; their frames "
+                                                           "were never handed out (blocks; counted by the worker)."),
+    "ASYNC_REFUSED": ("pfrps_async_refused_frames", "Frames an async handler did not get because max_async_tasks "
+                                                    "of its tasks were in flight (frames; counted by the worker)."),
 }
 #: Columns not exposed: the watchdog's progress word, and tp_packets (frames + kernel drops,
 #: already there; --json leaves it out too).
@@ -152,14 +157,25 @@ class PfrpsCollector:
         if_rx_dropped: returns the interface's receive drops since start (frames), or None.
         workers_ready: returns how many workers are running and ready, or None.
         link_up: returns whether the link is up and running, or None (then no ``pfrps_link_up``).
+        ports: with several interfaces (``-i`` repeated), returns
+            :meth:`pfrps.supervisor.Supervisor.port_figures` (``{ifname: {"frames": [...], ...}}``):
+            then ``pfrps_port_frames_total``, ``pfrps_port_bytes_total``, ``pfrps_port_drops_total``,
+            ``pfrps_port_tx_frames_total`` and ``pfrps_port_tx_errors_total`` per worker and
+            interface, and ``pfrps_interface_drops`` per interface; or None.
+        port_link_up: ``{ifname: callable}`` of the other interfaces' link state (more
+            ``pfrps_link_up`` samples), or None.
     """
 
     def __init__(self, counters: SharedCounters, interface: str, app_name: str = "",
                  app_help: Optional[Mapping[str, str]] = None,
                  if_rx_dropped: Optional[Callable[[], int]] = None,
                  workers_ready: Optional[Callable[[], int]] = None,
-                 link_up: Optional[Callable[[], bool]] = None) -> None:
+                 link_up: Optional[Callable[[], bool]] = None,
+                 ports: Optional[Callable[[], dict]] = None,
+                 port_link_up: Optional[Mapping[str, Callable[[], bool]]] = None) -> None:
         self.counters = counters
+        self._ports = ports
+        self._port_link_up = dict(port_link_up or {})
         self.interface = interface
         self.prefix = metric_prefix(app_name)
         self.app_help = dict(app_help or {})
@@ -183,6 +199,7 @@ class PfrpsCollector:
         arr = self.counters.array.copy()
         labels = self._worker_labels
         iface = (self.interface,)
+        ports = self._ports() if self._ports is not None else {}
         for col, name, text in self._builtin:
             yield self._family(CounterMetricFamily, name, text, arr[:, col].tolist(),
                                unit="bytes" if name.endswith("_bytes") else "")
@@ -191,11 +208,24 @@ class PfrpsCollector:
                 "pfrps_interface_drops", "Frames the interface dropped before any packet socket saw them since "
                 "pfrps started: rx_dropped + rx_missed_errors of IFLA_STATS64, as ip -s link shows them "
                 "(frames; read by the supervisor every --interval).", labels=("interface",))
-            fam.add_metric(iface, self._if_rx_dropped())
+            if ports:
+                for ifname, fig in ports.items():
+                    fam.add_metric((ifname,), fig["if_rx_dropped"])
+            else:
+                fam.add_metric(iface, self._if_rx_dropped())
+            yield fam
+        for key, name, text in _PORT_METRICS if ports else ():
+            fam = CounterMetricFamily(name, text, labels=_LABELS, unit="bytes" if name.endswith("_bytes") else "")
+            for ifname, fig in ports.items():
+                for w, v in enumerate(fig[key]):
+                    fam.add_metric((str(w), ifname), v)
             yield fam
         if self._link_up is not None:
-            yield self._one("pfrps_link_up", "1 when the interface is up and has carrier (IFF_UP and IFF_RUNNING, "
+            fam = self._one("pfrps_link_up", "1 when the interface is up and has carrier (IFF_UP and IFF_RUNNING, "
                             "read at scrape time in pfrps's network namespace), else 0.", int(self._link_up()))
+            for ifname, up in self._port_link_up.items():
+                fam.add_metric((ifname,), int(up()))
+            yield fam
         yield self._one("pfrps_workers", "Worker processes pfrps runs (-w; a count).", self.counters.workers)
         if self._workers_ready is not None:
             yield self._one("pfrps_workers_ready", "Worker processes running and ready now; fewer while one "
@@ -238,16 +268,32 @@ class PfrpsCollector:
         return fam
 
 
+#: Per worker per interface families (several interfaces): (port_figures key, name, help).
+_PORT_METRICS = (
+    ("frames", "pfrps_port_frames", "Frames each worker read from each interface (-i repeated; frames)."),
+    ("bytes", "pfrps_port_bytes", "Bytes of the frames each worker read from each interface (bytes)."),
+    ("drops", "pfrps_port_drops", "Frames the kernel dropped on each worker's socket of each interface "
+              "(PACKET_STATISTICS tp_drops, read every --interval; frames)."),
+    ("tx_frames", "pfrps_port_tx_frames", "Frames each worker sent out of each interface (frames)."),
+    ("tx_errors", "pfrps_port_tx_errors", "Sends that failed, per worker and interface (frames)."),
+)
+
+
 def supervisor_collector(sup: Any) -> PfrpsCollector:
     """The collector of a started :class:`pfrps.supervisor.Supervisor`: its counters, interface,
-    application name and help, drops, ready workers and link state."""
+    application name and help, drops, ready workers and link state; with several interfaces,
+    per-interface series too."""
     cfg = sup.config
     ifindex = sup.ifindex
+    multi = len(getattr(sup, "ifindexes", ())) > 1
+    others = {name: (lambda i=i: link_running(i)) for name, i in zip(cfg.interfaces[1:], sup.ifindexes[1:])} \
+        if multi else None
     return PfrpsCollector(
         sup.counters, cfg.interface, app_name=getattr(cfg, "app_name", ""), app_help=getattr(cfg, "app_help", None),
         if_rx_dropped=lambda: sup.if_rx_dropped,
         workers_ready=lambda: sum(1 for s in list(sup.slots) if s.ready and s.pid),
-        link_up=lambda: link_running(ifindex))
+        link_up=lambda: link_running(ifindex), ports=sup.port_figures if multi else None,
+        port_link_up=others)
 
 
 # -- the HTTP endpoint ---------------------------------------------------------------------------

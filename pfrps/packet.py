@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from .errors import InterfaceError, PfrpsError, PrivilegeError
 
 __all__ = [
-    "ETH_P_ALL",
-    "ETH_P_PPP_DISC",
-    "ETH_P_PPP_SES",
-    "SOL_PACKET",
     "PacketStats",
     "open_rx_socket",
     "open_tx_socket",
@@ -28,17 +24,12 @@ __all__ = [
     "join_fanout",
     "fanout_group_id",
     "attach_fanout_program",
-    "AUXDATA_SIZE",
-    "parse_auxdata",
 ]
 
-from .kernel import (AUXDATA_SIZE, ETH_P_ALL, ETH_P_PPP_DISC, ETH_P_PPP_SES, FANOUT_ARGS,  # noqa: F401
-                     FANOUT_DEFAULT_MAX_MEMBERS, FANOUT_MAX_MEMBERS, PACKET_AUXDATA, PACKET_FANOUT,
-                     PACKET_FANOUT_DATA, PACKET_FANOUT_EBPF, PACKET_FANOUT_FLAG_DEFRAG,
-                     PACKET_FANOUT_FLAG_UNIQUEID, PACKET_FANOUT_HASH, PACKET_IGNORE_OUTGOING,
-                     PACKET_QDISC_BYPASS, PACKET_STATISTICS, SO_ATTACH_BPF, SO_RCVBUFFORCE,
-                     SO_SNDBUFFORCE, SOL_PACKET, TP_STATUS_VLAN_VALID, TPACKET_AUXDATA,
-                     TPACKET_STATS, TPACKET_STATS_V3)
+from .kernel import (ETH_P_ALL, FANOUT_ARGS, FANOUT_DEFAULT_MAX_MEMBERS,
+                     PACKET_AUXDATA, PACKET_FANOUT, PACKET_FANOUT_DATA, PACKET_FANOUT_EBPF, PACKET_IGNORE_OUTGOING,
+                     PACKET_QDISC_BYPASS, PACKET_STATISTICS, SO_ATTACH_BPF, SO_RCVBUFFORCE, SO_SNDBUFFORCE,
+                     SOL_PACKET, TPACKET_STATS, TPACKET_STATS_V3)
 
 
 @dataclass
@@ -211,11 +202,5 @@ def fanout_group_id(sock: socket.socket) -> int:
 def attach_fanout_program(sock: socket.socket, prog_fd: int) -> None:
     """Give a PACKET_FANOUT_EBPF group its program (``PACKET_FANOUT_DATA``) via member ``sock``."""
     sock.setsockopt(SOL_PACKET, PACKET_FANOUT_DATA, struct.pack("=i", prog_fd))
-
-
-def parse_auxdata(data: bytes) -> tuple[int, int, int, int | None]:
-    """Decode ``struct tpacket_auxdata``: ``(tp_status, tp_len, tp_snaplen, vlan_tci or None)``."""
-    status, length, snaplen, _mac, _net, tci, _tpid = TPACKET_AUXDATA.unpack_from(data)
-    return status, length, snaplen, (tci if status & TP_STATUS_VLAN_VALID else None)
 
 

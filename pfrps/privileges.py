@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import PrivilegeError, UsageError
+from .kernel import PR_SET_NO_NEW_PRIVS
 
 __all__ = ["CAP_CHOWN", "lookup_user", "unreachable_dir", "drop_to_user", "keep_only_caps", "effective_caps", "SUPERVISOR_CAPS"]
 
 CAP_CHOWN, CAP_KILL, CAP_SETGID, CAP_SETUID = 0, 5, 6, 7
 SUPERVISOR_CAPS = (CAP_KILL, CAP_SETGID, CAP_SETUID)
-_PR_SET_NO_NEW_PRIVS = 38
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -97,7 +97,7 @@ def drop_to_user(uid: int, gid: int) -> None:
         os.setuid(uid)
     except OSError as exc:
         raise PrivilegeError(f"cannot switch to uid {uid}: {exc.strerror}", code=exc.errno or errno.EPERM) from None
-    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     if uid != 0 and effective_caps() != 0:
         raise PrivilegeError(f"capabilities remain after switching to uid {uid}")
 

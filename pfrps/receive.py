@@ -69,19 +69,20 @@ import os
 import platform
 import socket
 import time
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
 from . import packet
 from .errors import PfrpsError, UsageError
-from .kernel import (AUXDATA_SIZE, BLK_HDR_LEN, ETH_HLEN, PACKET_AUXDATA, PACKET_RX_RING,  # noqa: F401
+from .kernel import (AUXDATA_SIZE, ETH_HLEN, PACKET_AUXDATA, PACKET_RX_RING,  # noqa: F401
                      PACKET_VERSION, SO_TIMESTAMPNS, SOL_PACKET, TP_STATUS_KERNEL, TP_STATUS_USER,
                      TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID, TPACKET3_HDR, TPACKET3_HDRLEN, TPACKET_ALIGNMENT,
                      TPACKET_AUXDATA, TPACKET_REQ3, TPACKET_V3)
 
 __all__ = [
+    "Receiver",
+    "OnFrame",
     "RxRing",
     "RingReceiver",
     "check_geometry",
@@ -180,24 +181,87 @@ def split_position(word: int) -> tuple[int, int, bool]:
     return word >> 32, (word >> 1) & 0x7FFFFFFF, bool(word & 1)
 
 
-@dataclass
 class FrameMeta:
-    """Receive metadata of one frame.
+    """Receive metadata of one frame (``__slots__``: one is built per frame, so it is kept cheap).
+
+    ``FrameMeta(ifindex, timestamp, length, vlan_tci=None, vlan_tpid=None)`` as before; the
+    ring reader passes the kernel's ``tp_sec`` as ``timestamp`` and ``tp_nsec`` as ``nsec``, so
+    the float :attr:`timestamp` is computed only if a handler reads it. Each frame gets a new
+    FrameMeta (never a reused one): a handler, or an async handler's task, may keep it.
 
     Attributes:
         ifindex: the interface it arrived on.
-        timestamp: kernel receive time, seconds since the epoch (CLOCK_REALTIME).
+        timestamp: kernel receive time, seconds since the epoch (CLOCK_REALTIME), a float
+            (computed on first read from whole seconds plus ``nsec`` when those were given).
         length: the frame's length on the wire, bytes (the view may be shorter only if truncated).
         vlan_tci: the 802.1Q TCI the kernel stripped (VLAN offload), or None.
         vlan_tpid: the stripped tag's TPID (0x8100 for 802.1Q, 0x88a8 for an 802.1ad S-tag)
             when the kernel reports it (``TP_STATUS_VLAN_TPID_VALID``), else None.
     """
 
-    ifindex: int
-    timestamp: float
-    length: int
-    vlan_tci: Optional[int] = None
-    vlan_tpid: Optional[int] = None
+    __slots__ = ("ifindex", "_ts", "length", "vlan_tci", "vlan_tpid", "_nsec")
+
+    def __init__(self, ifindex: int, timestamp: float, length: int, vlan_tci: Optional[int] = None,
+                 vlan_tpid: Optional[int] = None, nsec: Optional[int] = None) -> None:
+        self.ifindex = ifindex
+        self._ts = timestamp
+        self.length = length
+        self.vlan_tci = vlan_tci
+        self.vlan_tpid = vlan_tpid
+        self._nsec = nsec
+
+    @property
+    def timestamp(self) -> float:
+        """Kernel receive time, seconds since the epoch (float)."""
+        nsec = self._nsec
+        if nsec is None:
+            return self._ts
+        ts = self._ts = self._ts + nsec * 1e-9
+        self._nsec = None
+        return ts
+
+    @timestamp.setter
+    def timestamp(self, value: float) -> None:
+        self._ts, self._nsec = value, None
+
+    def _key(self) -> tuple:
+        return self.ifindex, self.timestamp, self.length, self.vlan_tci, self.vlan_tpid
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FrameMeta):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (f"FrameMeta(ifindex={self.ifindex!r}, timestamp={self.timestamp!r}, length={self.length!r}, "
+                f"vlan_tci={self.vlan_tci!r}, vlan_tpid={self.vlan_tpid!r})")
+
+
+#: What a receiver hands every frame to: ``on_frame(frame, meta)``, ``frame`` a ``memoryview``
+#: valid only during the call (released when it returns), ``meta`` a :class:`FrameMeta`.
+OnFrame = Callable[[memoryview, FrameMeta], None]
+
+
+@runtime_checkable
+class Receiver(Protocol):
+    """What a worker reads frames from (:class:`RecvReceiver`, :class:`RingReceiver`, or a
+    wrapper such as :class:`pfrps.linkwatch.RxGuard`)."""
+
+    def fileno(self) -> int:
+        """A file descriptor that is readable when :meth:`poll` has frames to read."""
+        ...  # pragma: no cover
+
+    def poll(self, on_frame: Optional[OnFrame], ifindex: int, budget: int = 256) -> tuple[int, int, int]:
+        """Read up to about ``budget`` frames without blocking, handing each to ``on_frame``
+        (None: only count them); return ``(frames, bytes, truncated)``: frames read, the sum of
+        their wire lengths (bytes), and how many were captured shorter than on the wire."""
+        ...  # pragma: no cover
+
+    def close(self) -> None:
+        """Drop what the receiver holds (views, fds of its own); the socket stays its owner's."""
+        ...  # pragma: no cover
 
 
 class RecvReceiver:
@@ -220,6 +284,8 @@ class RecvReceiver:
         #: Socket errors ``recvmsg`` reported (ENETDOWN when the link went down); reading one
         #: clears it, and the socket receives again once the link is up (packet(7)).
         self.socket_errors = 0
+        #: Always 0 (no ring to fall behind); :class:`RingReceiver` has the real one.
+        self.resync_skipped = 0
 
     def fileno(self) -> int:
         """The socket's file descriptor."""
@@ -263,8 +329,24 @@ class RecvReceiver:
             frames += 1
             nbytes += length
             if on_frame is not None:
-                on_frame(self.view[:n], FrameMeta(ifindex, ts or time.time(), length, vlan, tpid))
+                view = self.view[:n]
+                on_frame(view, FrameMeta(ifindex, ts or time.time(), length, vlan, tpid))
+                _release(view)
         return frames, nbytes, truncated
+
+    def close(self) -> None:
+        """Nothing to drop: the buffer is this object's, the socket the supervisor's."""
+
+
+def _release(view: memoryview) -> None:
+    """Release a frame's view once the handler returned: a handler that kept it then gets
+    ``ValueError`` on use instead of silently reading bytes the kernel has since rewritten. A
+    view the handler exported a buffer of (``np.frombuffer(frame)`` still alive) cannot be
+    released and is left as is; slices the handler took (``frame[6:12]``) stay readable."""
+    try:
+        view.release()
+    except BufferError:
+        pass
 
 
 def check_geometry(block_size: int, blocks: int, frame_size: int, page_size: int = mmap.PAGESIZE) -> int:
@@ -472,7 +554,13 @@ class RingReceiver:
     """Read one :class:`RxRing` (``--rx ring``), in the worker process.
 
     Frames are handed out as zero-copy ``memoryview`` slices of the ring: a view is valid
-    only until the handler returns (its block then goes back to the kernel and is refilled).
+    only until the handler returns (its block then goes back to the kernel and is refilled),
+    and is released then, so a handler that kept it gets ``ValueError`` rather than recycled
+    bytes (slices it took of it, ``frame[6:12]``, are not released: copy them to keep them).
+
+    Attributes:
+        resync_skipped: ring blocks skipped since last zeroed because the kernel was ahead of
+            the read position (see :meth:`_begin`); the worker collects it after every poll.
 
     Args:
         ring: the ring; mapped into this process here if it is not (:meth:`RxRing.map`).
@@ -496,6 +584,9 @@ class RingReceiver:
         self._a32 = np.frombuffer(ring._mm, dtype=np.uint32)
         self._st = memoryview(ring._state_mm).cast("Q")
         self._cache = (-1, 0)  # (position word, offset of its next frame) of a part-read block
+        #: Ring blocks skipped because the kernel was ahead of the read position, not yet
+        #: collected (the worker adds it to ``Col.RESYNC_SKIPPED`` and zeroes it after each poll).
+        self.resync_skipped = 0
         self._recover()
 
     def fileno(self) -> int:
@@ -544,6 +635,9 @@ class RingReceiver:
                 u[h + 2] = TP_STATUS_KERNEL
                 return None
             # The kernel is ahead of the position (it cannot be without our release): resync.
+            # Blocks seq .. bseq-1 (the part of seq not handed out included) are never read;
+            # their frame counts are gone with them: count the blocks (resync_skipped).
+            self.resync_skipped += bseq - seq
             self._st[0] = word = position(bseq)
             seq, handed = bseq, 0
         num = u[h + 3]
@@ -649,40 +743,54 @@ class RingReceiver:
 
     def _deliver(self, on_frame: Callable[[memoryview, FrameMeta], None], ifindex: int,
                  budget: int) -> tuple[int, int, int]:
+        # Per frame: one header unpack, one FrameMeta (timestamp left as tp_sec/tp_nsec), one
+        # view, the two position stores, the call, the view's release (bench/handler_micro.py).
         st = self._st
-        mm = self._mm
         mv = self._mv
         u = self._u32
         unpack = _HDR3.unpack_from
+        meta_of = FrameMeta
+        new = object.__new__
         frames = nbytes = truncated = 0
         while frames < budget:
             b = self._begin()
             if b is None:
                 break
             seq, base, num, pkt, off = b
-            top = seq << 32
-            while pkt < num and frames < budget:
+            word = seq << 32 | pkt << 1  # the position word, handed_out in bits 1..31
+            last = min(num, pkt + budget - frames)
+            frames += last - pkt
+            for _ in range(last - pkt):
                 p = base + off
-                nxt, sec, nsec, snap, length, status, mac = unpack(mm, p)
-                pkt += 1
+                nxt, sec, nsec, snap, length, status, mac = unpack(mv, p)
                 off += nxt
+                word += 2
                 # One store moves the position past this frame and marks it in the handler: a
                 # frame is handed out at most once, whatever instruction a kill hits.
-                st[0] = top | pkt << 1 | 1
-                frames += 1
+                st[0] = word + 1
                 nbytes += length
                 if snap < length:
                     truncated += 1
                 start = p + mac
+                meta = new(meta_of)  # FrameMeta(ifindex, sec, length, tci, tpid, nsec), without the call
+                meta.ifindex = ifindex
+                meta._ts = sec
+                meta._nsec = nsec
+                meta.length = length
                 if status & TP_STATUS_VLAN_VALID:
-                    meta = FrameMeta(ifindex, sec + nsec * 1e-9, length, u[(p >> 2) + 8],
-                                     u[(p >> 2) + 9] & 0xFFFF if status & TP_STATUS_VLAN_TPID_VALID else None)
+                    meta.vlan_tci = u[(p >> 2) + 8]
+                    meta.vlan_tpid = u[(p >> 2) + 9] & 0xFFFF if status & TP_STATUS_VLAN_TPID_VALID else None
                 else:
-                    meta = FrameMeta(ifindex, sec + nsec * 1e-9, length)
-                on_frame(mv[start:start + snap], meta)
-                st[0] = top | pkt << 1
-            if pkt < num:
-                self._cache = (top | pkt << 1, off)
+                    meta.vlan_tci = meta.vlan_tpid = None
+                view = mv[start:start + snap]
+                on_frame(view, meta)
+                st[0] = word
+                try:
+                    view.release()
+                except BufferError:  # the handler holds a buffer of it (np.frombuffer): leave it
+                    pass
+            if last < num:
+                self._cache = (word, off)
                 break
             self._release(seq, base)
         return frames, nbytes, truncated

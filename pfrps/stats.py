@@ -23,7 +23,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Col", "SharedCounters", "SharedHistograms", "format_line", "snapshot"]
+__all__ = ["Col", "SharedCounters", "SharedHistograms", "format_line", "snapshot", "U64_MASK"]
+
+#: Counters are uint64 words; a negative add (a gauge going down) wraps modulo 2**64.
+U64_MASK = (1 << 64) - 1
 
 
 class Col(IntEnum):
@@ -42,6 +45,8 @@ class Col(IntEnum):
     INTERRUPTED = 10    # frames whose handler call a worker death cut short (<= 1 per death; recv mode: heartbeat)
     SOCKET_ERRORS = 11  # errors the socket reported and the worker cleared (ENETDOWN: the link went down)
     HEARTBEAT = 12      # progress: +2 per socket read; recv mode +1 into, +1 out of the handler; see pfrps.watchdog
+    RESYNC_SKIPPED = 13  # ring blocks the reader skipped because the kernel was ahead of its read position
+    ASYNC_REFUSED = 14  # frames an async handler did not get: max_async_tasks tasks were already in flight
 
 
 BUILTIN_COLUMNS = len(Col)
@@ -72,6 +77,7 @@ class SharedCounters:
         self._mm = mmap.mmap(-1, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.array = np.ndarray((workers, self.columns), dtype=np.uint64, buffer=self._mm)
         self._index = {name: BUILTIN_COLUMNS + i for i, name in enumerate(self.app_counters + self.app_gauges)}
+        self._words = memoryview(self._mm).cast("Q")
         self.histograms = SharedHistograms(workers, app_histograms or {})
 
     def column(self, name: str | Col) -> int:
@@ -85,9 +91,19 @@ class SharedCounters:
         return self._index[name]
 
     def add(self, worker_id: int, column: int, n: int) -> None:
-        """Add ``n`` (negative allowed: uint64 wrap-around, read back signed for gauges)."""
-        with np.errstate(over="ignore"):
-            self.array[worker_id, column] += np.uint64(n % (1 << 64))
+        """Add ``n`` (negative allowed: uint64 wrap-around, read back signed for gauges): one
+        aligned 8-byte store through a ``Q`` memoryview (no numpy scalar, no ``np.errstate``)."""
+        w, i = self._words, worker_id * self.columns + column
+        w[i] = (w[i] + n) & U64_MASK
+
+    def word_index(self, worker_id: int, name: str | Col) -> int:
+        """Index in :meth:`words` of worker ``worker_id``'s column ``name`` (resolve once, then
+        write ``words[i]`` per event: the fast path of ``ctx.count`` and ``ctx.counter``).
+
+        Raises:
+            KeyError: unknown application counter.
+        """
+        return worker_id * self.columns + self.column(name)
 
     def reset_gauges(self, worker_id: int) -> None:
         """Zero worker ``worker_id``'s gauges (before a restarted worker starts afresh)."""
@@ -108,6 +124,7 @@ class SharedCounters:
         """Unmap (after every worker has exited)."""
         self.histograms.close()
         self.array = None  # type: ignore[assignment]
+        self._words.release()
         try:
             self._mm.close()
         except BufferError:
@@ -116,13 +133,15 @@ class SharedCounters:
 
 def format_line(frames: np.ndarray, drops: np.ndarray | None = None, freezes: np.ndarray | None = None,
                 truncated: np.ndarray | None = None, if_rx_dropped: int = 0,
-                interrupted: np.ndarray | None = None, link: str | None = None, link_flaps: int = 0) -> str:
+                interrupted: np.ndarray | None = None, link: str | None = None, link_flaps: int = 0,
+                resync_skipped: np.ndarray | None = None) -> str:
     """The seed's stats line, cumulative per worker, population standard deviation.
 
     ``#0:3165 #1:3155 ... (total:25000 std_dev:31.784430)``; then, only when non-zero,
     `` drops #2:5 (total:5)`` (kernel drops, PACKET_STATISTICS), `` freezes ...`` (TPACKET_V3
     ring freezes), `` truncated ...``, `` interrupted ...`` (frames whose handler a worker's
-    death cut short) and `` if_rx_dropped:N`` (frames the interface dropped
+    death cut short), `` resync_skipped ...`` (ring blocks a reader skipped because the kernel
+    was ahead of its read position) and `` if_rx_dropped:N`` (frames the interface dropped
     before any packet socket saw them, :func:`pfrps.links.rx_dropped`, since start), so that
     no lost or cut frame goes unreported. When the link is not up, or went down since start,
     `` link:down link_flaps:1`` (``link`` is the state, ``link_flaps`` the down transitions,
@@ -130,7 +149,7 @@ def format_line(frames: np.ndarray, drops: np.ndarray | None = None, freezes: np
 
     Args:
         frames: ``(N,)`` frames per worker.
-        drops, freezes, truncated, interrupted: ``(N,)`` per worker, or None.
+        drops, freezes, truncated, interrupted, resync_skipped: ``(N,)`` per worker, or None.
         if_rx_dropped: frames, whole interface.
     """
     frames = np.asarray(frames, dtype=np.uint64)
@@ -138,7 +157,7 @@ def format_line(frames: np.ndarray, drops: np.ndarray | None = None, freezes: np
     std = float(np.std(frames.astype(np.float64))) if frames.size else 0.0
     parts.append(f"(total:{int(frames.sum())} std_dev:{std:.6f})")
     for name, arr in (("drops", drops), ("freezes", freezes), ("truncated", truncated),
-                      ("interrupted", interrupted)):
+                      ("interrupted", interrupted), ("resync_skipped", resync_skipped)):
         if arr is not None and np.any(arr):
             nz = " ".join(f"#{i}:{int(v)}" for i, v in enumerate(arr) if v)
             parts.append(f"{name} {nz} (total:{int(np.sum(arr))})")
@@ -157,8 +176,12 @@ def snapshot(counters: SharedCounters, elapsed: float, if_rx_dropped: int = 0) -
     ``frames``, ``bytes``, ``truncated``, ``drops``, ``freezes``, ``restarts``,
     ``handler_errors``, ``tx_frames``, ``tx_errors``, ``interrupted`` (frames handed to a
     handler whose worker died before it returned), ``socket_errors`` (socket errors each
-    worker cleared: one per link-down it saw), plus one list per application counter
-    and gauge (gauges signed).
+    worker cleared: one per link-down it saw), ``resync_skipped`` (ring blocks the reader
+    skipped, the kernel being ahead of its read position: their frames were never handed out,
+    and how many there were is unknowable once the kernel refilled the blocks; every block the
+    kernel hands over holds at least one), ``async_refused`` (frames an async handler was not
+    given because ``max_async_tasks`` of its tasks were in flight), plus one list per
+    application counter and gauge (gauges signed).
     """
     arr = counters.array.copy()
     frames = arr[:, Col.FRAMES]
@@ -225,6 +248,9 @@ class SharedHistograms:
         self.counts = np.ndarray((workers, self.buckets), dtype=np.uint64, buffer=self._mm)
         self.sums = np.ndarray((workers, len(self.names)), dtype=np.float64, buffer=self._mm,
                                offset=workers * self.buckets * 8)
+        # The same memory as flat typed memoryviews: one 8-byte store per write in observe().
+        self._cw = memoryview(self._mm).cast("Q")
+        self._sw = memoryview(self._mm)[workers * self.buckets * 8:].cast("B").cast("d")
 
     def observe(self, worker_id: int, name: str, value: float) -> None:
         """Count ``value`` in worker ``worker_id``'s histogram ``name``.
@@ -236,8 +262,8 @@ class SharedHistograms:
         i, start, bs = self._slot[name]
         if value != value:
             raise ValueError(f"histogram {name!r}: cannot observe NaN")
-        self.counts[worker_id, start + bisect.bisect_left(bs, value)] += 1
-        self.sums[worker_id, i] += value
+        self._cw[worker_id * self.buckets + start + bisect.bisect_left(bs, value)] += 1
+        self._sw[worker_id * len(self.names) + i] += value
 
     def buckets_of(self, name: str) -> np.ndarray:
         """``(workers, len(bounds) + 1)`` bucket counts of ``name`` (a view, not cumulative)."""
@@ -251,6 +277,8 @@ class SharedHistograms:
     def close(self) -> None:
         """Unmap (after every worker has exited)."""
         self.counts = self.sums = None  # type: ignore[assignment]
+        self._cw.release()
+        self._sw.release()
         try:
             self._mm.close()
         except BufferError:

@@ -11,6 +11,12 @@
     The kernel's own ``PACKET_FANOUT_HASH`` (flow hash), for comparison only: it does not
     keep a source MAC on one worker.
 
+Several interfaces (``SupervisorConfig.interfaces``): :func:`open_steered_all` opens one
+:class:`SteeredSockets` per interface (a fanout group, or a filter set, per interface) from
+programs compiled and loaded once: worker i's socket on every interface carries the same
+steering (same filter, or the same fanout program in each group), so a source MAC lands on
+the same worker whichever port it comes in on.
+
 The fanout group id comes from the kernel (``PACKET_FANOUT_FLAG_UNIQUEID``, 4.20+), so it never
 clashes with another program's group in the namespace; groups above 256 members pass
 ``struct fanout_args`` with ``max_num_members`` (5.11+).
@@ -31,7 +37,7 @@ from .errors import PfrpsError
 from .kernel import (ETH_P_ALL, FANOUT_DEFAULT_MAX_MEMBERS, PACKET_FANOUT_EBPF, PACKET_FANOUT_FLAG_UNIQUEID,
                      PACKET_FANOUT_HASH)
 
-__all__ = ["SteeredSockets", "open_steered"]
+__all__ = ["SteeredSockets", "open_steered", "open_steered_all"]
 
 
 @dataclass
@@ -43,11 +49,13 @@ class SteeredSockets:
         rings: ``rings[i]`` is worker i's :class:`pfrps.receive.RxRing` (unmapped), or empty
             in recv mode.
         group_id: the fanout group id (fanout/hash modes), or None.
+        interface: the interface these sockets are bound to.
     """
 
     socks: list[socket.socket] = field(default_factory=list)
     rings: list[Any] = field(default_factory=list)
     group_id: Optional[int] = None
+    interface: str = ""
 
     def close(self) -> None:
         """Release the rings and close the sockets, concurrently (idempotent)."""
@@ -58,30 +66,50 @@ class SteeredSockets:
         self.socks.clear()
 
 
-def open_steered(cfg: SupervisorConfig) -> SteeredSockets:
-    """Compile the steering program once and open ``cfg.workers`` steered sockets.
+def open_steered(cfg: SupervisorConfig, interface: Optional[str] = None) -> SteeredSockets:
+    """Compile the steering program once and open ``cfg.workers`` steered sockets on
+    ``interface`` (default: the primary, ``cfg.interface``).
 
     Raises:
         BpfCompileError, BpfLoadError: the program does not compile or load.
         PfrpsError: the kernel refused a socket option (fanout group, ring).
     """
-    out = SteeredSockets()
+    return open_steered_all(cfg, (interface or cfg.interface,))[0]
+
+
+def open_steered_all(cfg: SupervisorConfig, interfaces: Optional[tuple[str, ...]] = None) -> list[SteeredSockets]:
+    """Open ``cfg.workers`` steered sockets on each of ``interfaces`` (default
+    ``cfg.interfaces``), programs compiled and loaded once for all of them.
+
+    Returns:
+        One :class:`SteeredSockets` per interface, in order; ``[k].socks[i]`` is worker i's
+        socket on interface k (``cfg.workers x len(interfaces)`` sockets, and as many rings in
+        ring mode). Each fanout group gets its own kernel-chosen id (UNIQUEID).
+
+    Raises:
+        BpfCompileError, BpfLoadError: the program does not compile or load.
+        PfrpsError: the kernel refused a socket option (fanout group, ring); every socket
+            opened so far is closed.
+    """
+    outs = [SteeredSockets(interface=name) for name in (interfaces or cfg.interfaces or (cfg.interface,))]
     try:
         if cfg.steering == "filter":
-            _open_filter(cfg, out)
+            _open_filter(cfg, outs)
         else:
-            _open_fanout(cfg, out)
-        for i, sock in enumerate(out.socks):
-            if out.rings:
-                out.rings[i].discard()
-                out.rings[i].unmap()  # workers map their own ring; a mapped ring makes every fork slower
-            else:
-                packet.drain(sock)
-            packet.read_stats(sock, bool(out.rings))  # those frames are not this run's
+            _open_fanout(cfg, outs)
+        for out in outs:
+            for i, sock in enumerate(out.socks):
+                if out.rings:
+                    out.rings[i].discard()
+                    out.rings[i].unmap()  # workers map their own ring; a mapped ring makes every fork slower
+                else:
+                    packet.drain(sock)
+                packet.read_stats(sock, bool(out.rings))  # those frames are not this run's
     except BaseException:
-        out.close()
+        for out in outs:
+            out.close()
         raise
-    return out
+    return outs
 
 
 def _proto(cfg: SupervisorConfig) -> int:
@@ -89,7 +117,8 @@ def _proto(cfg: SupervisorConfig) -> int:
 
 
 def _add_socket(cfg: SupervisorConfig, out: SteeredSockets, prog: Optional[int]) -> socket.socket:
-    sock = packet.open_rx_socket(cfg.interface, prog, _proto(cfg), cfg.rcvbuf if cfg.rx == "recv" else 0)
+    sock = packet.open_rx_socket(out.interface or cfg.interface, prog, _proto(cfg),
+                                 cfg.rcvbuf if cfg.rx == "recv" else 0)
     out.socks.append(sock)
     return sock
 
@@ -111,21 +140,24 @@ def _load_filter(mod: CompiledModule, opts: SteeringOpts) -> int:
         os.close(mfd)
 
 
-def _open_filter(cfg: SupervisorConfig, out: SteeredSockets) -> None:
+def _open_filter(cfg: SupervisorConfig, outs: list[SteeredSockets]) -> None:
+    """One filter program per worker id, attached to that worker's socket on every interface."""
     n = cfg.workers
     with CompiledModule(cfg.program or builtin_program("rps_filter.bpf.c")) as mod:
         for i in range(n):
             prog = _load_filter(mod, SteeringOpts(i, n, cfg.hash_alg, cfg.ethertypes))
             try:
-                _add_socket(cfg, out, prog)
+                for out in outs:
+                    _add_socket(cfg, out, prog)
             finally:
                 os.close(prog)
-    _add_rings(cfg, out)
+    for out in outs:
+        _add_rings(cfg, out)
 
 
-def _open_fanout(cfg: SupervisorConfig, out: SteeredSockets) -> None:
-    """fanout / hash: one group; members filter ethertypes only (worker_count 1 = accept all).
-    rps_fanout.bpf.c includes rps_filter.bpf.c: one compilation gives both programs."""
+def _open_fanout(cfg: SupervisorConfig, outs: list[SteeredSockets]) -> None:
+    """fanout / hash: one group per interface; members filter ethertypes only (worker_count 1 =
+    accept all). rps_fanout.bpf.c includes rps_filter.bpf.c: one compilation gives both programs."""
     n = cfg.workers
     member_prog = fanout_prog = None
     want_member = len(cfg.ethertypes) > 1
@@ -144,14 +176,15 @@ def _open_fanout(cfg: SupervisorConfig, out: SteeredSockets) -> None:
                 member_prog = _load_filter(mod, SteeringOpts(0, 1, cfg.hash_alg, cfg.ethertypes))
         mode = PACKET_FANOUT_EBPF if fanout_prog is not None else PACKET_FANOUT_HASH
         max_members = max(n, FANOUT_DEFAULT_MAX_MEMBERS)
-        for _ in range(n):
-            _add_socket(cfg, out, member_prog)
-        _add_rings(cfg, out)
-        for i, sock in enumerate(out.socks):
-            out.group_id = _join(sock, 0 if i == 0 else out.group_id, mode,
-                                 PACKET_FANOUT_FLAG_UNIQUEID if i == 0 else 0, max_members, i)
-            if i == 0 and fanout_prog is not None:
-                packet.attach_fanout_program(sock, fanout_prog)
+        for out in outs:
+            for _ in range(n):
+                _add_socket(cfg, out, member_prog)
+            _add_rings(cfg, out)
+            for i, sock in enumerate(out.socks):
+                out.group_id = _join(sock, 0 if i == 0 else out.group_id, mode,
+                                     PACKET_FANOUT_FLAG_UNIQUEID if i == 0 else 0, max_members, i)
+                if i == 0 and fanout_prog is not None:
+                    packet.attach_fanout_program(sock, fanout_prog)
     finally:
         for fd in (member_prog, fanout_prog):
             if fd is not None:

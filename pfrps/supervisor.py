@@ -21,11 +21,20 @@ Processes and signals:
   ``restart_window`` seconds; restarts back off (0, 0.1, 0.2, 0.4 s ...); past the burst
   the supervisor stops the other workers cleanly and reports the worker and the cause
   (:meth:`Supervisor.run` returns 1; :meth:`Supervisor.start` raises :class:`WorkerError`).
+
+Two drivers run the same turn (:meth:`Supervisor._handle`): :meth:`Supervisor.run`, a blocking
+loop on the supervisor's selector (an epoll fd), and ``await`` :meth:`Supervisor.serve`, on the
+caller's running asyncio/uvloop loop, which watches that epoll fd, owns the three signals
+while it runs (``loop.add_signal_handler``) and wakes on a timer for emits, restarts and the
+watchdog. Worker mailboxes: :meth:`Supervisor.request` (blocking), :meth:`Supervisor.ask`
+(awaitable) and :meth:`Supervisor.tell` (one-way), to one worker, some, or all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import logging
 import os
 import resource
@@ -35,23 +44,23 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional
 
 from . import packet
-from .config import (DEFAULT_ETHERTYPES, MAX_WORKERS, RESTART_BURST, RESTART_WINDOW, RX_MODES,  # noqa: F401
-                     STEERING_MODES, SupervisorConfig, check_privileges, parse_cpus)
+from .config import SupervisorConfig, check_privileges
 from .errors import UsageError, WorkerError
 from .hashing import alg_name
+from .kernel import PR_SET_PDEATHSIG
 from .links import check_interface, rx_dropped
 from .privileges import drop_to_user, keep_only_caps, lookup_user
 from .stats import Col, SharedCounters, format_line, snapshot
-from .steering import SteeredSockets, open_steered
+from .steering import SteeredSockets, open_steered_all
 from .bpfobjects import LoadedBpf
 from .linkwatch import InterfaceGoneError, LinkEvent, LinkWatch
 from .watchdog import DUMP_WAIT, STACK_SIGNAL, Watchdog, heartbeat_parity_fix
 from .worker import MAILBOX_MAX, STOP_SIGNALS, Handler, WorkerContext, run_worker
 
-__all__ = ["SupervisorConfig", "Supervisor", "MAX_WORKERS", "STEERING_MODES", "check_privileges", "parse_cpus"]
+__all__ = ["Supervisor"]
 
 log = logging.getLogger("pfrps")
 
@@ -69,10 +78,50 @@ class _Slot:
     worker_id: int
     pid: int = 0
     pidfd: int = -1
-    started: float = 0.0
     ready: bool = False
     deaths: list[float] = field(default_factory=list)
     restart_at: Optional[float] = None
+
+
+@dataclass
+class _Pending:
+    """Replies awaited under one request id (:meth:`Supervisor.request`/:meth:`Supervisor.ask`):
+    the worker ids yet to answer, ``{worker id: reply}`` so far, and the future :meth:`ask`
+    awaits (None for :meth:`request`), done when every worker answered."""
+    waiting: set[int]
+    replies: dict[int, bytes] = field(default_factory=dict)
+    done: Optional[asyncio.Future] = None
+
+
+class _Pace:
+    """The schedule :meth:`Supervisor.run` and :meth:`Supervisor.serve` share: ``emit()`` every
+    ``interval`` seconds; the end after ``duration`` seconds or ``count`` frames (checked every
+    50 ms at most then), or when the supervisor is stopping."""
+
+    def __init__(self, interval: float, duration: Optional[float], count: Optional[int]) -> None:
+        self.interval, self.duration, self.count = interval, duration, count
+        self.start = time.monotonic()
+        self.next_tick = self.start + interval
+        self.check_every = min(interval, 0.05) if count else interval
+
+    def next_wait(self, sup: "Supervisor", emit: Callable[[], None]) -> Optional[float]:
+        """Emit if due (stats polled first); seconds until the next check (>= 0), or None
+        when supervision ends."""
+        if sup._stopping:
+            return None
+        now = time.monotonic()
+        if self.duration is not None and now - self.start >= self.duration:
+            return None
+        if self.count is not None and sup.total() >= self.count:
+            return None
+        if now >= self.next_tick:
+            sup.poll_stats()
+            emit()
+            self.next_tick += self.interval * max(1, int((now - self.next_tick) // self.interval) + 1)
+        wait = min(self.next_tick, now + self.check_every) - now
+        if self.duration is not None:
+            wait = min(wait, self.start + self.duration - now)
+        return max(wait, 0.0)
 
 
 def restart_delay(deaths_in_window: int) -> float:
@@ -85,7 +134,8 @@ def restart_delay(deaths_in_window: int) -> float:
 
 
 class Supervisor:
-    """Run N steered workers on one interface.
+    """Run N steered workers on one interface, or on several (``config.interfaces``: every
+    worker reads one socket per interface, :meth:`port_figures` has the per-interface counts).
 
     Args:
         config: a :class:`SupervisorConfig`.
@@ -95,8 +145,11 @@ class Supervisor:
             socket exists and before frames flow / after the last frame (also when the worker
             is stopped during start-up or by Ctrl-C to the process group).
 
-    Use :meth:`start` then :meth:`run` (or :meth:`serve`, which does both), and :meth:`close`
-    in a ``finally``; or use it as a context manager.
+    Use :meth:`start`, then :meth:`run` (a blocking loop of its own) or ``await``
+    :meth:`serve` (the same supervision on the caller's running asyncio/uvloop loop), and
+    :meth:`close` in a ``finally``; or use it as a context manager. With ``mailboxes=True``,
+    :meth:`request` (blocking), :meth:`ask` (awaitable) and :meth:`tell` (one-way) reach one
+    worker or all.
 
     Raises (from :meth:`start`):
         UsageError and subclasses: bad configuration, missing interface, privileges, bcc,
@@ -142,11 +195,20 @@ class Supervisor:
         #: The ``/metrics`` endpoint (:class:`pfrps.metrics.MetricsEndpoint`) of ``config.metrics``:
         #: bound first thing in start(), served once every worker is ready, closed in close().
         self.metrics_endpoint = None
+        #: The primary interface's sockets (``ports[0]``); ``ports`` has one per interface.
         self.steered = SteeredSockets()
+        self.ports: list[SteeredSockets] = []
         self.slots: list[_Slot] = []
+        #: The primary interface's index, and every interface's (the primary first).
         self.ifindex = 0
+        self.ifindexes: list[int] = []
+        #: Receive drops of all interfaces since start (frames), and per interface.
         self.if_rx_dropped = 0
-        self._if_rx_dropped0 = 0
+        self.if_rx_dropped_per: list[int] = []
+        self._if_rx_dropped0: list[int] = []
+        #: Per worker per interface counters (row ``worker * len(ports) + k``, :class:`Col`
+        #: columns: frames, bytes, truncated, tx; kernel packets/drops/freezes of that socket).
+        self.port_counters: Optional[SharedCounters] = None
         self.ready_seconds = 0.0
         self.started_at = 0.0
         self._ready_r = self._ready_w = -1
@@ -156,7 +218,15 @@ class Supervisor:
         self._stopping = False
         self._old_handlers: dict[int, Any] = {}
         self._old_wakeup = -1
+        self._wakeup_set = False  # the wakeup fd was set to _sig_w and not given back yet
         self._on_hup: Optional[Callable[[], None]] = None
+        #: Replies awaited by request()/ask(), by request id (4 bytes); see _read_mail().
+        self._pending: dict[bytes, _Pending] = {}
+        #: serve()'s loop while it runs, the future its wait ends with, and the mailbox fds
+        #: that ask() outside serve() watches with loop readers (fd -> asks).
+        self._serve_loop: Optional[asyncio.AbstractEventLoop] = None
+        self._wake: Optional[asyncio.Future] = None
+        self._mail_watch: dict[int, int] = {}
         self.failed: Optional[str] = None
         self._user: Optional[tuple[int, int]] = None
 
@@ -171,8 +241,8 @@ class Supervisor:
         self._pid = os.getpid()
         cfg = self.config
         cfg.validate()
-        link = check_interface(cfg.interface)
-        self.ifindex = link.ifindex
+        self.ifindexes = [check_interface(name).ifindex for name in cfg.interfaces]
+        self.ifindex = self.ifindexes[0]
         if cfg.steering in ("filter", "fanout") or cfg.ethertypes:
             check_privileges()
         try:
@@ -180,16 +250,18 @@ class Supervisor:
                 from .metrics import open_endpoint  # noqa: PLC0415
 
                 self.metrics_endpoint = open_endpoint(cfg)
-            _raise_fd_limit(cfg.workers)
-            self.steered = open_steered(cfg)
+            _raise_fd_limit(cfg.workers * len(cfg.interfaces))
+            self.ports = open_steered_all(cfg)
+            self.steered = self.ports[0]
             if cfg.bpf_objects:
                 self.bpf = LoadedBpf.open(tuple(cfg.bpf_objects))
             if cfg.mailboxes:
                 self.mailboxes = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                                   for _ in range(cfg.workers)]
             self.slots = [_Slot(i) for i in range(cfg.workers)]
-            self._if_rx_dropped0 = rx_dropped(self.ifindex)
+            self._if_rx_dropped0 = [rx_dropped(i) for i in self.ifindexes]
             self.counters = SharedCounters(cfg.workers, cfg.app_counters, cfg.app_gauges, cfg.app_histograms)
+            self.port_counters = SharedCounters(cfg.workers * len(self.ports))
             self._ready_r, self._ready_w = os.pipe()
             self._sig_r, self._sig_w = os.pipe()
             os.set_blocking(self._sig_w, False)
@@ -217,10 +289,11 @@ class Supervisor:
         return self.ready_seconds
 
     def ring_bytes_per_worker(self) -> int:
-        """Memory of one worker's receive ring (ring mode) or socket buffer (recv mode), bytes."""
+        """Memory of one worker's receive rings (ring mode) or socket buffers (recv mode), one
+        per interface, bytes."""
         cfg = self.config
         bs, blocks = cfg.ring_geometry()
-        return bs * blocks if cfg.rx == "ring" else cfg.rcvbuf
+        return (bs * blocks if cfg.rx == "ring" else cfg.rcvbuf) * len(cfg.interfaces)
 
     def _install_signals(self) -> None:
         def on_signal(signum, _frame):
@@ -229,13 +302,24 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._old_handlers[sig] = signal.signal(sig, on_signal)
         self._old_wakeup = signal.set_wakeup_fd(self._sig_w, warn_on_full_buffer=False)
+        self._wakeup_set = True
 
     def _restore_signals(self) -> None:
-        if self._old_handlers:
-            signal.set_wakeup_fd(self._old_wakeup)
-            for sig, old in self._old_handlers.items():
-                signal.signal(sig, old)
-            self._old_handlers.clear()
+        """Give back SIGINT, SIGTERM and SIGHUP: the handlers :meth:`_install_signals` replaced,
+        and the signal wakeup fd, but that only while it is still the supervisor's pipe: an
+        event loop that took it since (uvloop when it starts running, asyncio's
+        ``add_signal_handler``) keeps it; one that gives it back later (uvloop when it stops)
+        is caught by the next call (:meth:`close`). Idempotent; main thread only."""
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers.clear()
+        if self._wakeup_set:
+            current = signal.set_wakeup_fd(-1)
+            if current == self._sig_w:
+                signal.set_wakeup_fd(self._old_wakeup)
+                self._wakeup_set = False
+            else:
+                signal.set_wakeup_fd(current, warn_on_full_buffer=False)
 
     def _spawn(self, slot: _Slot) -> None:
         sys.stdout.flush()
@@ -256,7 +340,6 @@ class Supervisor:
                               code=exc.errno or errno.ENOSYS,
                               hint="pfrps needs Linux 5.3+ (pidfd_open) and a free file descriptor") from None
         self._sel.register(slot.pidfd, selectors.EVENT_READ, slot)
-        slot.started = time.monotonic()
         slot.ready = False
 
     def _child(self, slot: _Slot) -> None:
@@ -272,9 +355,10 @@ class Supervisor:
                     os.close(other.pidfd)
             wid = slot.worker_id
             sock = self.steered.socks[wid]
-            for i, other in enumerate(self.steered.socks):
-                if i != wid:
-                    other.close()
+            for port in self.ports:
+                for i, other in enumerate(port.socks):
+                    if i != wid:
+                        other.close()
             if self.bpf is not None:  # the attachments live and die with the supervisor only
                 for fd in self.bpf.link_fds():
                     os.close(fd)
@@ -287,16 +371,20 @@ class Supervisor:
                     worker_end.close()
             if self._user is not None:
                 drop_to_user(*self._user)
-            receiver_factory = None
+            factories = [None] * len(self.ports)
             if self.steered.rings:
                 from .receive import RingReceiver  # noqa: PLC0415
 
-                ring = self.steered.rings[wid]
-                receiver_factory = lambda sock: RingReceiver(ring)  # noqa: E731
+                factories = [lambda _sock, ring=port.rings[wid]: RingReceiver(ring) for port in self.ports]
+            receiver_factory = factories[0]
+            extra = [(ifx, port.socks[wid], fac)
+                     for ifx, port, fac in zip(self.ifindexes[1:], self.ports[1:], factories[1:])]
             status = run_worker(
                 wid, self.config.workers, self.ifindex, sock, self.counters,
                 self._ready_w, self.handler, self.on_start, self.on_stop, receiver_factory,
                 self.config.cpus, bpf=self.bpf, mailbox=mailbox, on_message=self.on_message,
+                ports=extra, port_counters=self.port_counters,
+                max_async_tasks=self.config.max_async_tasks,
             )
         except BaseException:  # noqa: BLE001  (a worker must never return into the supervisor)
             logging.getLogger(f"pfrps.w{slot.worker_id}").exception("worker failed")
@@ -340,15 +428,25 @@ class Supervisor:
 
     # -- one turn of the loop -----------------------------------------------------------------
     def _turn(self, max_wait: float) -> bool:
-        """Wait up to ``max_wait`` seconds for readiness, signals and worker deaths and handle
-        them: stop signals first (True returned, deaths left for :meth:`stop`), then SIGHUP,
-        then deaths, then restarts that are due."""
+        """One turn of the blocking loop (:meth:`run`, :meth:`_wait_ready`): wait up to
+        ``max_wait`` seconds (less when a restart or the watchdog is due) in the selector, then
+        :meth:`_handle` what it reported. True: a stop signal came."""
+        return self._handle(self._sel.select(self._turn_wait(max_wait)))
+
+    def _turn_wait(self, max_wait: float) -> float:
+        """``max_wait`` seconds, shortened to the next due restart or watchdog check (>= 0)."""
         now = time.monotonic()
         due = [s.restart_at for s in self.slots if s.restart_at is not None]
-        wait = max(min([max_wait, *(t - now for t in due),
+        return max(min([max_wait, *(t - now for t in due),
                         *((self.watchdog.due_in(now),) if self.watchdog else ())]), 0.0)
+
+    def _handle(self, events: list) -> bool:
+        """Handle a selector result (``[(key, mask)]``) and what is due, the body of a turn of
+        both drivers (:meth:`run`, :meth:`serve`): readiness, signals, reader callbacks; then
+        stop signals first (True returned, deaths left for :meth:`stop`), then SIGHUP, then
+        deaths, then the watchdog and the restarts that are due."""
         dead = []
-        for key, _ in self._sel.select(wait):
+        for key, _ in events:
             if key.data == "ready":
                 for slot in self._read_ready():
                     if slot.deaths:
@@ -398,7 +496,7 @@ class Supervisor:
         slot.pid = 0
         cause = _describe_status(status)
         if self.steered.rings:
-            lost = self.steered.rings[slot.worker_id].take_interrupted()
+            lost = sum(port.rings[slot.worker_id].take_interrupted() for port in self.ports)
             if lost:
                 self.counters.row(slot.worker_id)[Col.INTERRUPTED] += lost
         cause += self._after_death(slot.worker_id)
@@ -425,24 +523,78 @@ class Supervisor:
 
     # -- running ------------------------------------------------------------------------------
     def poll_stats(self) -> None:
-        """Read every socket's PACKET_STATISTICS and add drops/freezes to the shared counters;
-        read the interface's receive drops since start into ``if_rx_dropped`` (frames)."""
-        self.if_rx_dropped = max(rx_dropped(self.ifindex) - self._if_rx_dropped0, 0)
+        """Read every socket's PACKET_STATISTICS (every worker, every interface) and add
+        drops/freezes to the shared counters (and to the per-interface ones); read each
+        interface's receive drops since start into ``if_rx_dropped_per`` and their sum into
+        ``if_rx_dropped`` (frames)."""
+        self.if_rx_dropped_per = [max(rx_dropped(ifx) - base, 0)
+                                  for ifx, base in zip(self.ifindexes, self._if_rx_dropped0)]
+        self.if_rx_dropped = sum(self.if_rx_dropped_per)
         arr = self.counters.array
+        parr = self.port_counters.array
+        nports = len(self.ports)
         v3 = bool(self.steered.rings)
-        for wid, sock in enumerate(self.steered.socks):
-            st = packet.read_stats(sock, v3)
-            row = arr[wid]
-            row[Col.KERNEL_PACKETS] += st.packets
-            row[Col.KERNEL_DROPS] += st.drops
-            row[Col.FREEZES] += st.freeze_q_cnt
+        for k, port in enumerate(self.ports):
+            for wid, sock in enumerate(port.socks):
+                st = packet.read_stats(sock, v3)
+                for row in (arr[wid], parr[wid * nports + k]):
+                    row[Col.KERNEL_PACKETS] += st.packets
+                    row[Col.KERNEL_DROPS] += st.drops
+                    row[Col.FREEZES] += st.freeze_q_cnt
+
+    def port_figures(self) -> dict[str, dict]:
+        """Per-interface figures: ``{ifname: {"ifindex", "total", "frames", "bytes", "drops",
+        "freezes", "truncated", "tx_frames", "tx_errors", "if_rx_dropped"}}``; the lists have one
+        entry per worker (frames/bytes that worker read from that interface; drops and freezes
+        of its socket there, PACKET_STATISTICS as of the last :meth:`poll_stats`)."""
+        out: dict[str, dict] = {}
+        if self.port_counters is None:
+            return out
+        nports = len(self.ports)
+        arr = self.port_counters.array.copy()
+        for k, name in enumerate(self.config.interfaces[:nports]):
+            rows = arr[k::nports]
+            out[name] = {
+                "ifindex": self.ifindexes[k],
+                "total": int(rows[:, Col.FRAMES].sum()),
+                "frames": rows[:, Col.FRAMES].tolist(),
+                "bytes": rows[:, Col.BYTES].tolist(),
+                "drops": rows[:, Col.KERNEL_DROPS].tolist(),
+                "freezes": rows[:, Col.FREEZES].tolist(),
+                "truncated": rows[:, Col.TRUNCATED].tolist(),
+                "tx_frames": rows[:, Col.TX_FRAMES].tolist(),
+                "tx_errors": rows[:, Col.TX_ERRORS].tolist(),
+                "if_rx_dropped": self.if_rx_dropped_per[k] if k < len(self.if_rx_dropped_per) else 0,
+            }
+        return out
 
     def line(self) -> str:
         """The current stats line (see :func:`pfrps.stats.format_line`)."""
         arr = self.counters.array
         return format_line(arr[:, Col.FRAMES], arr[:, Col.KERNEL_DROPS], arr[:, Col.FREEZES],
                            arr[:, Col.TRUNCATED], self.if_rx_dropped, arr[:, Col.INTERRUPTED],
-                           *((self.links.state(), self.links.flaps()) if self.links else ()))
+                           *((self.links.state(), self.links.flaps()) if self.links else ()),
+                           resync_skipped=arr[:, Col.RESYNC_SKIPPED]) + self._port_line()
+
+    def _port_line(self) -> str:
+        """With several interfaces: `` [eth1 #0:12 #1:5 total:17] [eth2 ... drops:N if_rx_dropped:N
+        link:down]`` (frames per worker from each interface; drops and link only when not nothing)."""
+        if len(self.ports) < 2:
+            return ""
+        parts = []
+        for k, (name, fig) in enumerate(self.port_figures().items()):
+            text = " ".join(f"#{w}:{n}" for w, n in enumerate(fig["frames"]))
+            text += f" total:{fig['total']}"
+            if any(fig["drops"]):
+                text += f" drops:{sum(fig['drops'])}"
+            if fig["if_rx_dropped"]:
+                text += f" if_rx_dropped:{fig['if_rx_dropped']}"
+            if self.links is not None and k < len(self.ifindexes) and self.ifindexes[k] in self.links.links:
+                state = self.links.state(self.ifindexes[k])
+                if state != "up":
+                    text += f" link:{state}"
+            parts.append(f"[{name} {text}]")
+        return " " + " ".join(parts)
 
     def snapshot(self) -> dict:
         """Every counter as a dict (the ``--json`` line); with ``link`` (``up``/``down``/``removed``),
@@ -450,6 +602,7 @@ class Supervisor:
         out = snapshot(self.counters, time.monotonic() - self.started_at, self.if_rx_dropped)
         if self.links is not None:
             out.update(self.links.as_json())
+        out["interfaces"] = self.port_figures()
         return out
 
     def total(self) -> int:
@@ -458,66 +611,175 @@ class Supervisor:
 
     def run(self, emit: Callable[[], None], interval: float = 1.0, duration: Optional[float] = None,
             count: Optional[int] = None, on_hup: Optional[Callable[[], None]] = None) -> int:
-        """Supervise until SIGINT/SIGTERM, ``duration`` seconds, or ``count`` frames.
+        """Supervise in a blocking loop (the supervisor's own selector) until SIGINT/SIGTERM,
+        :meth:`request_stop`, ``duration`` seconds, or ``count`` frames. :meth:`serve` does the
+        same on a running asyncio loop.
 
         Calls ``emit()`` every ``interval`` seconds and once more after the workers stopped.
         Restarts workers that die (same id, same socket, with backoff) and logs each with its
         cause. SIGHUP calls ``on_hup()`` and is passed on to the workers (which reopen log files).
+        :meth:`add_reader` callbacks run from this loop, which also reads the workers' mailbox
+        replies (those to :meth:`tell`, and late ones to :meth:`request`, are dropped).
 
         Returns:
             0, or 1 when a worker kept dying (:attr:`failed` says which and why).
 
         Raises:
+            UsageError: called before :meth:`start`, or while run()/serve() already runs.
             pfrps.linkwatch.InterfaceGoneError: the interface was removed; every worker was
                 stopped (``on_stop`` ran) and ``emit()`` called once more first.
         """
-        self._on_hup = on_hup
-        self._in_run = True
-        start = time.monotonic()
-        next_tick = start + interval
-        check_every = min(interval, 0.05) if count else interval
+        pace = self._begin_run(on_hup, interval, duration, count)
         try:
-            while not self._stopping:
-                now = time.monotonic()
-                if duration is not None and now - start >= duration:
-                    break
-                if count is not None and self.total() >= count:
-                    break
-                if now >= next_tick:
-                    self.poll_stats()
-                    emit()
-                    next_tick += interval * max(1, int((now - next_tick) // interval) + 1)
-                wait = min(next_tick, now + check_every) - now
-                if duration is not None:
-                    wait = min(wait, start + duration - now)
-                if self._turn(max(wait, 0.0)):
+            while (wait := pace.next_wait(self, emit)) is not None:
+                if self._turn(wait):
                     break
         finally:
-            self._on_hup = None
-            self._in_run = False
+            self._end_run()
         self.stop()
+        return self._finish_run(emit)
+
+    async def serve(self, emit: Callable[[], None], interval: float = 1.0, duration: Optional[float] = None,
+                    count: Optional[int] = None, on_hup: Optional[Callable[[], None]] = None) -> int:
+        """:meth:`run` on the caller's running event loop (asyncio's or uvloop's), so that the
+        application's own tasks (a management API, a RADIUS client) share the loop with the
+        supervision: ``rc = await sup.serve(emit)`` in a task, after :meth:`start`.
+
+        Same arguments, return value, errors, restarts, watchdog and end as :meth:`run` (stop:
+        SIGTERM to every worker, ``on_stop`` runs in each, SIGKILL after the grace of
+        :meth:`stop`; then ``emit()`` once more), without blocking the loop: the loop watches
+        the supervisor's selector (an epoll fd holding the ready pipe, each worker's pidfd, the
+        link watch, the mailboxes and the :meth:`add_reader` fds) and a timer wakes it for the
+        emits, restarts and watchdog checks. ``emit``, ``on_hup`` and the reader callbacks run
+        on the loop and must not block; a watchdog kill blocks it for 0.1 s (the stack dump).
+
+        Signals: while it runs SIGINT, SIGTERM and SIGHUP are the loop's
+        (``loop.add_signal_handler``: handlers the application set on the loop for these three
+        are replaced); all three are removed when it returns. The loop must run in the main
+        thread. :meth:`start` stays synchronous: call it before the loop runs, or from a
+        coroutine (it then blocks the loop while it forks and waits for the workers); call
+        :meth:`close` after serve() returned. Cancelling the awaiting task stops the workers
+        the same way (no last ``emit()``) and raises CancelledError.
+
+        Returns:
+            0, or 1 when a worker kept dying (:attr:`failed` says which and why).
+
+        Raises:
+            UsageError: called before :meth:`start`, or while run()/serve() already runs.
+            RuntimeError: no running loop; ValueError: the loop is not in the main thread.
+            pfrps.linkwatch.InterfaceGoneError: as :meth:`run`.
+        """
+        loop = asyncio.get_running_loop()
+        pace = self._begin_run(on_hup, interval, duration, count)
+        sel_fd = self._sel.fileno()
+        added: list[int] = []
+        try:
+            self._serve_loop = loop
+            self._restore_signals()  # the loop's from here on (its own handlers and wakeup fd)
+            loop.add_reader(sel_fd, self._wakeup)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self._on_loop_signal, sig)
+                added.append(sig)
+            while (wait := pace.next_wait(self, emit)) is not None:
+                await self._sleep(self._turn_wait(wait))
+                if self._handle(self._sel.select(0)):
+                    break
+        finally:
+            self._end_run()
+            try:
+                await self._stop_async()
+            finally:
+                for sig in added:
+                    loop.remove_signal_handler(sig)
+                loop.remove_reader(sel_fd)
+                self._serve_loop = None
+        return self._finish_run(emit)
+
+    async def start_async(self) -> float:
+        """:meth:`start` from a coroutine on the running loop (pyroute2's synchronous netlink
+        calls in start() run off the loop: :func:`pfrps.links.outside_running_loop`). It does not yield: the loop is
+        blocked while the workers are forked and become ready (seconds at most), so call it
+        before starting the application's tasks that must not stall; or call :meth:`start`
+        before the loop runs.
+
+        Returns, raises: as :meth:`start`.
+        """
+        return self.start()
+
+    def request_stop(self) -> None:
+        """End :meth:`run`/:meth:`serve` as SIGTERM does (the workers are stopped cleanly): for
+        a management command, from a reader callback, ``emit``, ``on_hup`` or a task on
+        serve()'s loop. Takes effect at the next turn of the loop."""
+        self._signals.append(signal.SIGTERM)
+        self._wakeup()
+
+    def _begin_run(self, on_hup: Optional[Callable[[], None]], interval: float, duration: Optional[float],
+                   count: Optional[int]) -> _Pace:
+        """Start of both drivers: checks, the SIGHUP hook, and the mailboxes in the selector.
+
+        Raises:
+            UsageError: not started, or a driver already runs.
+        """
+        if self._sel is None:
+            raise UsageError("the supervisor is not started", hint="call start() before run() or serve()")
+        if self._in_run:
+            raise UsageError("the supervisor is already supervising",
+                             hint="call run() or serve() once, and again only after it returned")
+        self._on_hup = on_hup
+        self._in_run = True
+        for wid, (sup_end, _) in enumerate(self.mailboxes):
+            self._sel.register(sup_end.fileno(), selectors.EVENT_READ, functools.partial(self._read_mail, wid))
+        return _Pace(interval, duration, count)
+
+    def _end_run(self) -> None:
+        for sup_end, _ in self.mailboxes:
+            self.remove_reader(sup_end.fileno())
+        self._on_hup = None
+        self._in_run = False
+
+    def _finish_run(self, emit: Callable[[], None]) -> int:
+        """After the workers stopped: the last stats and ``emit()``; the exit status or the
+        interface error."""
         self.poll_stats()
         emit()
         if self.link_error is not None:
             raise self.link_error
         return 1 if self.failed else 0
 
-    def serve(self, emit: Callable[[], None], **kwargs) -> int:
-        """:meth:`start`, then :meth:`run` with ``kwargs``, then :meth:`close`."""
+    def _on_loop_signal(self, signum: int) -> None:
+        self._signals.append(signum)
+        self._wakeup()
+
+    def _wakeup(self) -> None:
+        """End :meth:`_sleep` (the selector has events, a signal came, or time is up)."""
+        fut = self._wake
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def _sleep(self, seconds: float) -> None:
+        """serve()'s wait: until the selector has events, a signal came, or ``seconds`` passed;
+        yields to the loop's other tasks at least once."""
+        if seconds <= 0 or self._signals:
+            await asyncio.sleep(0)
+            return
+        loop = self._serve_loop
+        self._wake = fut = loop.create_future()
+        timer = loop.call_later(seconds, self._wakeup)
         try:
-            self.start()
-            return self.run(emit, **kwargs)
+            await fut
         finally:
-            self.close()
+            timer.cancel()
+            self._wake = None
 
     # -- link events and the watchdog (pfrps.linkwatch, pfrps.watchdog) ---------------------------
     def _start_watchers(self) -> None:
         cfg = self.config
-        self.links = LinkWatch([(cfg.interface, self.ifindex)], self.on_link_event)
+        self.links = LinkWatch(list(zip(cfg.interfaces, self.ifindexes)), self.on_link_event)
         self.add_reader(self.links.fileno(), self._on_link_readable)
-        if cfg.watchdog > 0:
-            self.watchdog = Watchdog(cfg.watchdog, [s.fileno() for s in self.steered.socks], self.counters,
-                                     self.steered.rings)
+        if cfg.watchdog > 0:  # a worker is stuck when any of its sockets waits and it makes no progress
+            self.watchdog = Watchdog(cfg.watchdog, [[p.socks[w].fileno() for p in self.ports] for w in range(cfg.workers)],
+                                     self.counters, [[p.rings[w] for p in self.ports] for w in range(cfg.workers)]
+                                     if self.steered.rings else ())
 
     def _close_watchers(self) -> None:
         if self.links is not None:
@@ -572,7 +834,16 @@ class Supervisor:
     # -- the application's control plane ---------------------------------------------------------
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None:
         """Call ``callback()`` from the supervision loop whenever ``fd`` is readable (an
-        application's management socket, a timer fd ...). The callback must not block."""
+        application's management socket, a timer fd ...), with :meth:`run` and with
+        :meth:`serve` alike (under serve() an application may as well use ``loop.add_reader``).
+        The callback must not block.
+
+        Raises:
+            UsageError: before :meth:`start` or after :meth:`close`.
+            KeyError: ``fd`` is watched already.
+        """
+        if self._sel is None:
+            raise UsageError("the supervisor is not started", hint="call add_reader() after start()")
         self._sel.register(fd, selectors.EVENT_READ, callback)
 
     def remove_reader(self, fd: int) -> None:
@@ -583,16 +854,100 @@ class Supervisor:
             except KeyError:
                 pass
 
-    def request(self, worker_ids: Sequence[int], payload: bytes, timeout: float = 2.0) -> dict[int, bytes]:
-        """Send ``payload`` (at most :data:`MAILBOX_MAX` bytes) to each worker's ``on_message``
-        and collect the replies for up to ``timeout`` seconds.
+    # Worker mailboxes (SupervisorConfig(mailboxes=True)): one SOCK_SEQPACKET pair per worker;
+    # each message is a 4-byte request id, then the payload; the worker's on_message(ctx,
+    # payload) answers every message with the same id. request() (blocking) and ask() (async)
+    # wait for the answers; tell() does not, and its answers are read and dropped.
+    def request(self, worker_ids: Optional[Iterable[int]], payload: bytes,
+                timeout: float = 2.0) -> dict[int, bytes]:
+        """Send ``payload`` (bytes, at most :data:`MAILBOX_MAX`) to ``on_message(ctx, payload)``
+        of each worker in ``worker_ids`` (None: all) and collect the replies for up to
+        ``timeout`` seconds, blocking (for :meth:`run`'s callbacks, or before/after it; under
+        :meth:`serve` use :meth:`ask`, which does not block the loop).
 
         Needs ``SupervisorConfig(mailboxes=True)``. A message to a worker that is down waits
         in its mailbox for the restarted worker; a reply that comes after ``timeout`` is
-        discarded. Blocks the supervision loop for at most ``timeout`` seconds.
+        discarded.
 
         Returns:
-            ``{worker id: reply}`` for the workers that answered in time.
+            ``{worker id: reply bytes}`` for the workers that answered in time.
+
+        Raises:
+            UsageError: mailboxes are off, a worker id is out of range, or the payload is too big.
+        """
+        rid, sent = self._post(worker_ids, payload)
+        pending = self._pending[rid] = _Pending(set(sent))
+        deadline = time.monotonic() + timeout
+        try:
+            with selectors.DefaultSelector() as sel:
+                for wid in sent:
+                    sel.register(self.mailboxes[wid][0].fileno(), selectors.EVENT_READ, wid)
+                while pending.waiting:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    for key, _ in sel.select(left):
+                        self._read_mail(key.data)
+                        if key.data not in pending.waiting:
+                            sel.unregister(key.fd)
+        finally:
+            del self._pending[rid]
+        return dict(sorted(pending.replies.items()))
+
+    async def ask(self, worker_ids: Optional[Iterable[int]], payload: bytes,
+                  timeout: float = 2.0) -> dict[int, bytes]:
+        """:meth:`request` for the running event loop: send ``payload`` (bytes, at most
+        :data:`MAILBOX_MAX`) to ``on_message(ctx, payload)`` of each worker in ``worker_ids``
+        (None: all) and await their replies for up to ``timeout`` seconds, the loop running
+        meanwhile (under :meth:`serve` the replies are read from its selector; otherwise, say
+        between :meth:`start` and serve(), through loop readers on the mailboxes). Several
+        asks, to the same workers too, may be pending at once.
+
+        Returns:
+            ``{worker id: reply bytes}`` for the workers that answered in time (a worker that
+            is down, or whose mailbox was full, is missing).
+
+        Raises:
+            UsageError: mailboxes are off, a worker id is out of range, or the payload is too big.
+            RuntimeError: no running loop.
+        """
+        loop = asyncio.get_running_loop()
+        rid, sent = self._post(worker_ids, payload)
+        pending = self._pending[rid] = _Pending(set(sent), done=loop.create_future())
+        watched: list[int] = []
+        try:
+            if self._serve_loop is not loop:  # else serve() reads the mailboxes
+                for wid in sent:
+                    self._watch_mail(loop, wid, +1)
+                    watched.append(wid)
+            if pending.waiting:
+                try:
+                    await asyncio.wait_for(pending.done, timeout)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            del self._pending[rid]
+            for wid in watched:
+                self._watch_mail(loop, wid, -1)
+        return dict(sorted(pending.replies.items()))
+
+    def tell(self, worker_ids: Optional[Iterable[int]], payload: bytes) -> list[int]:
+        """Hand ``payload`` (bytes, at most :data:`MAILBOX_MAX`) to ``on_message(ctx, payload)``
+        of each worker in ``worker_ids`` (None: all) without waiting for anything: from
+        :meth:`run`'s callbacks or a task under :meth:`serve` alike. A worker that is down gets
+        it when restarted; its reply is read and dropped by run()/serve().
+
+        Returns:
+            The worker ids it was queued for, in order (a full mailbox drops it: logged).
+
+        Raises:
+            UsageError: mailboxes are off, a worker id is out of range, or the payload is too big.
+        """
+        return self._post(worker_ids, payload)[1]
+
+    def _post(self, worker_ids: Optional[Iterable[int]], payload: bytes) -> tuple[bytes, list[int]]:
+        """Queue ``payload`` under a new request id in each named mailbox (every id checked
+        before any is sent); returns (the id, the worker ids it was queued for).
 
         Raises:
             UsageError: mailboxes are off, a worker id is out of range, or the payload is too big.
@@ -602,47 +957,84 @@ class Supervisor:
         if len(payload) > MAILBOX_MAX:
             raise UsageError(f"a mailbox message of {len(payload)} bytes is too big",
                              hint=f"send at most {MAILBOX_MAX} bytes")
+        n = len(self.mailboxes)
+        ids = list(range(n)) if worker_ids is None else list(dict.fromkeys(worker_ids))
+        for wid in ids:
+            if not (isinstance(wid, int) and 0 <= wid < n):
+                raise UsageError(f"no worker {wid!r}", hint=f"pick 0..{n - 1}, or None for all")
         self._request_id = (self._request_id + 1) & 0xFFFFFFFF
         rid = self._request_id.to_bytes(4, "little")
-        waiting = {}
-        for wid in worker_ids:
-            if not 0 <= wid < len(self.mailboxes):
-                raise UsageError(f"no worker {wid}", hint=f"pick 0..{len(self.mailboxes) - 1}")
-            sup_end = self.mailboxes[wid][0]
+        sent = []
+        for wid in ids:
             try:
-                sup_end.send(rid + payload, socket.MSG_DONTWAIT)
+                self.mailboxes[wid][0].send(rid + payload, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 log.warning("worker %d's mailbox is full; message dropped", wid)
                 continue
-            waiting[sup_end.fileno()] = wid
-        replies: dict[int, bytes] = {}
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            for fd in waiting:
-                sel.register(fd, selectors.EVENT_READ)
-            while waiting:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                for key, _ in sel.select(left):
-                    wid = waiting.get(key.fd)
-                    if wid is None:
-                        continue
-                    try:
-                        msg = self.mailboxes[wid][0].recv(MAILBOX_MAX + 4, socket.MSG_DONTWAIT)
-                    except BlockingIOError:
-                        continue
-                    if msg[:4] == rid:  # else: a late reply to an earlier request
-                        replies[wid] = msg[4:]
-                        del waiting[key.fd]
-                        sel.unregister(key.fd)
-        return replies
+            sent.append(wid)
+        return rid, sent
+
+    def _read_mail(self, wid: int) -> None:
+        """Read every reply waiting in worker ``wid``'s mailbox; hand each to the request or ask
+        awaiting it, drop the others (answers to :meth:`tell`, late replies)."""
+        sup_end = self.mailboxes[wid][0]
+        while True:
+            try:
+                msg = sup_end.recv(MAILBOX_MAX + 4, socket.MSG_DONTWAIT)
+            except OSError:  # nothing more (EAGAIN), or the mailbox was closed
+                return
+            if not msg:
+                return
+            pending = self._pending.get(msg[:4])
+            if pending is not None and wid in pending.waiting:
+                pending.waiting.discard(wid)
+                pending.replies[wid] = msg[4:]
+                if not pending.waiting and pending.done is not None and not pending.done.done():
+                    pending.done.set_result(None)
+
+    def _watch_mail(self, loop: asyncio.AbstractEventLoop, wid: int, delta: int) -> None:
+        """A loop reader on worker ``wid``'s mailbox while at least one :meth:`ask` outside
+        :meth:`serve` waits for it (``delta`` +1: one more, -1: one less)."""
+        fd = self.mailboxes[wid][0].fileno()
+        n = self._mail_watch.get(fd, 0) + delta
+        if n > 0:
+            if n == 1 and delta > 0:
+                loop.add_reader(fd, self._read_mail, wid)
+            self._mail_watch[fd] = n
+        else:
+            self._mail_watch.pop(fd, None)
+            loop.remove_reader(fd)
 
     # -- stopping -----------------------------------------------------------------------------
     def stop(self, grace: Optional[float] = None) -> None:
         """SIGTERM every worker, wait up to ``grace`` seconds (default :data:`STOP_GRACE`, or
         :data:`STOP_GRACE_PER_WORKER` per worker when that is longer; each worker drains for at
-        most :data:`pfrps.worker.DRAIN_SECONDS`, then runs ``on_stop``), then SIGKILL what is left."""
+        most :data:`pfrps.worker.DRAIN_SECONDS`, then runs ``on_stop``), then SIGKILL what is left.
+        Blocking; :meth:`run` and :meth:`serve` end with it (serve() with the same steps
+        awaited), so only call it outside them (:meth:`request_stop` ends them)."""
+        grace = self._terminate(grace)
+        deadline = time.monotonic() + grace
+        while self._sel is not None and any(s.pid for s in self.slots):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._stop_events(self._sel.select(left))
+        self._kill_left(grace)
+
+    async def _stop_async(self, grace: Optional[float] = None) -> None:
+        """:meth:`stop` for :meth:`serve`: the grace awaited on its loop."""
+        grace = self._terminate(grace)
+        deadline = time.monotonic() + grace
+        while self._sel is not None and any(s.pid for s in self.slots):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await self._sleep(left)
+            self._stop_events(self._sel.select(0))
+        self._kill_left(grace)
+
+    def _terminate(self, grace: Optional[float]) -> float:
+        """No more restarts; SIGTERM every worker. Returns the grace, seconds (see :meth:`stop`)."""
         if grace is None:
             grace = max(STOP_GRACE, STOP_GRACE_PER_WORKER * len(self.slots))
         self._stopping = True
@@ -653,18 +1045,20 @@ class Supervisor:
                     os.kill(s.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-        deadline = time.monotonic() + grace
-        while self._sel is not None and any(s.pid for s in self.slots):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            for key, _ in self._sel.select(left):
-                if key.data == "ready":
-                    self._read_ready()
-                elif key.data == "signal":
-                    self._drain_signals()
-                elif isinstance(key.data, _Slot):
-                    self._reap(key.data)
+        return grace
+
+    def _stop_events(self, events: list) -> None:
+        """While stopping: readiness and the signal pipe drained, deaths reaped (no restarts)."""
+        for key, _ in events:
+            if key.data == "ready":
+                self._read_ready()
+            elif key.data == "signal":
+                self._drain_signals()
+            elif isinstance(key.data, _Slot):
+                self._reap(key.data)
+
+    def _kill_left(self, grace: float) -> None:
+        """SIGKILL and reap every worker still there after the grace."""
         self._signals.clear()
         for s in self.slots:
             if s.pid:
@@ -690,7 +1084,13 @@ class Supervisor:
             self.metrics_endpoint.close()
             self.metrics_endpoint = None
         self._close_watchers()
+        for port in self.ports:
+            port.close()
+        self.ports = []
         self.steered.close()
+        if self.port_counters is not None:
+            self.port_counters.close()
+            self.port_counters = None
         for pair in self.mailboxes:
             for end in pair:
                 end.close()
@@ -722,12 +1122,15 @@ class Supervisor:
         cfg = self.config
         et = ",".join(f"0x{e:04x}" for e in cfg.ethertypes) if cfg.ethertypes else "all"
         prog = f", program {cfg.program}" if cfg.program else ""
-        return (f"steering {cfg.interface} (ifindex {self.ifindex}) across {cfg.workers} workers: "
-                f"steering {cfg.steering}, hash {alg_name(cfg.hash_alg)}, ethertypes {et}, rx {cfg.rx}{prog}")
-
-
-#: prctl(2) option: the signal a process gets when the thread that forked it exits.
-PR_SET_PDEATHSIG = 1
+        ports = ", ".join(f"{name} (ifindex {ifx})" for name, ifx in zip(cfg.interfaces, self.ifindexes)) \
+            or f"{cfg.interface} (ifindex {self.ifindex})"
+        rings = ""
+        if len(cfg.interfaces) > 1:
+            per = self.ring_bytes_per_worker() // len(cfg.interfaces)
+            rings = (f", {cfg.workers} x {len(cfg.interfaces)} {'rings' if cfg.rx == 'ring' else 'socket buffers'}"
+                     f" of {per} bytes ({per * cfg.workers * len(cfg.interfaces)} bytes in all)")
+        return (f"steering {ports} across {cfg.workers} workers: "
+                f"steering {cfg.steering}, hash {alg_name(cfg.hash_alg)}, ethertypes {et}, rx {cfg.rx}{prog}{rings}")
 
 
 def _die_with_parent(parent: int) -> None:

@@ -221,6 +221,35 @@ class TwoNodeTopology:
                                 hint="run as root on a kernel with veth and network namespaces") from None
         return self
 
+    def add_port(self, injector: str, injector_if: str, node_if: str, node_mac: str) -> str:
+        """Another access port of a created topology: a new ``injector`` namespace joined to the
+        node by a veth pair (``injector_if`` there, ``node_if``/``node_mac`` in the node), both
+        up; :meth:`destroy` removes it with the rest (several ports: ``pfrps -i A -i B``).
+
+        Returns:
+            The new injector interface's MAC.
+
+        Raises:
+            TopologyError: the name is taken, or the link could not be made.
+        """
+        from pyroute2 import IPRoute  # noqa: PLC0415
+
+        create_netns(injector)
+        self._created.append(injector)
+        try:
+            with IPRoute(netns=injector, flags=0) as ipr:
+                ipr.link("add", ifname=injector_if, kind="veth",
+                         peer={"ifname": node_if, "net_ns_fd": self.node, "address": node_mac})
+                idx = ipr.link_lookup(ifname=injector_if)[0]
+                ipr.link("set", index=idx, state="up")
+                mac = ipr.get_links(idx)[0].get_attr("IFLA_ADDRESS")
+            with IPRoute(netns=self.node, flags=0) as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname=node_if)[0], state="up")
+        except Exception as exc:
+            raise TopologyError(f"cannot add port {node_if}: {exc}", code=errno.EIO,
+                                hint="run as root on a kernel with veth and network namespaces") from None
+        return mac
+
     def popen(self, ns: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:
         """Start ``argv`` inside namespace ``ns`` (one of :attr:`namespaces`); :meth:`destroy` ends it."""
         if ns not in self._created:

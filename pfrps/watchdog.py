@@ -93,19 +93,20 @@ class Watchdog:
 
     Args:
         seconds: the limit (> 0).
-        fds: each worker's socket fd, by worker id (the supervisor owns them).
+        fds: each worker's socket fd, by worker id (the supervisor owns them); or a sequence of
+            fds per worker (one socket per interface): frames waiting on any of them count.
         counters: the shared counters (heartbeats read from ``Col.HEARTBEAT``).
         rings: each worker's :class:`pfrps.receive.RxRing` in ring mode (its read position is
-            progress too), or empty.
+            progress too), or a sequence of rings per worker, or empty.
     """
 
     def __init__(self, seconds: float, fds: Sequence[int], counters: SharedCounters, rings: Sequence = ()) -> None:
         self.seconds = seconds
         self.counters = counters
-        self.rings = list(rings)
-        self._fd_worker = {fd: wid for wid, fd in enumerate(fds)}
+        self.rings = [r if isinstance(r, (list, tuple)) else (r,) for r in rings]
+        self._fd_worker = {fd: wid for wid, f in enumerate(fds) for fd in (f if isinstance(f, (list, tuple)) else (f,))}
         self._poll = select.poll()
-        for fd in fds:
+        for fd in self._fd_worker:
             self._poll.register(fd, select.POLLIN)
         n = len(fds)
         self._last: list[Optional[tuple[int, int]]] = [None] * n
@@ -126,13 +127,13 @@ class Watchdog:
         self.next_check = now + TICK
         beats = self.counters.array[:, Col.HEARTBEAT].tolist()
         if self.rings:
-            beats = [(hb, ring.read_position()) for hb, ring in zip(beats, self.rings)]
+            beats = [(hb, tuple(ring.read_position() for ring in rs)) for hb, rs in zip(beats, self.rings)]
         else:
-            beats = [(hb, 0) for hb in beats]
+            beats = [(hb, (0,)) for hb in beats]
         waiting = {self._fd_worker[fd] for fd, _ev in self._poll.poll(0)}
         stuck = []
         for wid, hb in enumerate(beats):
-            busy = wid in waiting or hb[0] & 1 or hb[1] & 1
+            busy = wid in waiting or hb[0] & 1 or any(pos & 1 for pos in hb[1])
             if not alive[wid] or hb != self._last[wid] or not busy:
                 self._last[wid] = hb
                 self._since[wid] = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import socket
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from types import SimpleNamespace
 
@@ -14,6 +13,7 @@ from pfrps.bng.secrets import Secrets, parse_text
 from pfrps.bng.server import BNG, BNG_COUNTERS, BNG_GAUGES, BNGConfig
 from pfrps.bng.session import PPPConfig
 from pfrps.stats import SharedCounters
+from pfrps.testing.fuzz_frames import tx_socketpairs
 from pfrps.worker import WorkerContext
 from tests.bng_fuzz_frames import AC_MAC
 
@@ -54,10 +54,7 @@ def make_bng(loop: FakeLoop, **ac) -> tuple[BNG, list, list]:
                     secrets=secrets, dataplane=False)
     bng = BNG(cfg, WORKERS, clock=lambda: loop.now)
     counters = SharedCounters(WORKERS, BNG_COUNTERS, BNG_GAUGES)
-    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(WORKERS)]
-    for tx, rx in pairs:
-        rx.setblocking(False)
-        tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
+    pairs = tx_socketpairs(WORKERS, 1 << 22)
     ctxs = [WorkerContext(w, WORKERS, 1, pairs[w][0], counters, loop=loop) for w in range(WORKERS)]
     for c in ctxs:
         bng.on_start(c)

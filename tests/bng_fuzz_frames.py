@@ -32,7 +32,7 @@ bad_pppoe         a valid PPP packet in a bad PPPoE header: VER/TYPE not 1, CODE
 unknown_protocol  a PPP protocol the BNG does not run (CCP, ECP, MPLSCP, BCP, random): Protocol-Reject
 ================  ==================================================================================
 
-Frames go from a pool of client MACs (:func:`tests.fuzz_frames.pool_macs`; 10% from strangers)
+Frames go from a pool of client MACs (:func:`pfrps.testing.fuzz_frames.pool_macs`; 10% from strangers)
 to ``ac``, on ``session_ids`` (or random ones), or, for half the frames when ``live`` is given,
 on the ``(MAC, session id, raw VLAN tags)`` of sessions the BNG granted, so the paths of known
 sessions are fuzzed too. Frames are built with :mod:`struct` (not with ``pfrps.bng.ppp``: the
@@ -50,7 +50,7 @@ import sys
 from typing import Iterator, Optional, Sequence
 
 from pfrps.ac import protocol as p
-from tests.fuzz_frames import AC_MAC, MAX_SOCKET_FRAME, MIN_SOCKET_FRAME, pool_macs
+from pfrps.testing.fuzz_frames import AC_MAC, draw, pool_macs
 
 __all__ = ["KINDS", "WEIGHTS", "AC_MAC", "PPP_LCP", "PPP_PAP", "PPP_CHAP", "PPP_IPCP", "PPP_IPV6CP", "PPP_IPV6",
            "CONTROL_PROTOCOLS", "UNKNOWN_PROTOCOLS", "ppp_packet", "generate", "describe", "main"]
@@ -330,7 +330,7 @@ def generate(seed: int, count: int, ac: bytes = AC_MAC, macs: Optional[Sequence[
         seed: the random seed.
         count: frames to make.
         ac: the BNG's MAC (the destination of every frame).
-        macs: the client pool (default: 64 from :func:`tests.fuzz_frames.pool_macs`); 10% of
+        macs: the client pool (default: 64 from :func:`pfrps.testing.fuzz_frames.pool_macs`); 10% of
             frames come from others.
         session_ids: session ids that frames mostly use (default: random ids 1..0xfffe).
         socket_safe: keep every frame within ``14..1514`` bytes (what a veth takes from a packet
@@ -339,16 +339,7 @@ def generate(seed: int, count: int, ac: bytes = AC_MAC, macs: Optional[Sequence[
             sequence the caller may grow while iterating: half the frames then go to them.
     """
     g = _Gen(seed, macs if macs is not None else pool_macs(64, seed), ac, session_ids, live)
-    makers = [getattr(g, k) for k in KINDS]
-    choices = g.r.choices
-    for _ in range(count):
-        i = choices(range(len(KINDS)), WEIGHTS)[0]
-        f = makers[i]()
-        if socket_safe:
-            if len(f) < MIN_SOCKET_FRAME:
-                f = f + bytes(MIN_SOCKET_FRAME - len(f))
-            f = f[:MAX_SOCKET_FRAME]
-        yield KINDS[i], f
+    yield from draw(g, KINDS, WEIGHTS, count, socket_safe)
 
 
 def describe(frame: bytes) -> dict:

@@ -54,7 +54,7 @@ class NetnsBox:
 
 
 @contextmanager
-def fresh_netns(prefix: str = "pxt", pairs: Sequence[tuple[str, str]] = (("veth0", "veth1"),),
+def fresh_netns(prefix: str = "xdp-test", pairs: Sequence[tuple[str, str]] = (("veth0", "veth1"),),
                 ipv6: bool = False, macs: dict[str, str] | None = None) -> Iterator[NetnsBox]:
     """A uniquely named namespace ``<prefix>-<8 hex>`` with the veth ``pairs``, always removed."""
     name = f"{prefix}-{unique_suffix()}"

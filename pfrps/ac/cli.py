@@ -12,7 +12,8 @@ from pfrps.cliutil import ArgumentParser, add_metrics_option, int_range, positiv
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface
-from pfrps.supervisor import MAX_WORKERS, Supervisor, SupervisorConfig
+from pfrps.config import MAX_WORKERS, SupervisorConfig
+from pfrps.supervisor import Supervisor
 
 from .protocol import ENCODERS, ETH_P_PPP_DISC, ETH_P_PPP_SES
 from .server import AC_COUNTERS, AC_GAUGES, AC_METRICS_HELP, AccessConcentrator, ACConfig, parse_service_names
@@ -82,7 +83,9 @@ def build_parser() -> ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-i", "--interface", dest="interface", required=True, metavar="IF", help="interface to serve")
+    p.add_argument("-i", "--interface", dest="interfaces", action="append", required=True, metavar="IF",
+                   help="interface to serve; repeat for several access ports (-i eth1 -i eth2): the same workers "
+                        "serve all, each reply leaves by the port its request came in on, from that port's MAC")
     p.add_argument("-w", "--worker-count", dest="workers", type=int_range(1, MAX_WORKERS, "worker count"),
                    default=os.cpu_count() or 1, metavar="N",
                    help=f"worker processes, 1..{MAX_WORKERS} (default: CPUs, {os.cpu_count()})")
@@ -160,23 +163,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging(args.log_level, PROG)
     log = logging.getLogger("pfrps")
     sup: Optional[Supervisor] = None
-    ac: Optional[AccessConcentrator] = None
     try:
         services = parse_service_names(args.services)
         if len(services) > MAX_SERVICES:
             raise UsageError(f"{len(services)} service names given", hint=f"offer at most {MAX_SERVICES}")
         hash_alg = parse_hash_alg(args.hash_alg)  # argument errors before looking at the system
-        link = check_interface(args.interface)
-        try:
-            mac = parse_mac(link.mac)
-        except UsageError:
-            raise UsageError(f"interface {args.interface!r} has no Ethernet address",
-                             hint="serve an Ethernet interface") from None
-        if mac[0] & 1:
-            raise UsageError(f"interface {args.interface!r} has a multicast address {link.mac}",
-                             hint="give the interface a unicast MAC")
+        if len(set(args.interfaces)) != len(args.interfaces):
+            dup = next(i for i in args.interfaces if args.interfaces.count(i) > 1)
+            raise UsageError(f"interface {dup} is given more than once", hint="name each interface once (-i IF1 -i IF2)")
+        port_macs: dict[int, bytes] = {}
+        links = []
+        for name in args.interfaces:
+            link = check_interface(name)
+            try:
+                port_mac = parse_mac(link.mac)
+            except UsageError:
+                raise UsageError(f"interface {name!r} has no Ethernet address",
+                                 hint="serve an Ethernet interface") from None
+            if port_mac[0] & 1:
+                raise UsageError(f"interface {name!r} has a multicast address {link.mac}",
+                                 hint="give the interface a unicast MAC")
+            port_macs[link.ifindex] = port_mac
+            links.append(link)
+        link = links[0]
+        mac = port_macs[link.ifindex]
         config = SupervisorConfig(
-            interface=args.interface,
+            interfaces=tuple(args.interfaces),
             workers=args.workers,
             hash_alg=hash_alg,
             ethertypes=(ETH_P_PPP_DISC, ETH_P_PPP_SES),
@@ -193,11 +205,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # restarted one) verifies cookies that any other sent.
         ac = AccessConcentrator(ACConfig(mac=mac, ac_name=args.ac_name.encode("utf-8", "surrogateescape"),
                                          services=services, secret=os.urandom(32), encoder=args.encoder,
-                                         max_frame=14 + (link.mtu or 1500), max_sessions=args.max_sessions,
+                                         max_frame=14 + min(lk.mtu or 1500 for lk in links),
+                                         max_sessions=args.max_sessions,
                                          sessions_per_mac=args.sessions_per_mac, echo_interval=args.echo_interval,
                                          echo_misses=args.echo_misses, cookie_window=args.cookie_window,
                                          padt_rate=args.padt_rate, padt_burst=args.padt_burst,
-                                         outer_tpid=_TPIDS[args.outer_tpid]), args.workers)
+                                         outer_tpid=_TPIDS[args.outer_tpid],
+                                         port_macs=port_macs if len(port_macs) > 1 else {}), args.workers)
         sup = Supervisor(config, handler=ac.handle, on_start=ac.on_start, on_stop=ac.on_stop)
         seconds = sup.start()
         offered = ", ".join(s.decode("utf-8", "replace") for s in services) if services else "any service"
@@ -230,8 +244,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if sup is not None:
             sup.close()
-        if ac is not None:
-            ac.close()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ import struct
 from enum import Enum
 from typing import Iterator, NamedTuple, Optional, Sequence, Union
 
+# ethertypes: discovery / session stage (RFC 2516), 802.1Q C-tag / 802.1ad S-tag
+from ..kernel import ETH_P_8021AD, ETH_P_8021Q, ETH_P_PPP_DISC, ETH_P_PPP_SES
+
 __all__ = [
     "ETH_P_PPP_DISC", "ETH_P_PPP_SES", "BROADCAST",
     "PADI", "PADO", "PADR", "PADS", "PADT", "CODE_NAMES",
@@ -56,11 +59,7 @@ __all__ = [
     "build_lcp_echo_request", "build_lcp_echo_reply", "build_ac_echo_request",
 ]
 
-ETH_P_PPP_DISC = 0x8863  # discovery stage
-ETH_P_PPP_SES = 0x8864   # session stage
 BROADCAST = b"\xff" * 6
-ETH_P_8021Q = 0x8100   # IEEE 802.1Q C-tag (also used as the outer tag of 0x8100/0x8100 QinQ)
-ETH_P_8021AD = 0x88A8  # IEEE 802.1ad S-tag
 VLAN_TPIDS = (ETH_P_8021Q, ETH_P_8021AD)
 #: VLAN tags read through before the PPPoE ethertype (a tag the kernel stripped counts too).
 MAX_VLAN_TAGS = 2

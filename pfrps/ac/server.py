@@ -152,6 +152,10 @@ class ACConfig:
     padt_burst: int = 100
     outer_tpid: Optional[int] = None
     max_payload: int = 0
+    #: Several ports (``-i`` repeated): ``{ifindex: that port's MAC}``; replies to a frame come
+    #: from the MAC of the port it came in on (and leave by that port), and a host must address
+    #: the AC by that MAC. Empty: ``mac`` everywhere.
+    port_macs: dict[int, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.mac) != 6 or self.mac[0] & 1:
@@ -198,6 +202,8 @@ class ACSession:
     last_rx: float = 0.0
     misses: int = 0
     echo_id: int = 0
+    #: The port (ifindex) its PADR came in on, with several ports (probes and PADT go out of it), or None.
+    ifindex: Optional[int] = None
     max_payload: int = 0
     end_cause: str = ""
 
@@ -342,15 +348,17 @@ class AccessConcentrator:
                 state.close(sess.mac, sess.session_id)
                 ctx.count("expired")
                 ctx.count("sessions", -1)
-                self._transmit(ctx, p.with_vlan(p.build_padt(sess.mac, cfg.mac, sess.session_id, b"keepalive timeout",
+                self._transmit(ctx, p.with_vlan(p.build_padt(sess.mac, self._mac(ctx, sess.ifindex), sess.session_id,
+                                                             b"keepalive timeout",
                                                              relay_session_id=sess.relay_session_id,
-                                                             encoder=self._enc), sess.vlan), "padt_tx")
+                                                             encoder=self._enc), sess.vlan), "padt_tx", sess.ifindex)
             else:
                 sess.misses += 1
                 sess.echo_id = (sess.echo_id + 1) & 0xFF
-                self._transmit(ctx, p.with_vlan(p.build_ac_echo_request(sess.mac, cfg.mac, sess.session_id,
-                                                                        sess.echo_id, sess.magic, encoder=self._enc),
-                                                sess.vlan), "echo_tx")
+                self._transmit(ctx, p.with_vlan(p.build_ac_echo_request(sess.mac, self._mac(ctx, sess.ifindex),
+                                                                        sess.session_id, sess.echo_id, sess.magic,
+                                                                        encoder=self._enc),
+                                                sess.vlan), "echo_tx", sess.ifindex)
 
     def on_stop(self, ctx: Any) -> None:
         """Worker stop: cancel the keepalive timer, PADT every session (RFC 2516 5.5: the AC ends them)."""
@@ -360,13 +368,13 @@ class AccessConcentrator:
         if state.timer is not None:
             state.timer.cancel()
             state.timer = None
-        mac, enc = self.config.mac, self._enc
+        enc = self._enc
         for sess in list(state.sessions.values()):
             sess.end_cause = sess.end_cause or "NAS-Reboot"
             state.close(sess.mac, sess.session_id)
-            frame = p.build_padt(sess.mac, mac, sess.session_id, b"AC shutting down",
+            frame = p.build_padt(sess.mac, self._mac(ctx, sess.ifindex), sess.session_id, b"AC shutting down",
                                  relay_session_id=sess.relay_session_id, encoder=enc)
-            self._transmit(ctx, p.with_vlan(frame, sess.vlan), "padt_tx")
+            self._transmit(ctx, p.with_vlan(frame, sess.vlan), "padt_tx", sess.ifindex)
             ctx.count("sessions", -1)
 
     # -- the handler --------------------------------------------------------------------------
@@ -403,9 +411,17 @@ class AccessConcentrator:
         else:
             self._session(msg, vlan, ctx)
 
-    def _transmit(self, ctx: Any, frame: bytes, counter: str) -> None:
-        if ctx.transmit(frame):
+    def _transmit(self, ctx: Any, frame: bytes, counter: str, ifindex: Optional[int] = None) -> None:
+        if ctx.transmit(frame) if ifindex is None else ctx.transmit(frame, ifindex):
             ctx.count(counter)
+
+    def _mac(self, ctx: Any, ifindex: Optional[int] = None) -> bytes:
+        """The AC's MAC on port ``ifindex`` (default: the port of the frame being handled,
+        ``ctx.rx_ifindex``): ``config.port_macs``, else ``config.mac``."""
+        macs = self.config.port_macs
+        if not macs:
+            return self.config.mac
+        return macs.get(ifindex if ifindex is not None else getattr(ctx, "rx_ifindex", None), self.config.mac)
 
     def _send(self, ctx: Any, frame: bytes, vlan: bytes, counter: str) -> None:
         """Reply to the frame being handled (with its VLAN tags) and count its outcome."""
@@ -418,23 +434,25 @@ class AccessConcentrator:
     def _padi(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
         ctx.count("padi")
         cfg = self.config
-        if (m.dst != p.BROADCAST and m.dst != cfg.mac) or not cfg.offers(m.service_name):
+        mac = self._mac(ctx)
+        if (m.dst != p.BROADCAST and m.dst != mac) or not cfg.offers(m.service_name):
             ctx.count("ignored")  # RFC 2516 5.2: an AC that cannot serve the PADI MUST NOT send a PADO
             return
         window = p.cookie_window(self.clock(), cfg.cookie_window)
         cookie = p.make_cookie(cfg.secret, m.src, m.service_name, window)
-        self._send(ctx, p.build_pado(m.src, cfg.mac, self._ac_name, m.service_name, cookie, m.host_uniq,
+        self._send(ctx, p.build_pado(m.src, mac, self._ac_name, m.service_name, cookie, m.host_uniq,
                                      m.relay_session_id, self._others, self._enc, self._max_payload(m, vlan)),
                    vlan, "pado")
 
     def _padr(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
         ctx.count("padr")
         cfg = self.config
-        if m.dst != cfg.mac:
+        mac = self._mac(ctx)
+        if m.dst != mac:
             ctx.count("ignored")
             return
         if not cfg.offers(m.service_name):
-            self._send(ctx, p.build_pads_error(m.src, cfg.mac, m.service_name, p.TAG_SERVICE_NAME_ERROR,
+            self._send(ctx, p.build_pads_error(m.src, mac, m.service_name, p.TAG_SERVICE_NAME_ERROR,
                                                b"service not offered", m.host_uniq, m.relay_session_id,
                                                self._enc), vlan, "pads_error")
             return
@@ -449,14 +467,16 @@ class AccessConcentrator:
             ctx.count("replaced", len(replaced))
             ctx.count("sessions", -len(replaced))
         if sess is None:
-            self._send(ctx, p.build_pads_error(m.src, cfg.mac, m.service_name, p.TAG_AC_SYSTEM_ERROR,
+            self._send(ctx, p.build_pads_error(m.src, mac, m.service_name, p.TAG_AC_SYSTEM_ERROR,
                                                b"session limit reached (%d on this worker)" % state.limit,
                                                m.host_uniq, m.relay_session_id, self._enc), vlan, "pads_error")
             return
         if created:
             ctx.count("sessions", 1)
         sess.max_payload = self._max_payload(m, vlan) or 0
-        self._send(ctx, p.build_pads(m.src, cfg.mac, sess.session_id, m.service_name, m.host_uniq,
+        if cfg.port_macs:
+            sess.ifindex = getattr(ctx, "rx_ifindex", None)
+        self._send(ctx, p.build_pads(m.src, mac, sess.session_id, m.service_name, m.host_uniq,
                                      m.relay_session_id, self._enc, sess.max_payload or None), vlan, "pads")
 
     def _max_payload(self, m: p.Discovery, vlan: bytes) -> Optional[int]:
@@ -470,7 +490,7 @@ class AccessConcentrator:
         return granted if granted > 1492 else None
 
     def _padt(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
-        if m.dst != self.config.mac:
+        if m.dst != self._mac(ctx):
             ctx.count("ignored")
             return
         ctx.count("padt_rx")
@@ -484,16 +504,19 @@ class AccessConcentrator:
 
     def _session(self, m: p.Session, vlan: bytes, ctx: Any) -> None:
         cfg = self.config
-        if m.dst != cfg.mac:
+        mac = self._mac(ctx)
+        if m.dst != mac:
             ctx.count("ignored")
             return
         state: WorkerState = ctx.storage["ac"]
         sess = state.sessions.get((m.src, m.session_id))
         if sess is not None and p.vlan_key(sess.vlan) != p.vlan_key(vlan):
             sess = None  # that session id on another VLAN is not that session
+        if sess is not None and sess.ifindex is not None and sess.ifindex != getattr(ctx, "rx_ifindex", None):
+            sess = None  # nor on another port
         if sess is None:
             if state.take_padt_token(self.clock(), cfg.padt_rate, cfg.padt_burst):
-                self._send(ctx, p.build_padt(m.src, cfg.mac, m.session_id, b"session unknown", encoder=self._enc),
+                self._send(ctx, p.build_padt(m.src, mac, m.session_id, b"session unknown", encoder=self._enc),
                            vlan, "padt_tx")
             else:
                 ctx.count("padt_ratelimited")
@@ -502,15 +525,12 @@ class AccessConcentrator:
         sess.last_rx = self.clock()
         sess.misses = 0
         if m.lcp_code == p.LCP_ECHO_REQUEST:
-            self._send(ctx, p.build_lcp_echo_reply(m.src, cfg.mac, m.session_id, m.lcp_id, sess.magic,
+            self._send(ctx, p.build_lcp_echo_reply(m.src, mac, m.session_id, m.lcp_id, sess.magic,
                                                    m.lcp_data, self._enc), vlan, "echo")
         elif m.lcp_code == p.LCP_ECHO_REPLY:
             ctx.count("served")  # the answer to a keepalive probe
         else:
             ctx.count("ignored")
-
-    def close(self) -> None:
-        """Nothing to release (kept for API stability)."""
 
 
 def parse_service_names(names: Sequence[str]) -> tuple[bytes, ...]:

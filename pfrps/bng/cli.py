@@ -25,13 +25,11 @@ from typing import Optional, Sequence
 from pfrps.cliutil import ArgumentParser, add_metrics_option, int_range, positive_seconds, setup_logging
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_mac
-from pfrps.supervisor import MAX_WORKERS
+from pfrps.config import MAX_WORKERS
 
+from .control import CONTROL_PREFIX, PROG, control_address
 
-__all__ = ["main", "build_parser", "format_line", "control_address", "PROG"]
-
-PROG = "pfrps-bng"
-CONTROL_PREFIX = "pfrps-bng/"
+__all__ = ["main", "build_parser"]
 
 EPILOG = """\
 examples:
@@ -102,8 +100,9 @@ def build_parser() -> ArgumentParser:
                        description="A PPPoE BNG: discovery, LCP, PAP/CHAP, IPCP, IPv6CP on steered worker "
                                    "processes, and an XDP data plane. Also: pfrps-bng show sessions, "
                                    "pfrps-bng terminate.")
-    p.add_argument("-i", "--interface", dest="access", required=True, metavar="ACCESS",
-                   help="the access interface (subscribers' side)")
+    p.add_argument("-i", "--interface", dest="access", action="append", required=True, metavar="ACCESS",
+                   help="the access interface (subscribers' side); repeat for several access ports: the first "
+                        "names the BNG (management socket, routes), every one gets the XDP access program")
     p.add_argument("--uplink", required=True, metavar="UPLINK", help="the uplink interface (needs an IPv4 address)")
     p.add_argument("-w", "--worker-count", dest="workers", type=int_range(1, MAX_WORKERS, "worker count"),
                    default=os.cpu_count() or 1, metavar="N", help=f"worker processes (default: CPUs, {os.cpu_count()})")
@@ -157,11 +156,6 @@ def build_mgmt_parser(cmd: str) -> ArgumentParser:
         g.add_argument("--mac", help="every session of this client MAC")
         g.add_argument("--ip", help="the session holding this IPv4 address or IPv6 address/prefix")
     return p
-
-
-def control_address(access: str) -> bytes:
-    """The abstract unix socket name of the BNG serving ``access`` (leading NUL)."""
-    return b"\0" + (CONTROL_PREFIX + access).encode()
 
 
 def running_instances() -> list[str]:
@@ -273,26 +267,6 @@ def mgmt_main(argv: Sequence[str]) -> int:
         return 0 if n else 1
     except PfrpsError as exc:
         return exc.report(PROG)
-
-
-def format_line(snap: dict, prev: Optional[dict], dp: Optional[dict]) -> str:
-    """The per-interval line: per worker ``#w:up/new`` (sessions with an NCP open / set up in
-    the last interval), the totals, then data-plane frames each way and any error counters."""
-    n = len(snap["sessions_up"])
-    new = [snap["session_setups"][w] - (prev["session_setups"][w] if prev else 0) for w in range(n)]
-    parts = ["sessions up/new"] + [f"#{w}:{snap['sessions_up'][w]}/{new[w]}" for w in range(n)]
-    parts.append(f"total:{sum(snap['sessions_up'])}/{sum(new)}")
-    if dp is not None:
-        parts.append(f"dp up:{dp.get('up_forwarded', 0)} down:{dp.get('down_forwarded', 0)}")
-        extra = {k: v for k, v in dp.items() if v and k not in ("up_forwarded", "down_forwarded")}
-        if extra:
-            parts.append("dp " + " ".join(f"{k}:{v}" for k, v in sorted(extra.items())))
-    for name in ("auth_fail", "no_address", "dp_errors", "expired", "malformed", "drops", "restarts",
-                 "handler_errors", "tx_errors"):
-        vals = snap.get(name) or []
-        if any(vals):
-            parts.append(f"{name}:{sum(vals)}")
-    return " ".join(parts)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -54,6 +54,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Sequence
 
+from ..kernel import ETH_P_8021AD as TPID_8021AD, ETH_P_8021Q as TPID_8021Q, ETH_P_ALL
+from ..kernel import ETH_P_PPP_DISC as ETH_DISC, ETH_P_PPP_SES as ETH_SES
+
 __all__ = [
     "ClientConfig", "VlanLayout", "parse_vlan", "subscriber_mac", "Engine", "Sub", "Client", "PacketTransport",
     "SubscriberRecord", "RunResult", "TeardownResult", "TrafficResult", "main", "build_parser", "PROG",
@@ -65,14 +68,12 @@ __all__ = [
 PROG = "pfrps-bng-client"
 
 # -- RFC 2516 ---------------------------------------------------------------------------------
-ETH_DISC, ETH_SES = 0x8863, 0x8864
 PADI, PADO, PADR, PADS, PADT = 0x09, 0x07, 0x19, 0x65, 0xA7
 TAG_END, TAG_SERVICE, TAG_AC_NAME, TAG_HOST_UNIQ, TAG_COOKIE = 0x0000, 0x0101, 0x0102, 0x0103, 0x0104
 TAG_RELAY = 0x0110
 TAG_SERVICE_ERR, TAG_AC_ERR, TAG_GENERIC_ERR = 0x0201, 0x0202, 0x0203
 _ERR_NAMES = {TAG_SERVICE_ERR: "Service-Name-Error", TAG_AC_ERR: "AC-System-Error", TAG_GENERIC_ERR: "Generic-Error"}
 BROADCAST = b"\xff" * 6
-TPID_8021Q, TPID_8021AD = 0x8100, 0x88A8
 
 # -- PPP --------------------------------------------------------------------------------------
 PPP_LCP, PPP_PAP, PPP_CHAP, PPP_IPCP, PPP_IPV6CP, PPP_IPV4, PPP_IPV6 = 0xC021, 0xC023, 0xC223, 0x8021, 0x8057, 0x0021, 0x0057
@@ -1576,12 +1577,12 @@ class PacketTransport:
 
     def __init__(self, ifname: str, rx: str = "ring", block_size: int = 1 << 16, blocks: int = 128,
                  retire_ms: int = 4) -> None:
-        from pfrps import packet  # noqa: PLC0415
+        from .. import packet  # noqa: PLC0415
         from pfrps.receive import RecvReceiver  # noqa: PLC0415
 
         self.ifindex = socket.if_nametoindex(ifname) if ifname else 0
         self.tx = packet.open_tx_socket(ifname, sndbuf=8 << 20)
-        self.rxsock = packet.open_rx_socket(ifname, None, packet.ETH_P_ALL, rcvbuf=32 << 20, auxdata=(rx != "ring"))
+        self.rxsock = packet.open_rx_socket(ifname, None, ETH_P_ALL, rcvbuf=32 << 20, auxdata=(rx != "ring"))
         self.ring: Optional[_LeanRing] = None
         if rx == "ring":
             try:

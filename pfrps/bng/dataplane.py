@@ -47,6 +47,7 @@ from typing import Iterator, NamedTuple
 
 from .. import bpfsys
 from ..errors import PfrpsError, PrivilegeError, UsageError
+from ..kernel import ETH_P_8021AD, ETH_P_8021Q
 
 __all__ = [
     "SessionKey", "SessionEntry", "SessionCounters", "DataPlane", "STATS", "MAP_NAMES",
@@ -71,7 +72,6 @@ AUTH_NONE, AUTH_PAP, AUTH_CHAP = 0, 1, 2
 #: ``struct bng_session.flags`` (the control plane's; the programs ignore them).
 SF_IPV4_UP, SF_IPV6_UP = 1 << 0, 1 << 1
 DEFAULT_MRU = 1492
-ETH_P_8021Q, ETH_P_8021AD = 0x8100, 0x88A8
 
 _BPF_PROG_TYPE_XDP = 6
 
@@ -90,7 +90,7 @@ class BngSession(ctypes.Structure):
     _fields_ = [
         ("ac_mac", ctypes.c_uint8 * 6), ("outer_tpid", ctypes.c_uint16), ("inner_tpid", ctypes.c_uint16),
         ("mru", ctypes.c_uint16), ("ipv4", ctypes.c_uint32), ("ipv6_prefix", ctypes.c_uint8 * 8),
-        ("flags", ctypes.c_uint32), ("reserved0", ctypes.c_uint32), ("start_ns", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32), ("access_ifindex", ctypes.c_uint32), ("start_ns", ctypes.c_uint64),
         ("local_magic", ctypes.c_uint32), ("peer_magic", ctypes.c_uint32), ("user", ctypes.c_char * 64),
         ("peer_ifid", ctypes.c_uint8 * 8), ("worker", ctypes.c_uint16), ("auth", ctypes.c_uint8),
         ("relay_len", ctypes.c_uint8), ("session_timeout", ctypes.c_uint32), ("local_ifid", ctypes.c_uint8 * 8),
@@ -206,6 +206,8 @@ class SessionEntry:
         relay_session_id: the PADR's Relay-Session-Id (at most 16 bytes kept), echoed in PADT.
         session_timeout, idle_timeout, acct_interim: seconds (RADIUS Session-Timeout from the
             session's start, Idle-Timeout, Acct-Interim-Interval); 0 = none.
+        access_ifindex: the access port the session came in on (several access ports: upstream
+            frames must arrive there, downstream ones go out there); 0 = ``bng_config``'s.
     """
 
     key: SessionKey
@@ -229,6 +231,7 @@ class SessionEntry:
     session_timeout: int = 0
     idle_timeout: int = 0
     acct_interim: int = 0
+    access_ifindex: int = 0
 
     def __post_init__(self) -> None:
         if self.outer_tpid is None:
@@ -278,6 +281,7 @@ class SessionEntry:
         s.session_timeout = int(self.session_timeout) & 0xFFFFFFFF
         s.idle_timeout = int(self.idle_timeout) & 0xFFFFFFFF
         s.acct_interim = int(self.acct_interim) & 0xFFFFFFFF
+        s.access_ifindex = int(self.access_ifindex) & 0xFFFFFFFF
         return bytes(s)
 
     @classmethod
@@ -293,7 +297,8 @@ class SessionEntry:
             user=s.user, peer_ifid=bytes(s.peer_ifid), worker=s.worker, auth=s.auth,
             local_ifid=bytes(s.local_ifid), acct_id=s.acct_id,
             relay_session_id=bytes(s.relay_session_id)[:min(s.relay_len, 16)],
-            session_timeout=s.session_timeout, idle_timeout=s.idle_timeout, acct_interim=s.acct_interim)
+            session_timeout=s.session_timeout, idle_timeout=s.idle_timeout, acct_interim=s.acct_interim,
+            access_ifindex=s.access_ifindex)
 
 
 class SessionCounters(NamedTuple):
@@ -313,7 +318,9 @@ class DataPlane:
     """The XDP session table and its two programs.
 
     Args:
-        access: the subscriber-facing interface (``bng_access``; downstream frames go out here).
+        access: the subscriber-facing interface (``bng_access``; downstream frames go out here),
+            or several (``bng_access`` attached on each; the first is ``bng_config``'s, a session's
+            ``access_ifindex`` picks its own).
         uplink: the Internet-facing interface (``bng_uplink``).
         generic: attach in generic (SKB) mode instead of native (driver) mode.
         max_sessions: entries of the per-session maps (``-DBNG_MAX_SESSIONS``).
@@ -330,7 +337,8 @@ class DataPlane:
     def __init__(self, access: str, uplink: str, generic: bool = False, max_sessions: int = 65536) -> None:
         if max_sessions < 1:
             raise UsageError(f"max_sessions {max_sessions} must be at least 1", hint="give a positive table size")
-        self.access = access
+        self.accesses = (access,) if isinstance(access, str) else tuple(access)
+        self.access = self.accesses[0] if self.accesses else ""
         self.uplink = uplink
         self.generic = generic
         self.max_sessions = max_sessions
@@ -367,7 +375,8 @@ class DataPlane:
 
         return (
             BpfObject(ACCESS_SOURCE, cflags=self.cflags(), maps=MAP_NAMES,
-                      attach=(BpfAttach(ACCESS_FUNC, self.access, "xdp", self.generic),), setup=self._setup),
+                      attach=tuple(BpfAttach(ACCESS_FUNC, a, "xdp", self.generic) for a in self.accesses),
+                      setup=self._setup),
             BpfObject(UPLINK_SOURCE, cflags=("-DBNG_MAX_SESSIONS=1",), shared_maps=MAP_NAMES,
                       attach=(BpfAttach(UPLINK_FUNC, self.uplink, "xdp", self.generic),)),
         )
@@ -422,7 +431,8 @@ class DataPlane:
         Raises:
             UsageError: no native XDP (``generic`` needed), an XDP program there already.
         """
-        att.xdp(self.access, self.programs[ACCESS_FUNC], self.generic)
+        for access in self.accesses:
+            att.xdp(access, self.programs[ACCESS_FUNC], self.generic)
         att.xdp(self.uplink, self.programs[UPLINK_FUNC], self.generic)
 
     def configure_interfaces(self, netns: str | None = None) -> None:

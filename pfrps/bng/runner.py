@@ -31,17 +31,18 @@ from pfrps.cliutil import signal_ready
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_hash_alg, parse_mac
 from pfrps.links import check_interface
-from pfrps.supervisor import Supervisor, SupervisorConfig
+from pfrps.config import SupervisorConfig
+from pfrps.supervisor import Supervisor
 
 from ..ac.protocol import ETH_P_PPP_DISC, ETH_P_PPP_SES
 from ..ac.server import ACConfig, parse_service_names
-from .cli import PROG, control_address, format_line
+from .control import PROG, control_address
 from .pools import check_pools
 from .secrets import Secrets
 from .server import BNG, BNG_COUNTERS, BNG_GAUGES, BNG_HELP, BNG_HISTOGRAMS, BNGConfig
 from .session import PPPConfig
 
-__all__ = ["serve", "Routing", "uplink_ipv4"]
+__all__ = ["serve", "Routing", "uplink_ipv4", "format_line"]
 
 log = logging.getLogger("pfrps")
 
@@ -304,6 +305,26 @@ class DynAuthListener:
         self.sock.close()
 
 
+def format_line(snap: dict, prev: Optional[dict], dp: Optional[dict]) -> str:
+    """The per-interval line: per worker ``#w:up/new`` (sessions with an NCP open / set up in
+    the last interval), the totals, then data-plane frames each way and any error counters."""
+    n = len(snap["sessions_up"])
+    new = [snap["session_setups"][w] - (prev["session_setups"][w] if prev else 0) for w in range(n)]
+    parts = ["sessions up/new"] + [f"#{w}:{snap['sessions_up'][w]}/{new[w]}" for w in range(n)]
+    parts.append(f"total:{sum(snap['sessions_up'])}/{sum(new)}")
+    if dp is not None:
+        parts.append(f"dp up:{dp.get('up_forwarded', 0)} down:{dp.get('down_forwarded', 0)}")
+        extra = {k: v for k, v in dp.items() if v and k not in ("up_forwarded", "down_forwarded")}
+        if extra:
+            parts.append("dp " + " ".join(f"{k}:{v}" for k, v in sorted(extra.items())))
+    for name in ("auth_fail", "no_address", "dp_errors", "expired", "malformed", "drops", "restarts",
+                 "handler_errors", "tx_errors"):
+        vals = snap.get(name) or []
+        if any(vals):
+            parts.append(f"{name}:{sum(vals)}")
+    return " ".join(parts)
+
+
 def serve(args) -> int:
     """Run the BNG for parsed ``args`` (see :func:`pfrps.bng.cli.build_parser`); exit status."""
     sup: Optional[Supervisor] = None
@@ -317,9 +338,28 @@ def serve(args) -> int:
             raise UsageError("no way to authenticate subscribers",
                              hint="give --secrets FILE (pppd format), --radius HOST[:PORT], or both")
         secrets = Secrets.load([Path(f) for f in args.secrets]) if args.secrets else None
-        if args.access == args.uplink:
-            raise UsageError(f"{args.access} is given as both the access and the uplink interface",
+        # -i repeated: several access ports; the first names the BNG (control socket, routes)
+        accesses = list(args.access) if isinstance(args.access, (list, tuple)) else [args.access]
+        args.access = accesses[0]
+        dup = next((a for a in accesses if accesses.count(a) > 1), None)
+        if dup is not None:
+            raise UsageError(f"access interface {dup} is given more than once",
+                             hint="name each access interface once (-i IF1 -i IF2)")
+        if args.uplink in accesses:
+            raise UsageError(f"{args.uplink} is given as both the access and the uplink interface",
                              hint="give the subscribers' interface to -i and the Internet side to --uplink")
+        port_macs: dict[int, bytes] = {}
+        access_names: dict[int, str] = {}
+        mtu = 0  # the smallest access MTU: every port must carry what LCP and PPP-Max-Payload grant
+        for name in accesses:
+            lk = check_interface(name)
+            access_names[lk.ifindex] = name
+            mtu = min(mtu, lk.mtu or 1500) if mtu else (lk.mtu or 1500)
+            try:
+                port_macs[lk.ifindex] = parse_mac(lk.mac)
+            except UsageError:
+                raise UsageError(f"interface {name!r} has no Ethernet address",
+                                 hint="serve an Ethernet interface") from None
         link = check_interface(args.access)
         up = check_interface(args.uplink)
         addr4 = uplink_ipv4(args.uplink)
@@ -341,17 +381,19 @@ def serve(args) -> int:
         ppp = PPPConfig(auth=tuple(args.auth), mru=args.mru, ac_name=args.ac_name.encode(),
                         local_ipv4=addr4.ip, dns4=dns4[:2], dns6=dns6, ipv6=args.ipv6_pool is not None)
         ac = ACConfig(mac=mac, ac_name=args.ac_name.encode(), services=services, secret=os.urandom(32),
-                      max_frame=14 + (link.mtu or 1500), echo_interval=args.echo_interval,
+                      max_frame=14 + mtu, echo_interval=args.echo_interval,
                       echo_misses=args.echo_misses,
                       # RFC 4638: an access MTU above 1500 lets hosts that ask have PPP MRUs above 1492
-                      max_payload=(link.mtu - 8) if (link.mtu or 0) > 1500 else 0)
+                      max_payload=(mtu - 8) if mtu > 1500 else 0,
+                      port_macs=port_macs if len(accesses) > 1 else {})
         bng = BNG(BNGConfig(ac=ac, ppp=ppp, pools4=tuple(args.pools), pool6=args.ipv6_pool, secrets=secrets,
-                            radius=radius, boot_id=new_boot_id(), access=args.access), args.workers)
+                            radius=radius, boot_id=new_boot_id(), access=args.access,
+                            access_names=access_names), args.workers)
         from .dataplane import DataPlane  # noqa: PLC0415
 
-        dataplane = DataPlane(args.access, args.uplink, generic=args.generic)
+        dataplane = DataPlane(tuple(accesses), args.uplink, generic=args.generic)
         config = SupervisorConfig(
-            interface=args.access, workers=args.workers, hash_alg=hash_alg,
+            interfaces=tuple(accesses), workers=args.workers, hash_alg=hash_alg,
             ethertypes=(ETH_P_PPP_DISC, ETH_P_PPP_SES), app_counters=BNG_COUNTERS, app_gauges=BNG_GAUGES,
             # control frames, each answered: hand them over within 2 ms, and 256 small blocks so a
             # worker that is not scheduled for a while (2 CPUs, client beside) still finds room

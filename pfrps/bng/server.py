@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, Callable, Optional
 
@@ -113,7 +113,9 @@ class BNGConfig:
         radius: a :class:`pfrps.bng.radius.RadiusConfig` (``--radius``), or None: the secrets
             file decides alone. With both, a user the file lists is decided by the file.
         boot_id: this run's id (:func:`pfrps.bng.radius.new_boot_id`), for Acct-Session-Id.
-        access: the access interface's name (NAS-Port-Id).
+        access: the (first) access interface's name (NAS-Port-Id).
+        access_names: ``{ifindex: name}`` of every access port (``-i`` repeated): a session's
+            NAS-Port-Id names the port its PADR came in on.
     """
 
     ac: ACConfig
@@ -126,6 +128,7 @@ class BNGConfig:
     radius: Any = None
     boot_id: int = 0
     access: str = ""
+    access_names: dict = field(default_factory=dict)
 
 
 class Subscriber:
@@ -164,9 +167,11 @@ class Subscriber:
     def send(self, protocol: int, payload: bytes) -> None:
         """Send one PPP frame (``protocol``, then ``payload``) on this session, with its VLAN tags."""
         acs = self.acs
-        frame = p.encode_session(acs.mac, self.bng.cfg.ac.mac, acs.session_id,
+        frame = p.encode_session(acs.mac, self.bng._mac(self.ctx, acs.ifindex), acs.session_id,
                                  protocol.to_bytes(2, "big") + payload)
-        self.ctx.transmit(p.with_vlan(frame, acs.vlan) if acs.vlan else frame)
+        frame = p.with_vlan(frame, acs.vlan) if acs.vlan else frame
+        # several access ports: out of the session's own port (timers included)
+        self.ctx.transmit(frame) if acs.ifindex is None else self.ctx.transmit(frame, acs.ifindex)
 
     def authenticate(self, req: AuthRequest, done: Callable[[AuthResult], None]) -> None:
         """The secrets file, then RADIUS (:meth:`pfrps.bng.aaa.WorkerAAA.authenticate`); the
@@ -192,7 +197,9 @@ class Subscriber:
         from .radius import tr101_line  # noqa: PLC0415
 
         _, ovid, _, ivid = vlan_ids(self.acs.vlan)
-        return tr101_line(self.line_tag, f"{self.bng.cfg.access}:{ovid}:{ivid}", self.acs.mac.hex("-").upper())
+        cfg = self.bng.cfg
+        port = cfg.access_names.get(self.acs.ifindex, cfg.access)
+        return tr101_line(self.line_tag, f"{port}:{ovid}:{ivid}", self.acs.mac.hex("-").upper())
 
     def assign_ipv4(self, fixed: Optional[IPv4Address]) -> Optional[IPv4Address]:
         """An address from the worker's pool slice (``fixed``: the secrets file's address)."""
@@ -286,7 +293,7 @@ class Subscriber:
         self.key = SessionKey(acs.mac, acs.session_id, ovid, ivid)
         ppp = self.ppp
         entry = SessionEntry(
-            key=self.key, ac_mac=self.bng.cfg.ac.mac, outer_tpid=otpid, inner_tpid=itpid,
+            key=self.key, ac_mac=self.bng._mac(self.ctx, acs.ifindex), outer_tpid=otpid, inner_tpid=itpid,
             ipv4=self.ipv4 if 4 in self.families else None,
             ipv6_prefix=self.ipv6 if 6 in self.families else None,
             mru=ppp.mru or self.bng.cfg.ppp.mru, start_ns=self.start_ns, local_magic=ppp.local_magic,
@@ -294,7 +301,7 @@ class Subscriber:
             worker=self.ctx.worker_id, auth=AUTH_CHAP if self.method == "chap" else AUTH_PAP,
             local_ifid=ppp.local_ifid or bytes(8), relay_session_id=acs.relay_session_id or b"",
             acct_id=self.aaa.acct_id, session_timeout=self.aaa.session_timeout, idle_timeout=self.aaa.idle_timeout,
-            acct_interim=self.aaa.interim)
+            acct_interim=self.aaa.interim, access_ifindex=acs.ifindex or 0)
         try:
             dp.add(entry)
         except (OSError, PfrpsError) as exc:  # a full table must not kill the worker
@@ -425,7 +432,7 @@ class BNG(AccessConcentrator):
                 dropped += 1
                 continue
             acs = ACSession(k.mac, k.session_id, None, b"", e.relay_session_id or None, magic=e.local_magic,
-                            vlan=vlan, last_rx=now)
+                            vlan=vlan, last_rx=now, ifindex=e.access_ifindex or None)
             ac.sessions[(k.mac, k.session_id)] = acs
             ac.by_mac.setdefault((k.mac, p.vlan_key(vlan)), []).append(k.session_id)
             sub = Subscriber(self, ctx, wst, acs)
@@ -483,9 +490,9 @@ class BNG(AccessConcentrator):
 
     def send_padt(self, ctx: Any, acs: ACSession, message: bytes) -> None:
         """PADT for ``acs`` from the AC MAC, with its VLAN tags and Relay-Session-Id."""
-        frame = p.build_padt(acs.mac, self.cfg.ac.mac, acs.session_id, message,
+        frame = p.build_padt(acs.mac, self._mac(ctx, acs.ifindex), acs.session_id, message,
                              relay_session_id=acs.relay_session_id, encoder=self._enc)
-        self._transmit(ctx, p.with_vlan(frame, acs.vlan), "padt_tx")
+        self._transmit(ctx, p.with_vlan(frame, acs.vlan), "padt_tx", acs.ifindex)
 
     # -- frames -------------------------------------------------------------------------------
     def _padr(self, m: p.Discovery, vlan: bytes, ctx: Any) -> None:
@@ -504,14 +511,15 @@ class BNG(AccessConcentrator):
         sub.ppp.start()
 
     def _session(self, m: p.Session, vlan: bytes, ctx: Any) -> None:
-        cfg = self.config
-        if m.dst != cfg.mac:
+        if m.dst != self._mac(ctx):
             ctx.count("ignored")
             return
         ac: WorkerState = ctx.storage["ac"]
         acs = ac.sessions.get((m.src, m.session_id))
         if acs is not None and p.vlan_key(acs.vlan) != p.vlan_key(vlan):
             acs = None
+        if acs is not None and acs.ifindex is not None and acs.ifindex != getattr(ctx, "rx_ifindex", None):
+            acs = None  # that session id on another access port is not that session
         sub = ctx.storage["bng"].subs.get((m.src, m.session_id)) if acs is not None else None
         if sub is None:
             super()._session(m, vlan, ctx)  # unknown session: rate-limited PADT

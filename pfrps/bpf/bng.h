@@ -65,7 +65,7 @@ struct bng_key {
 #define BNG_AUTH_PAP 1
 #define BNG_AUTH_CHAP 2
 
-/* One session: what the data plane needs (first 28 bytes) and the control plane's durable
+/* One session: what the data plane needs (first 32 bytes) and the control plane's durable
  * record (the rest; the programs never read it). 176 bytes, no implicit padding.
  *
  * outer_tpid / inner_tpid: host order, 0 = no such tag. An upstream frame must carry
@@ -78,7 +78,9 @@ struct bng_session {
 	__be32 ipv4;             /*  12: network order, 0 = none (IPv4 from it spoofed) */
 	__u8 ipv6_prefix[8];     /*  16: the client's /64, all-zero = none */
 	__u32 flags;             /*  24: BNG_SF_*, control plane's (the programs ignore them) */
-	__u32 reserved0;         /*  28 */
+	__u32 access_ifindex;    /*  28: the access port it came in on (several access ports:
+				  *      upstream must arrive there, downstream is redirected there);
+				  *      0 = bng_config's access_ifindex */
 	__u64 start_ns;          /*  32: session start, CLOCK_BOOTTIME ns */
 	__u32 local_magic;       /*  40: LCP Magic-Numbers */
 	__u32 peer_magic;        /*  44 */

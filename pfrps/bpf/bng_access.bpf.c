@@ -127,15 +127,27 @@ static __always_inline struct ethhdr *bng_decap(struct xdp_md *ctx, __u32 tags, 
 	return eth;
 }
 
-/* Decapsulate and hand the plain frame to the kernel (dst = the access MAC). */
+/* Decapsulate and hand the plain frame to the kernel (dst = the access MAC; for a session of
+ * another access port than bng_config's (port: its access_ifindex, 0 = bng_config's), the MAC
+ * the frame was sent to: the session's AC MAC, checked before, which is that port's own). */
 static __always_inline int bng_to_kernel(struct xdp_md *ctx, __u32 tags, __u16 ethertype,
-					 const struct bng_key *key, const struct bng_config *cfg, __u32 stat)
+					 const struct bng_key *key, const struct bng_config *cfg, __u32 port,
+					 __u32 stat)
 {
-	struct ethhdr *eth = bng_decap(ctx, tags, ethertype);
+	struct ethhdr *in = (void *)(long)ctx->data;
+	struct ethhdr *eth;
+	__u8 dmac[ETH_ALEN];
 
+	if ((void *)(in + 1) > (void *)(long)ctx->data_end)
+		return bng_verdict(BNG_UP_ERROR, XDP_DROP);
+	if (port && port != cfg->access_ifindex)
+		__builtin_memcpy(dmac, in->h_dest, ETH_ALEN);
+	else
+		__builtin_memcpy(dmac, cfg->access_mac, ETH_ALEN);
+	eth = bng_decap(ctx, tags, ethertype);
 	if (!eth)
 		return bng_verdict(BNG_UP_ERROR, XDP_DROP);
-	__builtin_memcpy(eth->h_dest, cfg->access_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, key->mac, ETH_ALEN);
 	return bng_verdict(stat, XDP_PASS);
 }
@@ -200,6 +212,8 @@ static __always_inline int bng_hairpin(struct xdp_md *ctx, void *l3, void *data_
 			return bng_verdict(BNG_UP_ERROR, XDP_DROP);
 		ip6h->hop_limit--;
 	}
+	__u32 oif = ds->access_ifindex;
+
 	__builtin_memcpy(ac_mac, ds->ac_mac, ETH_ALEN);
 	if (bpf_xdp_adjust_head(ctx, ((int)tags - (int)ntags) * BNG_VLAN_HLEN))
 		return bng_verdict(BNG_UP_ERROR, XDP_DROP);
@@ -209,6 +223,8 @@ static __always_inline int bng_hairpin(struct xdp_md *ctx, void *l3, void *data_
 			    ethertype == ETH_P_IP ? BNG_PPP_IPV4 : BNG_PPP_IPV6))
 		return bng_verdict(BNG_UP_ERROR, XDP_DROP);
 	bng_count_down(dkey, ip_len);
+	if (oif && oif != ctx->ingress_ifindex)  /* the receiver is on another access port */
+		return bng_verdict(BNG_UP_HAIRPIN, bpf_redirect(oif, 0));
 	return bng_verdict(BNG_UP_HAIRPIN, XDP_TX);
 }
 
@@ -301,7 +317,8 @@ int pfrps_bng_access(struct xdp_md *ctx)
 	key.session_id = ph->sid;
 	sess = bng_sessions.lookup(&key);
 	if (!sess || sess->outer_tpid != tpid0 || sess->inner_tpid != tpid1 ||
-	    !bng_mac_eq(eth->h_dest, sess->ac_mac))
+	    !bng_mac_eq(eth->h_dest, sess->ac_mac) ||
+	    (sess->access_ifindex && sess->access_ifindex != ctx->ingress_ifindex))
 		return bng_verdict(BNG_UP_NO_SESSION, XDP_PASS);
 
 	/* Source check (anti-spoofing), then the routing question, on the frame as received. */
@@ -317,7 +334,7 @@ int pfrps_bng_access(struct xdp_md *ctx)
 			return bng_verdict(BNG_UP_ERROR, XDP_PASS);
 		bng_count_up(&key, ip_len);
 		if (iph->ttl <= 1)
-			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, BNG_UP_TTL);
+			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, sess->access_ifindex, BNG_UP_TTL);
 		daddr = iph->daddr;
 		fib.family = BNG_AF_INET;
 		fib.tos = iph->tos;
@@ -340,7 +357,7 @@ int pfrps_bng_access(struct xdp_md *ctx)
 			return bng_verdict(BNG_UP_ERROR, XDP_PASS);
 		bng_count_up(&key, ip_len);
 		if (ip6h->hop_limit <= 1)
-			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, BNG_UP_TTL);
+			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, sess->access_ifindex, BNG_UP_TTL);
 		__builtin_memcpy(pfx.p, ip6h->daddr.s6_addr, sizeof(pfx.p));
 		fib.family = BNG_AF_INET6;
 		fib.flowinfo = *(__be32 *)ip6h & BNG_IPV6_FLOWINFO_MASK;
@@ -380,9 +397,9 @@ int pfrps_bng_access(struct xdp_md *ctx)
 		return bng_verdict(BNG_UP_NO_ROUTE, XDP_DROP);
 	}
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return bng_to_kernel(ctx, tags, ethertype, &key, cfg, BNG_UP_NO_NEIGH);
+		return bng_to_kernel(ctx, tags, ethertype, &key, cfg, sess->access_ifindex, BNG_UP_NO_NEIGH);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		return bng_to_kernel(ctx, tags, ethertype, &key, cfg, BNG_UP_FRAG_NEEDED);
+		return bng_to_kernel(ctx, tags, ethertype, &key, cfg, sess->access_ifindex, BNG_UP_FRAG_NEEDED);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return bng_verdict(BNG_UP_NO_ROUTE, XDP_DROP);
 

@@ -137,6 +137,8 @@ int pfrps_bng_uplink(struct xdp_md *ctx)
 	inner_tpid = outer_tpid ? sess->inner_tpid : 0;
 	tags = (outer_tpid ? 1 : 0) + (inner_tpid ? 1 : 0);
 	__builtin_memcpy(ac_mac, sess->ac_mac, ETH_ALEN);
+	if (sess->access_ifindex)  /* several access ports: the session's own */
+		ifindex = sess->access_ifindex;
 
 	if (bpf_xdp_adjust_head(ctx, -(int)(BNG_PPPOE_OVERHEAD + tags * BNG_VLAN_HLEN)))
 		return bng_verdict(BNG_DOWN_ERROR, XDP_DROP);

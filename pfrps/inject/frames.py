@@ -6,6 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..kernel import ETH_P_8021AD, ETH_P_PPP_DISC
+
 __all__ = ["FRAME_LEN", "PAYLOAD_LEN", "SESSION_ID", "build_template", "fill_frames"]
 
 PAYLOAD_LEN = 128
@@ -29,10 +31,10 @@ def build_template(dst: str, src: str = "02:00:00:00:00:00", code: int = 0x00,
     from scapy.layers.ppp import PPPoED  # noqa: PLC0415
     from scapy.packet import Raw  # noqa: PLC0415
 
-    types = [t for t, _ in vlans] + [0x8863]
+    types = [t for t, _ in vlans] + [ETH_P_PPP_DISC]
     pkt = Ether(dst=dst, src=src, type=types[0])
     for (tpid, vid), nxt in zip(vlans, types[1:]):
-        pkt = pkt / (Dot1AD if tpid == 0x88A8 else Dot1Q)(vlan=vid, type=nxt)
+        pkt = pkt / (Dot1AD if tpid == ETH_P_8021AD else Dot1Q)(vlan=vid, type=nxt)
     pkt = pkt / PPPoED(version=1, type=1, code=code, sessionid=session_id, len=payload_len) / Raw(
         b"\xff" * payload_len)
     return bytes(pkt)

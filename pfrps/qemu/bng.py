@@ -3,7 +3,7 @@ injector guest (issue 14's acceptance run).
 
 The same image, guests and link as ``./run qemu`` (:mod:`pfrps.qemu.cli`: lock, stale-run
 sweep, timeout, Ctrl-C, logs in ``/var/cache/pfrps-qemu/last-run/``), the guests' kernel command
-line naming ``qemu/bng-run`` (:mod:`pfrps.qemu.bng_guest`) instead of ``qemu/guest-run``:
+line naming ``pfrps/qemu/files/bng-run`` (:mod:`pfrps.qemu.bng_guest`) instead of ``guest-run``:
 
 * node: ``pfrps-bng -i enp1s0 --uplink up0 -w 2 --pool 100.64.0.0/24 --ipv6-pool
   2001:db8:100::/56 --dns 192.0.2.53 --auth pap,chap --secrets FILE``, its XDP data plane in
@@ -37,19 +37,19 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..cli import ArgumentParser, int_range, positive_seconds
+from ..cliutil import ArgumentParser, int_range, positive_seconds
 from ..errors import PrivilegeError, UsageError
 from ..topology import unique_suffix
 from .cli import (PREFIX, RUN_DIR, RunError, TapLink, run_locked, Tail, _child_setup, _keep_logs, _serial_tail, _stop,
                   read_results, sweep_stale)
-from .image import CACHE_DIR, checkout_root, ensure_image
+from .image import CACHE_DIR, checkout_root, ensure_image, script_path
 from .machine import GUEST_SCRIPT, LINKS, NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kvm_usable, \
     probe_kvm
 
 __all__ = ["main", "build_parser", "BNG_SCRIPT", "summary_lines"]
 
 PROG = "pfrps-qemu-bng"
-BNG_SCRIPT = "qemu/bng-run"
+BNG_SCRIPT = script_path("bng-run")
 EPILOG = """\
 examples:
   python -m pfrps.qemu.bng                      # PAP and CHAP dials, ping and ping -6 through the BNG

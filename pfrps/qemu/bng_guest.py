@@ -2,7 +2,7 @@
 pppd (kernel PPPoE through its ``pppoe.so`` plugin) on the injector, two dials (PAP, then CHAP).
 
 ``python -m pfrps.qemu.bng_guest node|injector /mnt/results/run.json`` (started by
-``qemu/bng-run``); its output goes to the results folder line by line (the host shows it live);
+``pfrps/qemu/files/bng-run``); its output goes to the results folder line by line (the host shows it live);
 each guest also writes ``<name>.json``, its report.
 
 node (``enp1s0``: the access side):
@@ -577,7 +577,7 @@ def injector_dial(ifname: str, method: str, steps: Steps, checks: Checks, up_tim
     user = USERS[method][0]
     rep: dict = {"user": user, "dialled": False}
     argv = pppd_argv(ifname, method)
-    say(f"injector$ " + " ".join(argv))
+    say("injector$ " + " ".join(argv))
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     out = Streamer(proc, f"pppd({method}): ")

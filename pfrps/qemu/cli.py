@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..cli import ArgumentParser, int_range, positive_seconds
+from ..cliutil import ArgumentParser, int_range, positive_seconds
 from ..errors import PfrpsError, PrivilegeError, UsageError
 from ..hashing import parse_hash_alg
+from ..kernel import PR_SET_PDEATHSIG
 from ..topology import unique_suffix
 from .guest import parse_seed_line
 from .image import CACHE_DIR, ensure_image, checkout_root
-from .machine import LINKS, NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kvm_usable, probe_kvm
+from .machine import GUEST_SCRIPT, LINKS, NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kvm_usable, probe_kvm
 
 __all__ = ["main", "RunLock", "RunError", "read_results", "Tail", "PREFIX"]
 
@@ -156,7 +157,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def _child_setup(netns: Optional[str]):
     """preexec_fn: die with the runner (PR_SET_PDEATHSIG), and enter ``netns`` when given."""
     def setup() -> None:
-        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if netns:
             from pyroute2 import netns as pnetns
             pnetns.setns(netns)
@@ -271,8 +272,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("qemu-system-x86_64 is not installed", code=errno.ENOENT,
                          hint="run tools/setup-host.sh (./run setup), which installs qemu-system-x86")
     alg = parse_hash_alg(args.hash_alg)
-    if not (checkout_root() / "qemu" / "guest-run").is_file():
-        raise UsageError(f"no checkout at {checkout_root()} (qemu/guest-run missing): the guests run pfrps from it",
+    if not (checkout_root() / GUEST_SCRIPT).is_file():
+        raise UsageError(f"no checkout at {checkout_root()} ({GUEST_SCRIPT} missing): the guests run pfrps from it",
                          code=errno.ENOENT, hint="run ./run qemu from a clone of the pfrps repository")
     sweep_stale(args.run_dir)
     t0 = time.monotonic()
@@ -329,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"qemu: booting node and injector ({accel}); guest output follows")
         if args.shell:
             _say(f"qemu: {args.shell}: root shell on this terminal; the checkout is /mnt/src, "
-                 f"'/mnt/src/qemu/guest-run {args.shell}' runs its part, poweroff ends the run (Ctrl-a x kills QEMU)")
+                 f"'/mnt/src/{GUEST_SCRIPT} {args.shell}' runs its part, poweroff ends the run (Ctrl-a x kills QEMU)")
             procs[args.shell].wait()
             return 0
         return _follow(args, procs, specs, rundir, results, t_boot, t0, image.build_seconds, accel)

@@ -1,4 +1,4 @@
-"""What runs inside each QEMU guest (``qemu/guest-run <name>``, started by the image's unit).
+"""What runs inside each QEMU guest (``pfrps/qemu/files/guest-run <name>``, started by the image's unit).
 
 ``python -m pfrps.qemu.guest node|injector /mnt/results/run.json``; its output goes to the
 results folder line by line (the host shows it live) and the node also writes ``node.json``.

@@ -1,7 +1,8 @@
 """The guest image: Debian bookworm from Debian packages only, cached by a hash of its inputs.
 
 ``mmdebstrap`` (root mode) builds the root file system into a directory; its customize hook
-copies in ``qemu/image/`` (the systemd unit, the boot script, the checkout import hook) and
+copies in ``pfrps/qemu/files/image/`` (the systemd unit, the boot script, and a ``.pth`` line that
+puts the checkout shared at ``/mnt/src`` on the guest venv's ``sys.path``) and
 installs the guests' Python packages offline from a wheelhouse into ``/opt/pfrps-venv`` with
 Debian's bcc linked in (as tools/setup-host.sh does on the host); ``mkfs.ext4 -d`` turns the
 directory into a raw image (no loop mount). The kernel and initrd are copied out for direct
@@ -16,6 +17,7 @@ The wheelhouse (``wheels-<key>/``) is ``pip download`` of the host venv's ``pip 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import shutil
@@ -28,8 +30,8 @@ from typing import Callable, Optional, Sequence
 from ..errors import PfrpsError, UsageError
 
 __all__ = ["GuestImage", "ImageBuildError", "CACHE_DIR", "IMAGE_PACKAGES", "SUITE", "MIRROR",
-           "checkout_root", "image_files", "pinned_requirements", "cache_key", "wheelhouse",
-           "ensure_image", "mmdebstrap_argv", "GUEST_VENV"]
+           "checkout_root", "files_dir", "script_path", "image_files", "pinned_requirements", "cache_key",
+           "wheelhouse", "ensure_image", "mmdebstrap_argv", "GUEST_VENV"]
 
 CACHE_DIR = Path("/var/cache/pfrps-qemu")
 SUITE = "bookworm"
@@ -66,14 +68,27 @@ class GuestImage:
     build_seconds: float = 0.0
 
 
+def files_dir() -> Path:
+    """``pfrps/qemu/files/``: the guest scripts (``guest-run``, ``bng-run``) and ``image/``,
+    package data found relative to this package (importlib.resources)."""
+    return Path(str(importlib.resources.files(__package__) / "files"))
+
+
 def checkout_root() -> Path:
-    """The checkout this package runs from (the folder shared into both guests)."""
-    return Path(__file__).resolve().parents[2]
+    """The folder holding the ``pfrps`` package (a checkout, or site-packages): shared read-only
+    into both guests as ``/mnt/src``, which the image's ``pfrps_checkout.pth`` puts on ``sys.path``."""
+    return Path(str(importlib.resources.files("pfrps"))).parent
+
+
+def script_path(name: str) -> str:
+    """The path of guest script ``name`` (``files/<name>``) relative to :func:`checkout_root`,
+    as ``pfrps.script=`` names it: ``"pfrps/qemu/files/guest-run"`` for ``"guest-run"``."""
+    return "/".join([*__package__.split("."), "files", name])
 
 
 def image_files(root: Optional[Path] = None) -> list[Path]:
-    """The files of ``qemu/image/`` copied into the image, sorted."""
-    d = (root or checkout_root()) / "qemu" / "image"
+    """The files of ``files/image/`` (``root`` or :func:`files_dir`) copied into the image, sorted."""
+    d = (root or files_dir()) / "image"
     return sorted(p for p in d.iterdir() if p.is_file())
 
 
@@ -105,7 +120,7 @@ def mmdebstrap_argv(target: Path, wheel_dir: Path, files_dir: Path,
                     mirror: str = MIRROR) -> list[str]:
     """The ``mmdebstrap`` command line that builds the root file system into ``target``.
 
-    The customize hook copies ``files_dir`` (``qemu/image/``) into place, enables the guest
+    The customize hook copies ``files_dir`` (``pfrps/qemu/files/image/``) into place, enables the guest
     unit and installs the wheelhouse offline (``pip --no-index``) into :data:`GUEST_VENV`.
     """
     venv = GUEST_VENV
@@ -123,7 +138,7 @@ def mmdebstrap_argv(target: Path, wheel_dir: Path, files_dir: Path,
         'chroot "$1" {v}/bin/python -m pip install -q --no-index --no-cache-dir --disable-pip-version-check'
         ' --find-links /tmp/wheels -r /tmp/wheels/requirements.txt',
         'ln -s /usr/lib/python3/dist-packages/bcc "$1{s}/bcc"',
-        'install -m 0644 "{f}/pfrps_checkout.py" "{f}/pfrps_checkout.pth" "$1{s}/"',
+        'install -m 0644 "{f}/pfrps_checkout.pth" "$1{s}/"',
         'echo MODULES=list > "$1/etc/initramfs-tools/conf.d/pfrps.conf"',
         'printf "%s\\n" {m} >> "$1/etc/initramfs-tools/modules"',
         'chroot "$1" update-initramfs -u -k all',

@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .image import script_path
+
 __all__ = ["GuestSpec", "NODE_MAC", "guest_argv", "kernel_cmdline", "choose_accel", "cpu_flags",
            "kvm_usable", "probe_kvm", "LINKS"]
 
 NODE_MAC = "52:54:00:84:d7:ff"
-GUEST_SCRIPT = "qemu/guest-run"
+#: ``pfrps.script=`` of ./run qemu: ``pfrps/qemu/files/guest-run``, relative to the shared checkout.
+GUEST_SCRIPT = script_path("guest-run")
 LINKS = ("dgram", "tap")
 #: Modules udev would load for q35's emulated chipset and ``-cpu max`` (which shows vmx): none is
 #: used, and under TCG loading kvm_intel alone took 26 s of a boot here.
@@ -63,7 +66,7 @@ class GuestSpec:
 def kernel_cmdline(spec: GuestSpec) -> str:
     """The guest kernel's command line: root on the virtio disk, serial console (kernel and
     systemd messages in full: a guest that hangs shows where), the guest's
-    host name, ``pfrps.script=qemu/guest-run`` for the image's unit, and the serial getty masked
+    host name, ``pfrps.script=pfrps/qemu/files/guest-run`` for the image's unit, and the serial getty masked
     unless ``spec.shell`` (then ``pfrps.shell=1``: a root shell on the console)."""
     parts = ["root=/dev/vda", "rw", "console=ttyS0,115200", "panic=-1",
              f"systemd.hostname={spec.name}", f"pfrps.script={GUEST_SCRIPT}", "net.ifnames=1"]

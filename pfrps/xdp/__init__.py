@@ -1,7 +1,9 @@
-"""pfrps.xdp: the seed documents' XDP and TC programs, their ``pfrps-xdp`` command and labs.
+"""pfrps.xdp: XDP and TC programs -- a router, a broadcast switch, an L4 load balancer, a cloud
+host's L2 forwarding -- their ``pfrps-xdp`` command and labs (``pfrps-xdp lab router|switch|lb|cloud``).
 
-Seeds: ``001`` (case04, layer-3 forwarding three ways, ``xdp_stats``), ``000`` (case05,
-broadcast at TC), ``002`` (an L4 load balancer), ``003`` (XDP on cloud hosts).
+From the seed documents ``001`` (case04: layer-3 forwarding three ways, ``xdp_stats``), ``000``
+(case05: broadcast at TC), ``002`` (the load balancer), ``003`` (XDP on cloud hosts); the case
+names remain as lab aliases.
 
 The framework every subcommand builds on:
 
@@ -19,13 +21,14 @@ The framework every subcommand builds on:
 * :mod:`.runner` -- ``run_foreground(att, sample, interval=, duration=, json=)``: startup
   line, samples until SIGINT/SIGTERM/``--duration``, always closes ``att``; ``StopSignals``
   (installed by the CLI before anything is attached); ``run_xdp(args, source, func, ifnames,
-  setup=...)``: compile, load, fill maps, attach, run.
-* :mod:`.cli` -- ``main(argv)``; ``SUBCOMMANDS``: modules exposing ``register(subparsers)``
-  whose parsers ``set_defaults(func=f)``, ``f(args) -> int``; ``add_common(parser)``:
+  setup=...)``: compile, load, fill maps, attach, run; ``add_common(parser)``:
   ``--generic --duration --interval --json --log-level``.
+* :mod:`.cli` -- ``main(argv)``; ``SUBCOMMANDS``: modules exposing ``register(subparsers)``
+  whose parsers ``set_defaults(func=f)``, ``f(args) -> int``; ``LABS``: the one list of labs
+  (name, aliases, ``module:Class``).
 * :mod:`.lab` -- ``Lab`` base (``add_ns``, ``veth``, ``addr``, ``route``, ``neigh``,
   ``sysctl``, ``run``/``popen``/``start_xdp``, ``call`` in a forked child inside a namespace,
-  ``check``, ``destroy``), ``register_lab(name, cls)`` into ``LABS`` for ``pfrps-xdp lab NAME``.
+  ``check``, ``destroy``), ``register(subparsers, labs)`` for ``pfrps-xdp lab NAME``.
 
 Known traps (measured on this kernel): call ``tx_port.redirect_map(key, flags)`` on a
 ``BPF_DEVMAP`` (bcc does not rewrite ``&map``, and never rewrites map calls in headers or

@@ -17,8 +17,8 @@ import re
 from ..errors import UsageError
 from .attach import BPF_PROG_TYPE_SCHED_CLS
 from .counters import TC_VERDICTS
-from .lab import Lab, last_json, register_lab
-from .runner import run_xdp
+from .lab import Lab, last_json
+from .runner import add_common, run_xdp
 
 __all__ = ["register", "MAX_PORTS", "Case05Lab"]
 
@@ -28,10 +28,8 @@ MAX_PORTS = 16
 
 def register(subparsers) -> None:
     """Add the ``broadcast`` subcommand."""
-    from .cli import add_common  # noqa: PLC0415
-
     p = subparsers.add_parser(
-        "broadcast", help="case05: flood frames between the named ports (TC clone-redirect, or XDP)",
+        "broadcast", help="broadcast switch: flood frames between the named ports (TC clone-redirect, or XDP)",
         description="A switch: every frame arriving on one -i port goes out of every other -i port. "
                     "Default: TC (tcx, or clsact + cls_bpf direct-action; bpf_clone_redirect); --xdp: XDP broadcast "
                     "through a DEVMAP (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS).",
@@ -79,7 +77,7 @@ class Case05Lab(Lab):
     only frames are arping's: an ARP request from the gateway must reach both uno and dos
     through the switch, and uno's reply come back (flooded to dos as well)."""
 
-    title = "case05: broadcast through a switch namespace, TC clone-redirect or XDP"
+    title = "switch: broadcast through a switch namespace, TC clone-redirect or XDP"
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -154,6 +152,3 @@ def _port_busy(ifname: str) -> bool:
         clsact = any(q.get_attr("TCA_KIND") == "clsact" for q in ipr.get_qdiscs(idx))
     tcx = bpfsys.prog_query(idx, bpfsys.BPF_TCX_INGRESS) or bpfsys.prog_query(idx, bpfsys.BPF_TCX_EGRESS)
     return clsact or bool(tcx) or xdp_attached(idx) is not None
-
-
-register_lab("case05", Case05Lab)

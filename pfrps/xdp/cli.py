@@ -1,10 +1,11 @@
-"""``pfrps-xdp``: the seed documents' XDP and TC programs, one subcommand each, in the foreground.
+"""``pfrps-xdp``: XDP and TC programs (router, broadcast switch, load balancer, cloud host), one
+subcommand each, in the foreground, and ``pfrps-xdp lab NAME``: their topologies checked with traffic.
 
 Each subcommand module (listed in :data:`SUBCOMMANDS`) exposes ``register(subparsers)``, which
-adds its subparser(s) with ``set_defaults(func=...)``; ``func(args) -> int`` runs it. Every
-module is imported before any ``register`` runs, so a module may add labs to
-:data:`pfrps.xdp.lab.LABS` at import time. Bad input is one line on stderr and exit status 2
-(:meth:`pfrps.errors.PfrpsError.report`).
+adds its subparser(s) with ``set_defaults(func=...)``; ``func(args) -> int`` runs it. The labs
+come from one list, :data:`LABS` (name, aliases: the seed case names, and the ``Lab`` class),
+handed to :func:`pfrps.xdp.lab.register`. Bad input is one line on stderr and exit status 2
+(:class:`pfrps.cliutil.ArgumentParser`, :meth:`pfrps.errors.PfrpsError.report`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from ..cli import positive_seconds
+from ..cliutil import ArgumentParser
 from ..errors import PfrpsError, PrivilegeError
 from ..logs import setup_logging
+from . import lab
 from .runner import StopSignals
 
-__all__ = ["main", "build_parser", "add_common", "require_privileges", "SUBCOMMANDS", "PROG"]
+__all__ = ["main", "build_parser", "lab_classes", "require_privileges", "SUBCOMMANDS", "LABS", "PROG"]
 
 PROG = "pfrps-xdp"
 #: Subcommand modules, each with ``register(subparsers) -> None``.
@@ -30,21 +32,29 @@ SUBCOMMANDS = (
     "pfrps.xdp.broadcast",
     "pfrps.xdp.cloud",
     "pfrps.xdp.lb",
-    "pfrps.xdp.lab",
+)
+#: ``pfrps-xdp lab NAME``: ``(name, aliases, "module:Class")``, the one list of labs. The aliases
+#: are the seed documents' case names.
+LABS = (
+    ("router", ("case04",), "pfrps.xdp.l3fwd:Case04Lab"),
+    ("switch", ("case05",), "pfrps.xdp.broadcast:Case05Lab"),
+    ("lb", (), "pfrps.xdp.lb_lab:LbLab"),
+    ("cloud", ("cloud-host",), "pfrps.xdp.cloud_lab:CloudHostLab"),
 )
 
 EPILOG = """\
 examples:
-  pfrps-xdp l3fwd --mode fib -i uno -i dos                  # FIB lookup on each device (case04)
+  pfrps-xdp l3fwd --mode fib -i uno -i dos                  # router: FIB lookup on each device
   pfrps-xdp l3fwd --mode map -i uno -r dos --src-mac 02:00:00:00:00:01 --dest-mac 02:00:00:00:00:02
   pfrps-xdp l3fwd --mode hardcoded -i dos -r uno --dest-mac 02:00:00:00:00:01
   pfrps-xdp pass -i veth0                                   # xdp_pass, for veth peers
-  pfrps-xdp broadcast -i sw-uno -i sw-dos -i sw-gw [--xdp]   # case05, TC (default) or XDP
-  pfrps-xdp lab case04 --mode fib                           # the seed's topology, checked with traffic
-  pfrps-xdp lb -i veth6 --vip 10.0.0.10 --backend 10.0.0.2 --backend 10.0.0.3   # seed 002, Maglev
-  pfrps-xdp l2fwd -i eth0 -i eth1 --config host.conf        # seed 003; then fdb|vm|acl add|del|show
-  pfrps-xdp lab lb                                          # seed 002's testbed (also: lab cloud-host, seed 003)
-  pfrps-xdp lab case05 --xdp
+  pfrps-xdp broadcast -i sw-uno -i sw-dos -i sw-gw [--xdp]   # broadcast switch, TC (default) or XDP
+  pfrps-xdp lb -i veth6 --vip 10.0.0.10 --backend 10.0.0.2 --backend 10.0.0.3   # load balancer, Maglev
+  pfrps-xdp l2fwd -i eth0 -i eth1 --config host.conf        # cloud host; then fdb|vm|acl add|del|show
+  pfrps-xdp lab router --mode fib                           # a topology in namespaces, checked with traffic
+  pfrps-xdp lab switch --xdp
+  pfrps-xdp lab lb
+  pfrps-xdp lab cloud
 
 Every subcommand runs until SIGINT, SIGTERM or --duration, then detaches all it attached.
 """
@@ -52,32 +62,30 @@ Every subcommand runs until SIGINT, SIGTERM or --duration, then detaches all it 
 _CAP_NET_ADMIN, _CAP_SYS_ADMIN, _CAP_BPF = 12, 21, 39
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    """Add the options every attaching subcommand has: ``--generic``, ``--duration SECONDS``,
-    ``--interval SECONDS`` (default 2, as the seed's xdp_stats), ``--json``, ``--log-level``."""
-    parser.add_argument("--generic", action="store_true",
-                        help="attach XDP in generic (SKB) mode (default: native, the driver's own)")
-    parser.add_argument("--duration", type=positive_seconds, metavar="SECONDS",
-                        help="detach and exit after this long (default: until SIGINT/SIGTERM)")
-    parser.add_argument("--interval", type=positive_seconds, default=2.0, metavar="SECONDS",
-                        help="seconds between counter lines (default: 2)")
-    parser.add_argument("--json", action="store_true", help="print the counters as JSON lines")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
-                        help="log level (default: info)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The ``pfrps-xdp`` parser with every subcommand of :data:`SUBCOMMANDS` registered."""
-    p = argparse.ArgumentParser(
+    """The ``pfrps-xdp`` parser with every subcommand of :data:`SUBCOMMANDS` and ``lab`` with
+    every lab of :data:`LABS` registered."""
+    p = ArgumentParser(
         prog=PROG,
-        description="Attach the seed documents' XDP and TC programs (layer-3 forwarding, broadcast, ...) "
-                    "with their counters, or rebuild the seeds' topologies and check them with traffic.",
+        description="Attach XDP and TC programs (a router, a broadcast switch, a load balancer, a cloud "
+                    "host's L2 forwarding) with their counters, or build their topologies in namespaces "
+                    "and check them with traffic.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     modules = [importlib.import_module(name) for name in SUBCOMMANDS]
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for mod in modules:
         mod.register(sub)
+    lab.register(sub, lab_classes())
     return p
+
+
+def lab_classes() -> dict[str, tuple[tuple[str, ...], type]]:
+    """:data:`LABS` imported: ``{name: (aliases, Lab subclass)}``, in the list's order."""
+    out = {}
+    for name, aliases, where in LABS:
+        module, _, cls = where.partition(":")
+        out[name] = (aliases, getattr(importlib.import_module(module), cls))
+    return out
 
 
 def require_privileges() -> None:

@@ -36,8 +36,8 @@ from ..errors import InterfaceError, PfrpsError, UsageError
 from .acl import format_rule, parse_rule
 from .attach import BPF_FS, XDP_FLAGS_DRV_MODE, XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE, \
     XDP_FLAGS_UPDATE_IF_NOEXIST, Attachments, resolve_ifindex, xdp_attached
-from .cli import add_common
 from .cloud_maps import COUNTERS, MAX_UPLINKS, CloudMaps, CloudPrograms, VmInfo, format_mac, parse_mac
+from .runner import add_common
 
 __all__ = ["register", "Instance", "instance_dir", "open_instance", "BPFFS_MAGIC"]
 
@@ -566,7 +566,7 @@ def cmd_manage(args) -> int:
 def register(subparsers) -> None:
     """Add ``l2fwd``, ``fdb``, ``vm`` and ``acl`` to the ``pfrps-xdp`` parser."""
     p = subparsers.add_parser(
-        "l2fwd", help="L2 forwarding with an FDB, per-VM ACLs and VM egress (seed 003)",
+        "l2fwd", help="cloud host: XDP L2 forwarding with an FDB, per-VM ACLs and VM egress",
         description="xdp_l2fwd on each uplink: 802.1Q frames for a known {MAC, VLAN} lose their tag and go to "
                     "the VM's port through a DEVMAP_HASH whose devmap program is the VM's ACL; the rest goes "
                     "to the stack. VM ports get xdp_vmegress (ACL, VLAN push, bond hash over the uplinks) or "
@@ -600,6 +600,3 @@ def register(subparsers) -> None:
             _add_entry_args(noun, action, ap)
             _instance_opts(ap)
             ap.set_defaults(func=cmd_manage)
-
-
-from . import cloud_lab  # noqa: E402,F401  (registers `pfrps-xdp lab cloud-host`)

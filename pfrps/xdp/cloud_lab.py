@@ -1,4 +1,4 @@
-"""``pfrps-xdp lab cloud-host``: seed 003's hypervisor host in namespaces, checked with traffic.
+"""``pfrps-xdp lab cloud`` (alias ``cloud-host``): seed 003's hypervisor host in namespaces, checked with traffic.
 
 Topology (every namespace ``<prefix>-<role>-<suffix>``)::
 
@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import TopologyError
+from ..kernel import ETH_P_ALL, PACKET_AUXDATA, PACKET_OUTGOING, SOL_PACKET, TP_STATUS_VLAN_VALID, TPACKET_AUXDATA
 from .cloud_maps import CloudMaps, bond_hash
-from .lab import Lab, register_lab
+from .lab import Lab
 
 __all__ = ["CloudHostLab", "PacketPort", "MARK", "lab_frame", "private_bpffs"]
 
@@ -42,8 +43,6 @@ VLAN1, VLAN2 = 10, 20
 VM1_IP, VM2_IP, FAR_IP, PEER_IP = "10.1.0.1", "10.2.0.1", "10.9.0.1", "192.0.2.7"
 #: payload marker of lab frames: MARK, kind (1 byte), seq (u32)
 MARK = b"PFRPS-CLOUD-LAB"
-_SOL_PACKET, _PACKET_AUXDATA, _TP_STATUS_VLAN_VALID, _PACKET_OUTGOING = 263, 8, 0x10, 4
-_AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata (linux/if_packet.h)
 
 
 def _enter(ns: str):
@@ -64,11 +63,11 @@ class PacketPort:
     def __init__(self, ns: str, ifname: str) -> None:
         netns = _enter(ns)
         try:
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             self.sock.bind((ifname, 0))
         finally:
             netns.popns()
-        self.sock.setsockopt(_SOL_PACKET, _PACKET_AUXDATA, 1)
+        self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.setblocking(False)
         self.name = f"{ns}/{ifname}"
@@ -84,10 +83,10 @@ class PacketPort:
 
     def _read(self) -> bool:
         try:
-            data, anc, _flags, addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(_AUX.size))
+            data, anc, _flags, addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(TPACKET_AUXDATA.size))
         except BlockingIOError:
             return False
-        if addr[2] == _PACKET_OUTGOING:
+        if addr[2] == PACKET_OUTGOING:
             return True
         at = data.find(MARK)
         if at < 0 or len(data) < at + len(MARK) + 5:
@@ -95,9 +94,9 @@ class PacketPort:
         kind, seq = struct.unpack_from("!BI", data, at + len(MARK))
         vlan = None
         for level, typ, raw in anc:
-            if level == _SOL_PACKET and typ == _PACKET_AUXDATA:
-                status, *_rest, tci, _tpid = _AUX.unpack_from(raw)
-                if status & _TP_STATUS_VLAN_VALID:
+            if level == SOL_PACKET and typ == PACKET_AUXDATA:
+                status, *_rest, tci, _tpid = TPACKET_AUXDATA.unpack_from(raw)
+                if status & TP_STATUS_VLAN_VALID:
                     vlan = tci & 0xFFF
         self.seen.append((kind, seq, vlan, data))
         return True
@@ -171,7 +170,7 @@ K_SPOOF, K_DNS, K_EGRESS, K_AFTER_DEL = 7, 8, 9, 10
 class CloudHostLab(Lab):
     """Seed 003's host: l2fwd on two uplinks, two VMs with ACLs, VM egress over the bond hash."""
 
-    title = "seed 003: XDP on a cloud host (l2fwd + FDB, devmap ACL, vmegress), checked with tagged traffic"
+    title = "cloud host: XDP L2 forwarding to VMs (FDB, devmap ACL, vmegress), checked with tagged traffic"
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -351,6 +350,3 @@ class CloudHostLab(Lab):
         if getattr(self, "_stack", None) is not None:
             self._stack.close()
             self._stack = None
-
-
-register_lab("cloud-host", CloudHostLab)

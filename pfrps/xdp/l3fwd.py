@@ -18,8 +18,8 @@ import subprocess
 
 from ..errors import UsageError
 from ..hashing import parse_mac
-from .lab import Lab, forwarded_datagrams, last_json, read_until, register_lab
-from .runner import run_xdp
+from .lab import Lab, forwarded_datagrams, last_json, read_until
+from .runner import add_common, run_xdp
 
 __all__ = ["register", "MODES", "SOURCES", "Case04Lab"]
 
@@ -37,10 +37,8 @@ FIB_DEVMAP_SIZE = 256
 
 def register(subparsers) -> None:
     """Add the ``l3fwd`` and ``pass`` subcommands."""
-    from .cli import add_common  # noqa: PLC0415
-
     p = subparsers.add_parser(
-        "l3fwd", help="case04: XDP layer-3 forwarding (hardcoded, map or FIB lookup)",
+        "l3fwd", help="router: XDP layer-3 forwarding (hardcoded, map or FIB lookup)",
         description="Forward frames arriving on -i with XDP: hardcoded (rewrite h_dest, redirect to -r), "
                     "map (source MAC -> destination MAC pairs, egress -r) or fib (bpf_fib_lookup, TTL/hop limit "
                     "decremented, egress among the -i devices). Prints the seed's xdp_stats lines.",
@@ -155,7 +153,7 @@ class Case04Lab(Lab):
     return NO_NEIGH and the kernel forward instead). Inner ends carry xdp_pass, as in the seed.
     """
 
-    title = "case04: layer-3 forwarding through a router namespace, hardcoded / map / fib"
+    title = "router: layer-3 forwarding through a router namespace, hardcoded / map / fib"
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -263,6 +261,3 @@ def _xdp_on(ifname: str) -> bool:
 def _ping_received(stdout: str) -> int:
     m = re.search(r"(\d+) received", stdout)
     return int(m.group(1)) if m else 0
-
-
-register_lab("case04", Case04Lab)

@@ -1,4 +1,5 @@
-"""``pfrps-xdp lab NAME``: the seed documents' topologies, rebuilt and checked with real traffic.
+"""``pfrps-xdp lab NAME``: the topologies of the XDP programs (router, broadcast switch, load
+balancer, cloud host), built in namespaces and checked with real traffic.
 
 :class:`Lab` is the base of every lab: it creates uniquely named network namespaces
 (``add_ns``), veth pairs, addresses, routes, neighbours and sysctls with pyroute2, runs commands
@@ -6,9 +7,9 @@
 startup line is printed) and Python functions (``call``: a forked child inside the namespace,
 needed for DEVMAP writes and for test runs of redirecting programs) in them, prints one
 ``PASS name: detail`` / ``FAIL name: detail`` line per :meth:`Lab.check`, and removes
-everything in :meth:`Lab.destroy`, also after SIGINT/SIGTERM. Labs register in :data:`LABS`
-with :func:`register_lab` at import time (``register_lab("case04", Case04Lab)``); ``pfrps-xdp
-lab NAME`` exits 0 only when every check passed. Nothing here touches the namespace the
+everything in :meth:`Lab.destroy`, also after SIGINT/SIGTERM. The labs are listed once, in
+:data:`pfrps.xdp.cli.LABS`, and handed to :func:`register`; ``pfrps-xdp lab NAME`` exits 0 only
+when every check passed. Nothing here touches the namespace the
 command runs in: the seeds' "root namespace" roles are namespaces of their own.
 """
 
@@ -30,19 +31,10 @@ from typing import Any, Callable, Sequence
 from ..errors import PfrpsError, TopologyError
 from ..topology import _enter_netns, create_netns, remove_netns, unique_suffix
 
-__all__ = ["Lab", "LABS", "register_lab", "register", "call_in_netns", "LabCheck", "forwarded_datagrams",
+__all__ = ["Lab", "register", "call_in_netns", "LabCheck", "forwarded_datagrams",
            "last_json", "read_until"]
 
 log = logging.getLogger("pfrps.xdp")
-
-#: name -> Lab subclass; ``pfrps-xdp lab NAME`` runs ``LABS[NAME]``.
-LABS: dict[str, type["Lab"]] = {}
-
-
-def register_lab(name: str, cls: type["Lab"]) -> None:
-    """Make ``pfrps-xdp lab name`` run ``cls`` (call at import time of a module in SUBCOMMANDS)."""
-    LABS[name] = cls
-
 
 class LabInterrupted(PfrpsError):
     """SIGINT/SIGTERM arrived during a lab: stop taking steps, destroy, exit 1."""
@@ -291,11 +283,11 @@ class Lab:
         _write_sysctl(ns, path, value)
 
     def rx_packets(self, ns: str, ifname: str) -> int:
-        """Frames ``ns/ifname`` received (``IFLA_STATS64`` rx_packets, as ``ip -s link``)."""
-        with self._ipr(ns) as ipr:
-            link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
-        st = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS") or {}
-        return int(st.get("rx_packets", 0))
+        """Frames ``ns/ifname`` received (``IFLA_STATS64`` rx_packets, as ``ip -s link``;
+        :func:`pfrps.links.rx_packets`)."""
+        from ..links import rx_packets  # noqa: PLC0415
+
+        return rx_packets(ifname, ns)
 
     def link(self, ns: str, ifname: str) -> tuple[int, str]:
         """``(ifindex, mac)`` of ``ns/ifname``."""
@@ -381,22 +373,24 @@ def last_json(stdout: str) -> dict:
     return json.loads(lines[-1]) if lines else {}
 
 
-def register(subparsers) -> None:
-    """Add ``pfrps-xdp lab NAME`` with one sub-subcommand per registered lab."""
+def register(subparsers, labs: dict[str, tuple[Sequence[str], type[Lab]]]) -> None:
+    """Add ``pfrps-xdp lab NAME`` with one sub-subcommand per lab of ``labs``
+    (``{name: (aliases, Lab subclass)}``, :func:`pfrps.xdp.cli.lab_classes`); an alias runs the
+    same lab and sets ``args.lab`` to its name."""
     p = subparsers.add_parser(
-        "lab", help="rebuild a seed topology in fresh namespaces and check it with traffic",
-        description="Build the seed's topology in uniquely named namespaces (never touching this namespace), "
-                    "load the programs as the seed does, send real traffic, print PASS/FAIL per check, remove "
+        "lab", help="build a program's topology in fresh namespaces and check it with traffic",
+        description="Build the topology in uniquely named namespaces (never touching this namespace), "
+                    "load the programs, send real traffic, print PASS/FAIL per check, remove "
                     "everything. Exit 0 only when every check passed.",
-        epilog="examples:\n  pfrps-xdp lab case04 --mode fib\n  pfrps-xdp lab case05 --xdp\n",
+        epilog="examples:\n  pfrps-xdp lab router --mode fib\n  pfrps-xdp lab switch --xdp\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    labs = p.add_subparsers(dest="lab", required=True, metavar="NAME")
-    for name, cls in sorted(LABS.items()):
-        q = labs.add_parser(name, help=cls.title, description=cls.title)
+    sub = p.add_subparsers(dest="lab", required=True, metavar="NAME")
+    for name, (aliases, cls) in labs.items():
+        q = sub.add_parser(name, aliases=list(aliases), help=cls.title, description=cls.title)
         q.add_argument("--prefix", default="pfrps", help="namespace name prefix (default: pfrps)")
         q.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
         cls.add_arguments(q)
-        q.set_defaults(func=lambda args, _cls=cls: _run_lab(_cls, args))
+        q.set_defaults(lab=name, func=lambda args, _cls=cls: _run_lab(_cls, args))
 
 
 def _run_lab(cls: type[Lab], args) -> int:

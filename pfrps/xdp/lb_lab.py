@@ -27,8 +27,8 @@ import sys
 from collections import Counter
 
 from . import maglev
-from .lab import Lab, register_lab
-from .lb import tx_checksum_off
+from ..ethtool import tx_checksum_off
+from .lab import Lab
 
 __all__ = ["LbLab", "TESTBED", "snmp_counters"]
 
@@ -97,7 +97,7 @@ def predict_roles(bed: dict, roles, sports, port: int = PORT) -> list[str]:
 class LbLab(Lab):
     """The seed's L4 load balancer testbed with the XDP LB on ``lb/veth6``."""
 
-    title = "seed 002: XDP L4 load balancer on the seed's testbed (br0, client, h2, h3, lb 10.0.0.10)"
+    title = "load balancer: XDP L4 load balancer on a bridge with a client, backends h2, h3 and the LB 10.0.0.10"
 
     @classmethod
     def add_arguments(cls, parser) -> None:
@@ -196,6 +196,3 @@ class LbLab(Lab):
                   for role in ("client", *roles)}
         self.check("tcp-checksums", all(v == 0 for v in errors.values()),
                    "Tcp InCsumErrors " + ", ".join(f"{r} {v}" for r, v in errors.items()))
-
-
-register_lab("lb", LbLab)

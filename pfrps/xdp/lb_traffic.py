@@ -29,6 +29,8 @@ import socket
 import sys
 import time
 
+from ..cliutil import ArgumentParser
+
 __all__ = ["main"]
 
 
@@ -163,11 +165,11 @@ def _blast(vip: str, port: int, seconds: float, flows: int) -> int:
 
 def main(argv=None) -> int:
     """Entry point of ``python -m pfrps.xdp.lb_traffic``; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m pfrps.xdp.lb_traffic", description=__doc__.split("\n\n")[0],
-                                epilog="examples:\n  python -m pfrps.xdp.lb_traffic serve --port 8080 --name h2\n"
-                                       "  python -m pfrps.xdp.lb_traffic hold --vip 10.0.0.10 --port 8080 "
-                                       "--sport 40000 --count 40 < /dev/null\n",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m pfrps.xdp.lb_traffic", description=__doc__.split("\n\n")[0],
+                       epilog="examples:\n  python -m pfrps.xdp.lb_traffic serve --port 8080 --name h2\n"
+                              "  python -m pfrps.xdp.lb_traffic hold --vip 10.0.0.10 --port 8080 "
+                              "--sport 40000 --count 40 < /dev/null\n",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, default=8080)

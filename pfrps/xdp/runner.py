@@ -13,6 +13,7 @@ process) this clean exit is what keeps nothing behind.
 
 from __future__ import annotations
 
+import argparse
 import json as jsonlib
 import logging
 import signal
@@ -21,11 +22,26 @@ import threading
 import time
 from typing import Callable, Sequence
 
+from ..cliutil import positive_seconds
 from .attach import Attachments
 
-__all__ = ["StopSignals", "run_foreground", "run_xdp", "stats_table"]
+__all__ = ["StopSignals", "add_common", "run_foreground", "run_xdp", "stats_table"]
 
 log = logging.getLogger("pfrps.xdp")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Add the options every attaching subcommand has: ``--generic``, ``--duration SECONDS``,
+    ``--interval SECONDS`` (default 2, as the seed's xdp_stats), ``--json``, ``--log-level``."""
+    parser.add_argument("--generic", action="store_true",
+                        help="attach XDP in generic (SKB) mode (default: native, the driver's own)")
+    parser.add_argument("--duration", type=positive_seconds, metavar="SECONDS",
+                        help="detach and exit after this long (default: until SIGINT/SIGTERM)")
+    parser.add_argument("--interval", type=positive_seconds, default=2.0, metavar="SECONDS",
+                        help="seconds between counter lines (default: 2)")
+    parser.add_argument("--json", action="store_true", help="print the counters as JSON lines")
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="log level (default: info)")
 
 
 class StopSignals:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Callable
 
 import pytest
 
+from pfrps.cliutil import wait_ready
 from pfrps.topology import TwoNodeTopology
 from tests.helpers import PY, last_json
 
@@ -20,10 +20,17 @@ from tests.helpers import PY, last_json
 TEST_RATE = "20000"
 
 
+def module_prefix(request) -> str:
+    """A namespace-name prefix saying what the requesting test module tests: ``test_link_events``
+    -> ``link-events``."""
+    return request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+
+
 @pytest.fixture(scope="module")
-def topo():
-    """injector(eno1) <-veth-> node(enp1s0, 52:54:00:84:d7:ff), names pft-*-<random>."""
-    t = TwoNodeTopology.unique(prefix="pft").create()
+def topo(request):
+    """injector(eno1) <-veth-> node(enp1s0, 52:54:00:84:d7:ff), namespaces named after the test
+    module (``link-events-inj-<random>``, ...), always removed."""
+    t = TwoNodeTopology.unique(prefix=module_prefix(request)).create()
     try:
         yield t
     finally:
@@ -39,6 +46,13 @@ class Run:
         out, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out, err
 
+    def stop(self, timeout: float = 30) -> None:
+        """SIGINT it when it is still running and wait (for a ``finally:`` after a failed check;
+        its output is dropped)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.communicate(timeout=timeout)
+
 
 def start_pfrps(topo: TwoNodeTopology, *args: str, module: str = "pfrps", timeout: float = 180) -> Run:
     """Start ``python -m <module> -i enp1s0 args --ready-fd`` in the node namespace; wait for READY."""
@@ -46,12 +60,7 @@ def start_pfrps(topo: TwoNodeTopology, *args: str, module: str = "pfrps", timeou
     proc = topo.popen(topo.node, [PY, "-m", module, "-i", topo.node_if, *args, "--ready-fd", str(w)],
                       pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     os.close(w)
-    sel = selectors.DefaultSelector()
-    sel.register(r, selectors.EVENT_READ)
-    ready = bool(sel.select(timeout)) and os.read(r, 16).startswith(b"READY")
-    sel.close()
-    os.close(r)
-    return Run(proc, ready)
+    return Run(proc, wait_ready(r, timeout))
 
 
 def inject(topo: TwoNodeTopology, *args: str, fast: bool = False) -> subprocess.CompletedProcess:
@@ -73,9 +82,7 @@ def run_until(topo: TwoNodeTopology, frames: int, traffic: Callable[[], None], *
         traffic()
         status, out, err = run.finish(timeout=60)
     finally:
-        if run.proc.poll() is None:
-            run.proc.send_signal(signal.SIGINT)
-            run.proc.communicate(timeout=30)
+        run.stop()
     assert status == 0, err
     return out
 

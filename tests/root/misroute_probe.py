@@ -11,7 +11,8 @@ import sys
 import numpy as np
 
 from pfrps.hashing import worker_for
-from pfrps.supervisor import Supervisor, SupervisorConfig
+from pfrps.config import SupervisorConfig
+from pfrps.supervisor import Supervisor
 
 ifname, workers, alg, seconds, steering = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 

@@ -12,207 +12,22 @@ PADO; anything the AC sent for the first frame arrives before it and is caught.
 
 from __future__ import annotations
 
-import json
-import os
-import select
-import signal
-import socket
-import struct
-import subprocess
-import sys
-import threading
-import time
-from typing import Callable, Optional
-
 import pytest
 from scapy.layers.l2 import Ether
-from scapy.layers.ppp import PPP, PPP_LCP_Echo, PPPoE, PPPoED, PPPoED_Tags
+from scapy.layers.ppp import PPP, PPP_LCP_Echo, PPPoE, PPPoED
 
 from pfrps.ac import protocol as p
 from pfrps.hashing import worker_for
+from pfrps.testing.ac import AC_MAC, AC_NAME, WORKERS, ACProcess, PPPoEClient, client_mac, is_disc, tag, tags, totals
 from pfrps.topology import TwoNodeTopology
 
 pytestmark = pytest.mark.root
 
-AC_MAC = bytes.fromhex("52540084d7ff")
-AC_NAME = b"hC-test-ac"
-WORKERS = 4
-TIMEOUT = 10.0
-ETH_P_ALL = 0x0003
-SOL_PACKET, PACKET_AUXDATA, PACKET_IGNORE_OUTGOING = 263, 8, 23
-TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
-_AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata (linux/if_packet.h)
-
-
-def client_mac(i: int) -> bytes:
-    return bytes([0x02, 0x00, 0xAC, 0x00, i >> 8, i & 0xFF])
-
-
-class ACProcess:
-    """``python -m pfrps.ac`` in the node namespace, with its JSON snapshots and log collected.
-
-    ``argv`` runs another program instead (``--ready-fd FD`` is appended), e.g. the plain
-    handler of tests/fuzz_frames.py.
-    """
-
-    def __init__(self, topo: TwoNodeTopology, *args: str, argv: Optional[list[str]] = None) -> None:
-        r, w = os.pipe()
-        if argv is None:
-            argv = [sys.executable, "-m", "pfrps.ac", "-i", topo.node_if, "-w", str(WORKERS), "--ac-name",
-                    AC_NAME.decode(), "--json", "--interval", "0.05", *args]
-        argv = [*argv, "--ready-fd", str(w)]
-        try:
-            self.proc = topo.popen(topo.node, argv, pass_fds=(w,), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
-        finally:
-            os.close(w)
-        self.snapshots: list[dict] = []
-        self.log: list[str] = []
-        self._cond = threading.Condition()
-        self._threads = [threading.Thread(target=self._read, args=(self.proc.stdout, True), daemon=True),
-                         threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True)]
-        for t in self._threads:
-            t.start()
-        try:
-            ready, _, _ = select.select([r], [], [], 60)
-            data = os.read(r, 64) if ready else b""
-        finally:
-            os.close(r)
-        if data != b"READY\n":
-            self.proc.kill()
-            self.proc.wait()
-            for t in self._threads:
-                t.join(5)
-            pytest.fail(f"{argv[2]} did not get ready (exit {self.proc.returncode}):\n" + "\n".join(self.log))
-
-    def _read(self, stream, is_json: bool) -> None:
-        for line in stream:
-            with self._cond:
-                if is_json:
-                    self.snapshots.append(json.loads(line))
-                else:
-                    self.log.append(line.rstrip("\n"))
-                self._cond.notify_all()
-
-    def wait_for(self, pred: Callable[[dict], bool], what: str, timeout: float = TIMEOUT) -> dict:
-        """The first snapshot (from now on) for which ``pred`` holds."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            seen = len(self.snapshots)
-            while True:
-                if len(self.snapshots) > seen:
-                    seen = len(self.snapshots)
-                    if pred(self.snapshots[-1]):
-                        return self.snapshots[-1]
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    last = self.snapshots[-1] if self.snapshots else None
-                    pytest.fail(f"counters never showed {what}; last snapshot {last}")
-                self._cond.wait(left)
-
-    def worker_pids(self) -> list[int]:
-        """The worker processes (children of the supervisor, proc(5) ``task/TID/children``)."""
-        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-
-    def stop(self) -> tuple[int, dict]:
-        """SIGTERM; the exit status and the final snapshot."""
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(15)
-        for t in self._threads:
-            t.join(5)
-        return rc, self.snapshots[-1]
-
-
-class Client:
-    """A PPPoE host side: one AF_PACKET socket on the injector's interface."""
-
-    def __init__(self, topo: TwoNodeTopology) -> None:
-        from pyroute2 import netns
-
-        netns.pushns(topo.injector)
-        try:
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-            self.sock.bind((topo.injector_if, ETH_P_ALL))
-        finally:
-            netns.popns()
-        self.stray: list[bytes] = []  # frames from the AC that no expect() asked for
-
-    def send(self, *frames: bytes) -> None:
-        for f in frames:
-            self.sock.send(f)
-
-    def expect(self, n: int, match: Callable[[bytes], bool], timeout: float = TIMEOUT) -> list[bytes]:
-        """The next ``n`` frames from the AC that ``match``; others go to :attr:`stray`."""
-        got: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        while len(got) < n:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
-                pytest.fail(f"got {len(got)} of {n} expected frames; stray: {[Ether(f).summary() for f in self.stray]}")
-            f = self.recv()
-            if f[6:12] != AC_MAC or ethertype(f) not in (b"\x88\x63", b"\x88\x64"):
-                continue
-            (got if match(f) else self.stray).append(f)
-        return got
-
-    def recv(self) -> bytes:
-        """One frame as it was on the wire: the VLAN tag the kernel stripped on receive
-        (``tpacket_auxdata``) put back in front of any tag still in the frame."""
-        f, anc, _flags, _addr = self.sock.recvmsg(65536, socket.CMSG_SPACE(_AUX.size))
-        for level, kind, data in anc:
-            if level == SOL_PACKET and kind == PACKET_AUXDATA:
-                status, _len, _snap, _mac, _net, tci, tpid = _AUX.unpack_from(data)
-                if status & TP_STATUS_VLAN_VALID:
-                    tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else p.ETH_P_8021Q
-                    f = p.with_vlan(f, struct.pack("!HH", tpid, tci))
-        return f
-
-    def barrier(self, mac: bytes) -> None:
-        """Prove every frame ``mac`` sent so far was handled: its worker answers this PADI last."""
-        self.send(p.build_padi(mac, b"internet", b"barrier"))
-        self.expect(1, lambda f: is_disc(f, p.PADO, mac) and tag(f, p.TAG_HOST_UNIQ) == b"barrier")
-        self.assert_no_stray()
-
-    def assert_no_stray(self) -> None:
-        assert not self.stray, f"unexpected frames from the AC: {[Ether(f).summary() for f in self.stray]}"
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def ethertype(f: bytes) -> bytes:
-    """The ethertype after any VLAN tags."""
-    off = 12
-    while f[off:off + 2] in (b"\x81\x00", b"\x88\xa8"):
-        off += 4
-    return f[off:off + 2]
-
-
-def is_disc(f: bytes, code: int, dst: Optional[bytes] = None) -> bool:
-    return f[12:14] == b"\x88\x63" and f[15] == code and (dst is None or f[:6] == dst)
-
-
-def tags(f: bytes) -> list[tuple[int, bytes]]:
-    """TAGs as scapy dissects them."""
-    pkt = Ether(f)
-    return [(t.tag_type, bytes(t.tag_value)) for t in pkt[PPPoED_Tags].tag_list] if PPPoED_Tags in pkt else []
-
-
-def tag(f: bytes, t: int) -> Optional[bytes]:
-    return next((v for k, v in tags(f) if k == t), None)
-
 
 @pytest.fixture
 def topo():
-    with TwoNodeTopology.unique(prefix="hC") as t:
+    with TwoNodeTopology.unique(prefix="ac-e2e") as t:
         yield t
-
-
-def totals(snap: dict) -> dict:
-    return {k: sum(v) for k, v in snap.items() if isinstance(v, list)}
 
 
 @pytest.mark.parametrize("steering", ["filter", "fanout"])
@@ -224,7 +39,7 @@ def test_ac_end_to_end(topo, steering):
     # a one-hour cookie window: no window boundary between the PADIs of step 2
     ac = ACProcess(topo, "--service-name", "internet", "--service-name", "voip", "--steering", steering,
                    "--cookie-window", "3600")
-    cl = Client(topo)
+    cl = PPPoEClient(topo)
     try:
         # 1. PADI from every client -> PADO with AC-Name, Service-Name, cookie, Host-Uniq, Relay-Session-Id
         relay = {m: (b"relay-%d" % i if i % 2 else None) for i, m in enumerate(macs)}
@@ -343,7 +158,7 @@ def test_ac_any_service(topo):
     """Without --service-name the AC serves whatever Service-Name is asked (RFC 2516: empty = any);
     one MAC holds a session per service with --sessions-per-mac 2."""
     ac = ACProcess(topo, "--sessions-per-mac", "2")
-    cl = Client(topo)
+    cl = PPPoEClient(topo)
     try:
         m = client_mac(7)
         for service in (b"", b"anything-at-all"):

@@ -1,4 +1,4 @@
-"""pfrps-ac's state bounds end to end (issue 10, failure 6), in namespaces named px10a-*.
+"""pfrps-ac's state bounds end to end (issue 10, failure 6), in namespaces named ac-bounds-*.
 
 Keepalive expiry by LCP echo, the per-worker session limit, one session per MAC (a new
 Host-Uniq replaces, ids do not leak), cookies bound to a time window, the PADI size limit of
@@ -19,14 +19,14 @@ from scapy.layers.ppp import PPPoED
 from pfrps.ac import protocol as p
 from pfrps.hashing import worker_for
 from pfrps.topology import TwoNodeTopology
-from tests.root.test_ac import AC_MAC, WORKERS, ACProcess, Client, client_mac, is_disc, tag, totals
+from pfrps.testing.ac import AC_MAC, WORKERS, ACProcess, PPPoEClient, client_mac, is_disc, tag, totals
 
 pytestmark = pytest.mark.root
 
 
 @pytest.fixture
 def topo():
-    with TwoNodeTopology.unique(prefix="px10a") as t:
+    with TwoNodeTopology.unique(prefix="ac-bounds") as t:
         yield t
 
 
@@ -39,14 +39,14 @@ def ac_args(*args: str):
 def ac_and_client(request, topo):
     """An AC started with the arguments the test passes (``ac_args``), and a client; both stopped after."""
     ac = ACProcess(topo, *getattr(request, "param", ()))
-    cl = Client(topo)
+    cl = PPPoEClient(topo)
     yield ac, cl
     rc, final = ac.stop()
     cl.close()
     assert rc == 0 and sum(final["handler_errors"]) == 0, "\n".join(ac.log)
 
 
-def handshake(cl: Client, mac: bytes, host_uniq: bytes = b"hu") -> bytes:
+def handshake(cl: PPPoEClient, mac: bytes, host_uniq: bytes = b"hu") -> bytes:
     """PADI/PADO/PADR; the PADS."""
     cl.send(p.build_padi(mac, b"internet", host_uniq))
     (pado,) = cl.expect(1, lambda f: is_disc(f, p.PADO, mac))

@@ -17,7 +17,7 @@ import pytest
 
 from pfrps.hashing import worker_for
 from pfrps.topology import TwoNodeTopology
-from tests.root.test_ac import AC_NAME, WORKERS, ACProcess, client_mac, totals
+from pfrps.testing.ac import AC_NAME, WORKERS, ACProcess, client_mac, totals
 
 pytestmark = pytest.mark.root
 
@@ -28,7 +28,7 @@ ENDED = 3
 
 @pytest.fixture
 def topo():
-    with TwoNodeTopology.unique(prefix="hI") as t:
+    with TwoNodeTopology.unique(prefix="ac-interop") as t:
         yield t
 
 

@@ -29,7 +29,7 @@ POOL6 = "2001:db8:100::/40"
 
 @pytest.fixture(scope="module")
 def topo():
-    t = BngTopology(prefix="bngt").create()
+    t = BngTopology(prefix="bng-e2e").create()
     try:
         yield t
     finally:
@@ -251,8 +251,8 @@ def test_sigterm_ends_every_session_with_terminate_and_padt(topo, tmp_path):
 
 _FUZZ_SENDER = r"""
 import json, socket, sys
+from pfrps.testing.fuzz_frames import pool_macs
 from tests.bng_fuzz_frames import generate
-from tests.fuzz_frames import pool_macs
 ac, seed, count = bytes.fromhex(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 live = [(bytes.fromhex(m), sid, b"") for m, sid in json.loads(sys.argv[4])]
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def bngtopo():
-    t = BngTopology(prefix="bngbad").create()
+    t = BngTopology(prefix="bng-bad-input").create()
     try:
         from pyroute2 import IPRoute
 

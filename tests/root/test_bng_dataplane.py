@@ -178,7 +178,7 @@ class Env:
 @pytest.fixture(params=["native", "generic"])
 def env(request):
     generic = request.param == "generic"
-    lab = Lab(prefix="bngd")
+    lab = Lab(prefix="bng-dataplane")
     atts: list[Attachments] = []
     try:
         cli, bng, inet = lab.add_ns("cli"), lab.add_ns("bng", ipv6=True), lab.add_ns("inet")

@@ -28,7 +28,7 @@ N = 8
 
 @pytest.fixture(scope="module")
 def topo():
-    t = BngTopology(prefix="bngr").create()
+    t = BngTopology(prefix="bng-radius").create()
     try:
         yield t
     finally:

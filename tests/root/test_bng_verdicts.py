@@ -146,7 +146,7 @@ def ip_len(ip) -> int:
 @pytest.fixture(scope="module")
 def env():
     pairs = (("acc0", "accp"), ("up0", "upp"), ("sm0", "smp"))
-    with fresh_netns("bngv", pairs=pairs, ipv6=True) as box:
+    with fresh_netns("bng-verdicts", pairs=pairs, ipv6=True) as box:
         for knob in ("net/ipv4/conf/all/forwarding", "net/ipv6/conf/all/forwarding"):
             _write_sysctl(box.name, knob, "1")
         with box.ipr() as ipr:

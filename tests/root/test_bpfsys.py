@@ -28,7 +28,7 @@ RET_42 = insn(MOV64_IMM, dst=0, imm=42) + insn(EXIT)
 
 
 def test_array_map_update_lookup_keys():
-    fd = bpfsys.map_create(ARRAY, 4, 8, 3, name="px10s_arr")
+    fd = bpfsys.map_create(ARRAY, 4, 8, 3, name="bpfsys_arr")
     try:
         bpfsys.map_update(fd, struct.pack("<I", 1), struct.pack("<Q", 0xDEADBEEF))
         assert bpfsys.map_lookup(fd, struct.pack("<I", 1), 8) == struct.pack("<Q", 0xDEADBEEF)
@@ -45,7 +45,7 @@ def test_array_map_update_lookup_keys():
 
 
 def test_hash_map_flags_delete_keys():
-    fd = bpfsys.map_create(HASH, 6, 4, 16, name="px10s_hash")
+    fd = bpfsys.map_create(HASH, 6, 4, 16, name="bpfsys_hash")
     try:
         macs = [bytes([2, 0, 0, 0, 0, i]) for i in range(5)]
         for i, mac in enumerate(macs):
@@ -69,10 +69,10 @@ def test_bad_name_is_refused_before_the_kernel():
 
 
 def test_prog_load_test_run_and_name():
-    fd = bpfsys.prog_load(SOCKET_FILTER, RET_42, name="pfrps_px10s")
+    fd = bpfsys.prog_load(SOCKET_FILTER, RET_42, name="pfrps_bpfsys")
     try:
         assert bpfsys.prog_test_run(fd, bytes(64))[0] == 42
-        assert bpfsys.prog_name(fd) == "pfrps_px10s"
+        assert bpfsys.prog_name(fd) == "pfrps_bpfsys"
         assert bpfsys.prog_id(fd) > 0
     finally:
         os.close(fd)
@@ -81,16 +81,16 @@ def test_prog_load_test_run_and_name():
 def test_prog_load_failure_carries_the_verifier_log():
     no_exit = insn(MOV64_IMM, dst=0, imm=0)  # falls off the end
     with pytest.raises(BpfLoadError) as exc:
-        bpfsys.prog_load(SOCKET_FILTER, no_exit, name="px10s_bad")
+        bpfsys.prog_load(SOCKET_FILTER, no_exit, name="bpfsys_bad")
     assert exc.value.code == 22  # EINVAL
-    assert "px10s_bad" in exc.value.msg and ": " in exc.value.msg.split(")", 1)[1]
+    assert "bpfsys_bad" in exc.value.msg and ": " in exc.value.msg.split(")", 1)[1]
     with pytest.raises(BpfLoadError, match="8-byte instructions"):
         bpfsys.prog_load(SOCKET_FILTER, b"\x00" * 5)
 
 
 def test_prog_load_with_a_map_reference():
     """r1 = map (BPF_LD_IMM64 pseudo map fd), r2 = &key, lookup, return value or 0."""
-    mfd = bpfsys.map_create(ARRAY, 4, 4, 1, name="px10s_val")
+    mfd = bpfsys.map_create(ARRAY, 4, 4, 1, name="bpfsys_val")
     bpfsys.map_update(mfd, bytes(4), struct.pack("<I", 1234))
     code = b"".join([
         insn(0x62, dst=10, off=-4, imm=0),                  # *(u32 *)(r10 - 4) = 0
@@ -102,7 +102,7 @@ def test_prog_load_with_a_map_reference():
         insn(MOV64_IMM, dst=0, imm=0), insn(EXIT),
     ])
     try:
-        fd = bpfsys.prog_load(SOCKET_FILTER, code, name="pfrps_px10s_map")
+        fd = bpfsys.prog_load(SOCKET_FILTER, code, name="pfrps_bpfsysmap")
         try:
             assert bpfsys.prog_test_run(fd, bytes(64))[0] == 1234
         finally:
@@ -112,9 +112,9 @@ def test_prog_load_with_a_map_reference():
 
 
 def test_pin_and_get_in_a_private_bpffs():
-    d = tempfile.mkdtemp(prefix="px10s-bpffs-")
+    d = tempfile.mkdtemp(prefix="bpfsys-bpffs-")
     subprocess.run(["mount", "-t", "bpf", "bpf", d], check=True)
-    fd = bpfsys.map_create(ARRAY, 4, 4, 1, name="px10s_pin")
+    fd = bpfsys.map_create(ARRAY, 4, 4, 1, name="bpfsys_pin")
     try:
         bpfsys.map_update(fd, bytes(4), struct.pack("<I", 77))
         path = os.path.join(d, "m")
@@ -140,7 +140,7 @@ def test_pin_and_get_in_a_private_bpffs():
 def test_the_suites_leak_check_counts_only_programs_pfrps_loaded():
     from tests.conftest import bpf_program_ids  # noqa: PLC0415
 
-    ours = bpfsys.prog_load(SOCKET_FILTER, RET_42, name="pfrps_px10s_lk")
+    ours = bpfsys.prog_load(SOCKET_FILTER, RET_42, name="pfrps_bpfsys_lk")
     other = _load_without_registry()
     try:
         ids = bpf_program_ids()
@@ -156,7 +156,7 @@ def test_the_suites_leak_check_counts_only_programs_pfrps_loaded():
 def _load_without_registry() -> int:
     saved = os.environ.pop(bpfsys.REGISTRY_ENV, None)
     try:
-        return bpfsys.prog_load(SOCKET_FILTER, RET_42, name="px10s_other")
+        return bpfsys.prog_load(SOCKET_FILTER, RET_42, name="bpfsys_other")
     finally:
         if saved is not None:
             os.environ[bpfsys.REGISTRY_ENV] = saved

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.root
 
 def demo_argv(*extra):
     sfx = unique_suffix()
-    inj, node = f"pft-dinj-{sfx}", f"pft-dnode-{sfx}"
+    inj, node = f"demo-inj-{sfx}", f"demo-node-{sfx}"
     return [PY, "-m", "pfrps.demo", "--injector-ns", inj, "--node-ns", node, *extra], inj, node
 
 
@@ -61,9 +61,9 @@ def test_demo_interrupted_removes_everything():
 def test_demo_refuses_existing_namespace():
     from pfrps.topology import TwoNodeTopology
 
-    t = TwoNodeTopology.unique(prefix="pft").create()
+    t = TwoNodeTopology.unique(prefix="demo-taken").create()
     try:
-        res = subprocess.run([PY, "-m", "pfrps.demo", "--injector-ns", t.injector, "--node-ns", f"pft-x-{unique_suffix()}"],
+        res = subprocess.run([PY, "-m", "pfrps.demo", "--injector-ns", t.injector, "--node-ns", f"demo-node-{unique_suffix()}"],
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 2
         assert f"network namespace '{t.injector}' already exists" in res.stderr

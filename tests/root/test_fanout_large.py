@@ -18,7 +18,6 @@ from pfrps.hashing import expected_counts
 from tests.helpers import PY
 from tests.root.conftest import steer
 
-from tests.root.px10s_fixtures import topo  # noqa: F401,E402  (px10s-* namespaces)
 
 pytestmark = pytest.mark.root
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from bench.fault import fault_run
-from tests.root.px10s_fixtures import topo  # noqa: F401  (px10s-* namespaces)
 
 pytestmark = pytest.mark.root
 

@@ -25,21 +25,12 @@ from pfrps.hashing import worker_for
 from pfrps.topology import TwoNodeTopology, netns_pids
 from tests.helpers import PY
 from tests.root.conftest import inject
-from tests.root.issue17_helpers import Watched, handled, link, macs_bytes, start_embed, stopped
+from tests.root.embed_helpers import Watched, handled, link, macs_bytes, start_embed, stopped
 
 pytestmark = pytest.mark.root
 
 WORKERS = 4
 MODES = [("ring", "fanout"), ("ring", "filter"), ("recv", "fanout"), ("recv", "filter")]
-
-
-@pytest.fixture(scope="module")
-def topo():
-    t = TwoNodeTopology.unique(prefix="pxle").create()
-    try:
-        yield t
-    finally:
-        t.destroy()
 
 
 def _base(tag: int) -> str:
@@ -127,7 +118,7 @@ def _remove(t: TwoNodeTopology) -> float:
 
 @pytest.mark.parametrize("rx,steering", MODES)
 def test_interface_removed_one_line_exit_1_nothing_left(open_tmp, rx, steering):
-    t = TwoNodeTopology.unique(prefix="pxlr").create()
+    t = TwoNodeTopology.unique(prefix="link-removed").create()
     try:
         r, w = os.pipe()
         proc = t.popen(t.node, [PY, "-m", "pfrps", "-i", t.node_if, "-w", str(WORKERS), "--rx", rx,
@@ -157,7 +148,7 @@ def test_interface_removed_one_line_exit_1_nothing_left(open_tmp, rx, steering):
 
 
 def test_interface_removed_while_a_worker_is_restarting(open_tmp):
-    t = TwoNodeTopology.unique(prefix="pxlr").create()
+    t = TwoNodeTopology.unique(prefix="link-removed").create()
     try:
         run, ready = start_embed(t, open_tmp, WORKERS, "ring", "fanout")
         try:

@@ -30,7 +30,8 @@ import pytest
 from pfrps.ac import protocol as p
 from tests.helpers import PY, assert_bad_input, last_json
 from tests.root.conftest import start_pfrps
-from tests.root.test_ac import AC_MAC, ACProcess, Client, client_mac, is_disc, tag
+from pfrps.testing.ac import AC_MAC, ACProcess, PPPoEClient, client_mac, is_disc, tag
+from pfrps.testing.procs import worker_pids
 
 pytestmark = pytest.mark.root
 
@@ -177,21 +178,6 @@ scrape_configs:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def workers_of(pid: int) -> dict[int, int]:
-    """``{worker id: pid}`` of a pfrps supervisor's children (their names are pfrps-w<id>)."""
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        kids = [int(x) for x in f.read().split()]
-    out = {}
-    for k in kids:
-        try:
-            name = Path(f"/proc/{k}/comm").read_text().strip()
-        except OSError:
-            continue
-        if name.startswith("pfrps-w"):
-            out[int(name[len("pfrps-w"):])] = k
-    return out
-
-
 def test_prometheus_scrapes_pfrps(node, prometheus):
     """Frames, rate during a burst, per-worker values against pfrps's own counters, a worker
     restart that resets nothing, and the endpoint gone with the process."""
@@ -228,7 +214,7 @@ def test_prometheus_scrapes_pfrps(node, prometheus):
 
         # a worker killed and restarted: its counter goes on, Prometheus sees no reset
         victim = 1
-        os.kill(workers_of(run.proc.pid)[victim], signal.SIGKILL)
+        os.kill(worker_pids(run.proc.pid)[victim], signal.SIGKILL)
         prom.wait("the restart counted", lambda: prom.per_worker(f"pfrps_worker_restarts_total{job}").get(victim) == 1)
         prom.wait("every worker ready again", lambda: prom.scalar(f"pfrps_workers_ready{job}") == WORKERS)
         assert prom.per_worker(f"pfrps_frames_total{job}") == frames
@@ -258,7 +244,7 @@ def test_prometheus_scrapes_pfrps_ac(node, prometheus):
     prom, n, k = prometheus, 12, 5
     job = '{job="pfrps-ac"}'
     ac = ACProcess(node, "--service-name", "internet", "--metrics", f"127.0.0.1:{AC_PORT}")
-    cl = Client(node)
+    cl = PPPoEClient(node)
     try:
         prom.wait("the pfrps-ac target up", lambda: prom.scalar(f'up{job}') == 1)
         macs = [client_mac(0x1800 + i) for i in range(n)]

@@ -149,4 +149,4 @@ def test_helpers_parse_what_the_guests_see():
     spec = GuestSpec("node", NODE_MAC, "enp1s0", sock=Path("/r/n.sock"), peer_sock=Path("/r/i.sock"))
     argv = bng_argv(guest_argv(spec, Path("/k"), Path("/i"), Path("/r.img"), Path("/src"), Path("/res")))
     append = argv[argv.index("-append") + 1].split()
-    assert "pfrps.script=qemu/bng-run" in append and "pfrps.script=qemu/guest-run" not in append
+    assert "pfrps.script=pfrps/qemu/files/bng-run" in append and "pfrps.script=pfrps/qemu/files/guest-run" not in append

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import os
 import queue
-import select
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from pfrps import cliutil
 from pfrps.inject.macs import random_macs
+from pfrps.testing.procs import worker_pids
 from pfrps.hashing import expected_counts, parse_hash_alg
 from pfrps.topology import TwoNodeTopology
 
@@ -31,21 +31,17 @@ FRAME = 148
 
 @pytest.fixture
 def topo():
-    with TwoNodeTopology.unique(prefix="pfring") as t:
+    with TwoNodeTopology.unique(prefix="ring") as t:
         yield t
 
 
 def wait_ready(proc: subprocess.Popen, fd: int, timeout: float = 60.0) -> None:
-    """Wait for ``READY`` on the --ready-fd pipe (read end ``fd``), then close it."""
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        data = os.read(fd, 64) if ready else b""
-    finally:
-        os.close(fd)
-    if data != b"READY\n":
+    """Wait for ``READY`` on the --ready-fd pipe (read end ``fd``, :func:`pfrps.cliutil.wait_ready`),
+    then close it; kill ``proc`` and fail with its stderr when it did not come."""
+    if not cliutil.wait_ready(fd, timeout):
         proc.kill()
         out, err = proc.communicate()
-        pytest.fail(f"pfrps did not become ready (got {data!r}); stderr:\n{err}")
+        pytest.fail(f"pfrps did not become ready; stderr:\n{err}")
 
 
 def start_pfrps(topo: TwoNodeTopology, *args: str) -> subprocess.Popen:
@@ -98,7 +94,8 @@ def test_ring_counts_are_exact(topo, steering, alg):
 
 HANDLER_SCRIPT = r"""
 import json, os, sys, time
-from pfrps.supervisor import Supervisor, SupervisorConfig
+from pfrps.config import SupervisorConfig
+from pfrps.supervisor import Supervisor
 
 n, ifname, node_mac, ready_fd = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3]), int(sys.argv[4])
 
@@ -142,17 +139,6 @@ def test_ring_handler_gets_every_frame_intact(topo):
     assert snap["handler_errors"] == [0, 0, 0]
 
 
-def _worker_pids(sup_pid: int) -> dict[str, int]:
-    pids = {}
-    for task in Path(f"/proc/{sup_pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                pids[Path(f"/proc/{child}/comm").read_text().strip()] = int(child)
-            except OSError:
-                continue
-    return pids
-
-
 def test_restarted_worker_continues_where_the_dead_one_stopped(topo):
     n1, n2, workers = 12000, 9000, 3
     proc = start_pfrps(topo, "-w", str(workers), "--rx", "ring", "-c", str(n1 + n2), "--json", "--interval", "0.05")
@@ -183,10 +169,10 @@ def test_restarted_worker_continues_where_the_dead_one_stopped(topo):
 
     inject(topo, n1, 1)
     wait_for(lambda s: s["total"] == n1)
-    victim = _worker_pids(proc.pid)["pfrps-w0"]
+    victim = worker_pids(proc.pid)[0]
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda s: s["restarts"][0] == 1)
-    assert victim not in _worker_pids(proc.pid).values()
+    assert victim not in worker_pids(proc.pid).values()
     inject(topo, n2, 2)  # read by the new worker 0 from where the dead one stopped
     snap = wait_for(lambda s: s["total"] >= n1 + n2, timeout=20)
     assert proc.wait(timeout=30) == 0

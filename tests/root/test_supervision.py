@@ -26,7 +26,6 @@ from tests.conftest import child_pids
 from tests.helpers import PY, last_json
 from tests.root.conftest import inject, start_pfrps
 
-from tests.root.px10s_fixtures import topo  # noqa: F401,E402  (px10s-* namespaces)
 
 pytestmark = pytest.mark.root
 
@@ -163,9 +162,7 @@ def test_two_kills_in_a_row_do_not_take_the_supervisor_down(topo):
         inject(topo, "-p", str(n), "--seed", str(seed))  # waits in worker 0's socket meanwhile
         status, out, err = run.finish(timeout=60)
     finally:
-        if run.proc.poll() is None:
-            run.proc.send_signal(signal.SIGINT)
-            run.proc.communicate(timeout=30)
+        run.stop()
     assert status == 0, err
     assert f"worker 0 (pid {first}) was killed by SIGKILL; restarting it" in err
     assert f"worker 0 (pid {second}) was killed by SIGKILL; restarting it" in err

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from pfrps.cliutil import wait_ready
 from pfrps.inject.frames import build_template, fill_frames
 from pfrps.inject.macs import mac_set, random_macs
 from pfrps.topology import TwoNodeTopology
@@ -51,7 +51,7 @@ print(json.dumps({"lengths": sorted({len(x) for x in frames}), "extra": extra}))
 
 @pytest.fixture
 def topo():
-    with TwoNodeTopology.unique(prefix="pftx") as t:
+    with TwoNodeTopology.unique(prefix="txring") as t:
         yield t
 
 
@@ -60,10 +60,7 @@ def capture(topo, n: int, path) -> subprocess.Popen:
     proc = topo.popen(topo.node, [PY, "-c", CAPTURE, str(n), topo.node_if, str(path), str(w)],
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(w,))
     os.close(w)
-    ready, _, _ = select.select([r], [], [], 30)
-    data = os.read(r, 16) if ready else b""
-    os.close(r)
-    assert data == b"READY\n", proc.communicate(timeout=5)
+    assert wait_ready(r, 30), proc.communicate(timeout=5)
     return proc
 
 

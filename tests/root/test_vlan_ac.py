@@ -1,11 +1,11 @@
-"""802.1Q and QinQ PPPoE through pfrps-ac end to end (issue 10, failure 7), namespaces px10a-*.
+"""802.1Q and QinQ PPPoE through pfrps-ac end to end (issue 10, failure 7), namespaces vlan-ac-*.
 
 This kernel has no VLAN devices, so the client builds tagged frames itself (the tags in the
 frame, as a switch port would send them) and the veths carry them. On receive the kernel
 strips the outer tag into the skb's vlan_tci: the AC gets it as ``meta.vlan_tci`` (and any inner
 tag in the frame), the steering program must find the PPPoE ethertype behind it, and every
 reply must carry the tags back. The client reads the tag its own kernel stripped from
-``tpacket_auxdata`` (Client.recv). Fails on an AC that ignores tagged frames, or steering that
+``tpacket_auxdata`` (PPPoEClient.recv). Fails on an AC that ignores tagged frames, or steering that
 reads the ethertype after one tag only (QinQ delivered nothing).
 """
 
@@ -20,7 +20,7 @@ from scapy.layers.ppp import PPPoED
 from pfrps.ac import protocol as p
 from pfrps.hashing import worker_for
 from pfrps.topology import TwoNodeTopology
-from tests.root.test_ac import AC_MAC, WORKERS, ACProcess, Client, client_mac, ethertype, tag, totals
+from pfrps.testing.ac import AC_MAC, WORKERS, ACProcess, PPPoEClient, client_mac, ethertype, tag, totals
 
 pytestmark = pytest.mark.root
 
@@ -35,7 +35,7 @@ TAG_SETS = (b"", C_TAG, S_TAG + C_TAG, C_TAG7, S_TAG)
 
 @pytest.fixture(scope="module")
 def topo():
-    with TwoNodeTopology.unique(prefix="px10a") as t:
+    with TwoNodeTopology.unique(prefix="vlan-ac") as t:
         yield t
 
 
@@ -55,7 +55,7 @@ def is_reply(f: bytes, dst: bytes, code: int) -> bool:
     return u[:6] == dst and u[12:14] == b"\x88\x63" and u[15] == code
 
 
-def serve_tagged(cl: Client, mac: bytes, tags: bytes) -> int:
+def serve_tagged(cl: PPPoEClient, mac: bytes, tags: bytes) -> int:
     """A whole discovery, an echo and a frame on an unknown session, all carrying ``tags``; every
     reply must carry the same tags. Returns the session id."""
     cl.send(p.with_vlan(p.build_padi(mac, b"internet", b"hu-v"), tags))
@@ -68,7 +68,7 @@ def serve_tagged(cl: Client, mac: bytes, tags: bytes) -> int:
     sid = Ether(untag(pads))[PPPoED].sessionid
     assert sid != 0
     cl.send(p.with_vlan(p.build_lcp_echo_request(mac, AC_MAC, sid, 9, 0, b"vlan"), tags))
-    (rep,) = cl.expect(1, lambda f: untag(f)[:6] == mac and ethertype(f) == b"\x88\x64")
+    (rep,) = cl.expect(1, lambda f: untag(f)[:6] == mac and ethertype(f) == p.ETH_P_PPP_SES)
     assert tags_of(rep) == tags
     m = p.parse_frame(rep)
     assert (m.session_id, m.lcp_code, m.lcp_id, m.lcp_data) == (sid, p.LCP_ECHO_REPLY, 9, b"vlan")
@@ -93,7 +93,7 @@ def test_8021q_and_qinq_served_with_tags_echoed_on_the_owning_worker(topo, steer
     owner = [int(w) for w in worker_for(b"".join(macs), WORKERS)]
     assert set(owner) == set(range(WORKERS))
     ac = ACProcess(topo, "--steering", steering)
-    cl = Client(topo)
+    cl = PPPoEClient(topo)
     try:
         for i, m in enumerate(macs):
             tags = TAG_SETS[i % len(TAG_SETS)]
@@ -120,7 +120,7 @@ def test_qinq_8100_8100(topo, outer):
     """0x8100/0x8100 QinQ: the stripped outer tag's TPID reaches the handler (meta.vlan_tpid from
     tp_vlan_tpid), so auto puts 0x8100 back, as does --outer-tpid 0x8100."""
     ac = ACProcess(topo, *outer)
-    cl = Client(topo)
+    cl = PPPoEClient(topo)
     try:
         serve_tagged(cl, client_mac(300), C_OUTER + C_TAG)
         serve_tagged(cl, client_mac(301), C_TAG)
@@ -135,7 +135,7 @@ def test_three_tags_are_not_delivered(topo):
     """Steering looks through two tags at most: a third hides the ethertype, so the frame never
     reaches a worker (frames counter unchanged), while a two-tag one does."""
     ac = ACProcess(topo)
-    cl = Client(topo)
+    cl = PPPoEClient(topo)
     try:
         m = client_mac(400)
         cl.send(p.with_vlan(p.build_padi(m, b"internet", b"x"), S_TAG + C_TAG + C_TAG))

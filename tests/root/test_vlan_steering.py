@@ -1,4 +1,4 @@
-"""Steering of tagged PPPoE: pfinject --vlan/--qinq into pfrps, exact per-worker counts (namespaces px10a-*).
+"""Steering of tagged PPPoE: pfinject --vlan/--qinq into pfrps, exact per-worker counts (namespaces vlan-steering-*).
 
 On receive the kernel strips the outer tag; for QinQ the frame still holds the C-tag, so the
 socket's ethertype is 0x8100 and the steering program must look behind it (bpf/pfrps_parse.h).
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.root
 
 @pytest.fixture(scope="module")
 def topo():
-    with TwoNodeTopology.unique(prefix="px10a") as t:
+    with TwoNodeTopology.unique(prefix="vlan-steering") as t:
         yield t
 
 

@@ -16,9 +16,8 @@ from pfrps.inject.macs import sequential_macs
 from pfrps.hashing import worker_for
 from pfrps.watchdog import TICK
 from tests.root.conftest import inject
-from tests.root.issue17_helpers import handled, macs_bytes, start_embed, stopped
+from tests.root.embed_helpers import handled, macs_bytes, start_embed, stopped
 
-from tests.root.px10s_fixtures import topo  # noqa: F401,E402
 
 pytestmark = pytest.mark.root
 

@@ -1,4 +1,4 @@
-"""``pfrps-xdp lab case05``: the TC switch and the XDP one (native and generic): an ARP request
+"""``pfrps-xdp lab switch`` (alias ``case05``): the TC switch and the XDP one (native and generic): an ARP request
 from the gateway reaches uno and dos through the switch namespace, the reply comes back, with
 exact frame counts at every host and in the stats map."""
 
@@ -17,9 +17,9 @@ N = 3
 
 
 @pytest.mark.parametrize("flavour", [[], ["--xdp"], ["--xdp", "--generic"]], ids=["tc", "xdp-native", "xdp-generic"])
-def test_case05_lab(flavour):
+def test_switch_lab(flavour):
     before = netns_names()
-    res = run_cli("pfrps.xdp", ["lab", "case05", "--prefix", "px7t", "--count", str(N), *flavour], timeout=180)
+    res = run_cli("pfrps.xdp", ["lab", "switch", "--prefix", "switch-lab", "--count", str(N), *flavour], timeout=180)
     out = res.stdout
     assert res.returncode == 0, out + res.stderr
     assert "FAIL" not in out
@@ -34,4 +34,4 @@ def test_case05_lab(flavour):
         assert f"PASS stats map counts: {2 * N} frames switched (want {2 * N}), {4 * N} clones" in out
     assert "PASS SIGTERM detached everything: exit status 0, XDP/tcx/clsact still on nothing" in out
     assert re.search(r"lab: 7/7 checks passed", out)
-    assert not {n for n in netns_names() - before if n.startswith("px7t-")}
+    assert not {n for n in netns_names() - before if n.startswith("switch-lab-")}

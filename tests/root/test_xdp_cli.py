@@ -24,7 +24,7 @@ MAC_A, MAC_B = "02:00:00:00:0a:01", "02:00:00:00:0b:01"
 
 @pytest.fixture(scope="module")
 def box():
-    with fresh_netns("pxt7", pairs=(("veth0", "peer0"), ("veth1", "peer1"), ("veth2", "peer2"))) as b:
+    with fresh_netns("xdp-cli", pairs=(("veth0", "peer0"), ("veth1", "peer1"), ("veth2", "peer2"))) as b:
         yield b
 
 

@@ -58,7 +58,7 @@ def private_bpffs(mountpoint: str) -> None:
 def scenario(xdp_fd: int, tc_fd: int, bpffs: str) -> dict:
     """Runs in the child inside the namespace; returns what it saw at each step."""
     private_bpffs(bpffs)
-    pin_root = f"{bpffs}/pxt7"
+    pin_root = f"{bpffs}/xdp-cli-attach"
     seen = {"pin_root": pin_root}
     att = Attachments()
     att.xdp("veth0", xdp_fd, generic=False)
@@ -90,9 +90,9 @@ def scenario(xdp_fd: int, tc_fd: int, bpffs: str) -> dict:
 
 
 def test_attach_and_undo_everything(progs):
-    bpffs = tempfile.mkdtemp(prefix="pxt7-bpffs-")
+    bpffs = tempfile.mkdtemp(prefix="xdp-cli-attach-bpffs-")
     try:
-        with fresh_netns("pxt7", pairs=(("veth0", "peer0"), ("veth1", "peer1"))) as box:
+        with fresh_netns("xdp-cli-attach", pairs=(("veth0", "peer0"), ("veth1", "peer1"))) as box:
             seen = box.call(scenario, *progs, bpffs)
     finally:
         os.rmdir(bpffs)
@@ -126,7 +126,7 @@ def _keep_clsact(tc_fd: int) -> tuple:
 
 
 def test_clsact_that_was_there_stays(progs):
-    with fresh_netns("pxt7") as box:
+    with fresh_netns("xdp-cli-attach") as box:
         during, after = box.call(_keep_clsact, progs[1])
     assert "clsact" in during[1] and "clsact" in after[1]
 
@@ -135,7 +135,7 @@ def test_attachments_in_a_named_namespace(progs):
     """Attachments(netns=NAME) works on that namespace's interfaces from outside it."""
     from pfrps.xdp.attach import resolve_ifindex, xdp_attached
 
-    with fresh_netns("pxt7") as box:
+    with fresh_netns("xdp-cli-attach") as box:
         with Attachments(netns=box.name) as att:
             idx = att.xdp("veth0", progs[0], generic=True)
             assert idx == box.ifindex("veth0") == resolve_ifindex("veth0", box.name)

@@ -29,7 +29,7 @@ MAC1 = "52:54:00:00:00:01"
 
 @pytest.mark.parametrize("generic", [False, True], ids=["native", "generic"])
 def test_lab_cloud_host(generic, capsys):
-    lab = CloudHostLab(prefix="px8c")
+    lab = CloudHostLab(prefix="cloud-lab")
     status = lab.execute(argparse.Namespace(frames=50, generic=generic))
     out = capsys.readouterr().out
     names = [name for name, ok, _ in lab.results]
@@ -42,13 +42,13 @@ def test_lab_cloud_host(generic, capsys):
 
 @pytest.fixture(scope="module")
 def bpffs():
-    with private_bpffs("px8c-bpffs-") as d:
+    with private_bpffs("cloud-lab-bpffs-") as d:
         yield d
 
 
 @pytest.fixture
 def box():
-    with fresh_netns("px8c", pairs=(("up0", "sw0"), ("tap1", "vm1"))) as b:
+    with fresh_netns("cloud-maps", pairs=(("up0", "sw0"), ("tap1", "vm1"))) as b:
         yield b
 
 

@@ -35,7 +35,7 @@ VM_IP, FAR = "10.1.0.1", "10.9.9.9"
 @pytest.fixture(scope="module")
 def env():
     """A fresh namespace with a VM port (tap1) and an uplink (up0); maps and programs."""
-    with fresh_netns("px8c", pairs=(("tap1", "vm1"), ("up0", "sw0"))) as box:
+    with fresh_netns("cloud-verdicts", pairs=(("tap1", "vm1"), ("up0", "sw0"))) as box:
         maps = CloudMaps.create()
         progs = CloudPrograms(maps, uplinks=2)
         try:

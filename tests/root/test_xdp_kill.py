@@ -5,7 +5,6 @@ off` by hand) and stops cleanly."""
 
 from __future__ import annotations
 
-import os
 import selectors
 import signal
 import subprocess
@@ -84,7 +83,7 @@ def _start(ns: str, argv: list[str], prefix: tuple[str, ...] | list[str] = ()) -
 def test_sigkill_leaves_nothing_and_the_command_starts_again(name):
     argv = COMMANDS[name]
     before = bpf_program_ids()
-    with fresh_netns("pxk17", pairs=(("xa", "pa"), ("xb", "pb"), ("xc", "pc"))) as box:
+    with fresh_netns("xdp-kill", pairs=(("xa", "pa"), ("xb", "pb"), ("xc", "pc"))) as box:
         with box.ipr() as ipr:
             ipr.addr("add", index=box.ifindex("xa"), address="10.0.0.10", prefixlen=24)
         idle = box.call(_state)
@@ -116,7 +115,7 @@ def test_l2fwd_sigkill_leaves_only_its_pins_and_starts_again(tmp_path):
     bpffs.mkdir()
     before = bpf_program_ids()
     argv = ["l2fwd", "-i", "xa", "-i", "xb", "--bpffs", str(bpffs), "--vm", f"1,pc,{MAC_A},vlan=10"]
-    with fresh_netns("pxk17", pairs=(("xa", "pa"), ("xb", "pb"), ("xc", "pc"))) as box:
+    with fresh_netns("xdp-kill", pairs=(("xa", "pa"), ("xb", "pb"), ("xc", "pc"))) as box:
         # a private mount namespace (made after the netns, so it sees its name) with a bpffs
         holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                                    f"mount -t bpf bpf {bpffs} && echo up && exec sleep 600"],

@@ -1,4 +1,4 @@
-"""``pfrps-xdp lab case04``: each mode in native and generic XDP, real pings through a router
+"""``pfrps-xdp lab router`` (alias ``case04``): each mode in native and generic XDP, real pings through a router
 namespace, exact counts (N echo requests, N replies; the stats map's REDIRECT count equals the
 frames sent that way), nothing attached and no namespace left afterwards."""
 
@@ -21,9 +21,9 @@ N = 4
 
 @pytest.mark.parametrize("generic", [False, True], ids=["native", "generic"])
 @pytest.mark.parametrize("mode", ["hardcoded", "map", "fib"])
-def test_case04_lab(mode, generic):
+def test_router_lab(mode, generic):
     before = netns_names()
-    res = run_cli("pfrps.xdp", ["lab", "case04", "--mode", mode, "--prefix", "px7t", "--count", str(N),
+    res = run_cli("pfrps.xdp", ["lab", "router", "--mode", mode, "--prefix", "router-lab", "--count", str(N),
                                 *(["--generic"] if generic else [])], timeout=180)
     out = res.stdout
     assert res.returncode == 0, out + res.stderr
@@ -38,15 +38,16 @@ def test_case04_lab(mode, generic):
     assert re.search(r"PASS router kernel forwarded nothing: ForwDatagrams (\d+) -> \1,", out)
     assert "PASS SIGTERM detached everything: exit status [0" in out
     assert re.search(r"lab: (\d+)/\1 checks passed", out)
-    assert not {n for n in netns_names() - before if n.startswith("px7t-")}
+    assert not {n for n in netns_names() - before if n.startswith("router-lab-")}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_interrupted_lab_removes_everything(sig):
     """A signal while the checks run: the lab stops taking steps, ends its pfrps-xdp processes
-    (which detach), removes every namespace, says so and exits 1."""
+    (which detach), removes every namespace, says so and exits 1. Run by its seed alias
+    ``case04`` (the lab is ``router``): the alias still works end to end."""
     before = netns_names()
-    proc = subprocess.Popen([PY, "-m", "pfrps.xdp", "lab", "case04", "--mode", "fib", "--prefix", "px7i"],
+    proc = subprocess.Popen([PY, "-m", "pfrps.xdp", "lab", "case04", "--mode", "fib", "--prefix", "router-lab-int"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, lines = read_until(proc.stdout, "lab: fib mode", 120)  # pfrps-xdp attached in the router
@@ -61,4 +62,4 @@ def test_interrupted_lab_removes_everything(sig):
     assert proc.returncode == 1, err
     assert "(interrupted); removed 3 namespaces" in out
     assert "Traceback" not in err
-    assert not {n for n in netns_names() - before if n.startswith("px7i-")}
+    assert not {n for n in netns_names() - before if n.startswith("router-lab-int-")}

@@ -13,7 +13,6 @@ import argparse
 import json
 import select
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -60,7 +59,7 @@ def wait_stderr(proc: subprocess.Popen, needle: str, timeout: float = 30) -> str
 @pytest.fixture(scope="module")
 def topo(tmp_path_factory):
     pool = tmp_path_factory.mktemp("lb") / "pool"
-    lab = LbLab(prefix="px8l", out=open("/dev/null", "w"))
+    lab = LbLab(prefix="lb-lab", out=open("/dev/null", "w"))
     try:
         lab.build(argparse.Namespace(backends=3, generic=False, connections=N))
         roles = backend_roles(lab.bed)
@@ -164,7 +163,7 @@ def test_per_backend_counters_add_up_to_xdp_tx(topo):
 
 
 def test_lab_lb_prints_all_pass():
-    res = subprocess.run([PY, "-m", "pfrps.xdp", "lab", "lb", "--prefix", "px8l"], capture_output=True,
+    res = subprocess.run([PY, "-m", "pfrps.xdp", "lab", "lb", "--prefix", "lb-lab-cli"], capture_output=True,
                          text=True, timeout=300)
     checks = [ln for ln in res.stdout.splitlines() if ln.startswith(("PASS", "FAIL"))]
     assert res.returncode == 0, res.stdout + res.stderr

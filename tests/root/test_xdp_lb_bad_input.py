@@ -18,7 +18,7 @@ pytestmark = pytest.mark.root
 @pytest.fixture(scope="module")
 def ns():
     """lb0 (10.0.0.10/24) <-veth-> peer0 (10.0.0.2/24, answers ARP) in a namespace of its own."""
-    lab = Lab(prefix="px8l")
+    lab = Lab(prefix="lb-bad-input")
     try:
         name = lab.add_ns("bad")
         peer = lab.add_ns("peer")

@@ -15,7 +15,8 @@ from scapy.layers.l2 import ARP, Ether
 from pfrps import bpfsys
 from pfrps.xdp import maglev
 from pfrps.xdp.lab import Lab, call_in_netns
-from pfrps.xdp.lb import Backend, LoadBalancer
+from pfrps.xdp.lb_backends import Backend
+from pfrps.xdp.lb_maps import LoadBalancer
 from pfrps.xdp.runner import stats_table
 
 pytestmark = pytest.mark.root
@@ -116,7 +117,7 @@ def outcome():
 
         def run_all():
             return [bpfsys.prog_test_run_frame(lb.prog_fd, f) for _, f, _, _ in CASES]
-        lab = Lab(prefix="px8l")  # XDP_TX does not transmit under a plain test run; if it did,
+        lab = Lab(prefix="lb-verdicts")  # XDP_TX does not transmit under a plain test run; if it did,
         try:                      # it would only reach this empty namespace
             results = call_in_netns(lab.add_ns("run"), run_all)
         finally:

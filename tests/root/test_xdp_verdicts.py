@@ -18,6 +18,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from pfrps import bpfsys
 from pfrps.bpfload import CompiledModule, builtin_program
+from pfrps.links import rx_packets
 from pfrps.xdp.attach import BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP
 from pfrps.xdp.counters import XDP_ACTIONS, percpu_reader
 from tests.xdp_helpers import NetnsBox, fresh_netns
@@ -64,7 +65,7 @@ def fib_box():
     """veth0 (ingress, 10.0.0.1, fd00::1) and veth1 (egress, 10.0.1.1, fd00:1::1, static
     neighbours 10.0.1.2 / fd00:1::2 -> NEXT_HOP); blackhole/unreachable/prohibit routes;
     forwarding on."""
-    with fresh_netns("pxt7", pairs=(("veth0", "peer0"), ("veth1", "peer1")), ipv6=True) as box:
+    with fresh_netns("xdp-verdicts", pairs=(("veth0", "peer0"), ("veth1", "peer1")), ipv6=True) as box:
         from pfrps.topology import _write_sysctl
 
         for knob in ("net/ipv4/conf/all/forwarding", "net/ipv6/conf/all/forwarding"):
@@ -185,7 +186,7 @@ def test_fib_egress_not_in_devmap_passes(fib_box):
 # -- hardcoded, map, pass ------------------------------------------------------------------------
 @pytest.fixture
 def box():
-    with fresh_netns("pxt7", pairs=(("veth0", "peer0"), ("veth1", "peer1"))) as b:
+    with fresh_netns("xdp-verdicts", pairs=(("veth0", "peer0"), ("veth1", "peer1"))) as b:
         yield b
 
 
@@ -289,7 +290,7 @@ def test_tc_broadcast_clones_to_named_ports_only():
     """Three named ports of four: one frame -> TC_ACT_SHOT, 3 clones, one frame more at each
     named port's peer and none at the unnamed one (test runs really transmit: fresh netns)."""
     pairs = tuple((f"p{i}", f"q{i}") for i in range(4))
-    with fresh_netns("pxt7", pairs=pairs) as b, CompiledModule(builtin_program("tc_broadcast.bpf.c")) as mod:
+    with fresh_netns("xdp-verdicts", pairs=pairs) as b, CompiledModule(builtin_program("tc_broadcast.bpf.c")) as mod:
         fd = mod.load("pfrps_tc_bcast", prog_type=BPF_PROG_TYPE_SCHED_CLS)
         try:
             ports = mod.table("bcast_ports")
@@ -298,9 +299,7 @@ def test_tc_broadcast_clones_to_named_ports_only():
             frame = bytes(Ether(src=SENDER, dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.0.0.1", pdst="10.0.0.2"))
 
             def rx():
-                with b.ipr() as ipr:
-                    return {q: ipr.get_links(ipr.link_lookup(ifname=q)[0])[0].get_attr("IFLA_STATS64")["rx_packets"]
-                            for _, q in pairs}
+                return {q: rx_packets(q, b.name) for _, q in pairs}
             before = rx()
             (verdict, out), = run_rows(b, fd, [("", frame)])
             after = rx()

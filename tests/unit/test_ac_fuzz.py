@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pfrps.ac import protocol as p
-from tests.fuzz_frames import KINDS, fuzz_ac_direct, generate, kernel_view
+from pfrps.testing.fuzz_frames import KINDS, fuzz_ac_direct, generate, kernel_view
 
 C = bytes.fromhex("020000000001")
 PADI = p.build_padi(C, b"internet", encoder="struct")

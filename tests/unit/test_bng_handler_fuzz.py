@@ -17,9 +17,9 @@ from types import SimpleNamespace
 
 from pfrps.ac import protocol as p
 from pfrps.hashing import worker_for
+from pfrps.testing.fuzz_frames import pool_macs, received
 from tests.bng_fake import WORKERS, FakeLoop, make_bng
 from tests.bng_fuzz_frames import AC_MAC, generate
-from tests.fuzz_frames import pool_macs
 
 
 def _meta(frame: bytes):
@@ -38,16 +38,11 @@ def test_20000_fuzzed_ppp_frames_through_the_bng_handler():
     bad: list = []
 
     def drain() -> None:
-        for _tx, rx in pairs:
-            while True:
-                try:
-                    f = rx.recv(65536)
-                except BlockingIOError:
-                    break
-                m = p.parse_frame(f)
-                if type(m) is p.Malformed or m.src != AC_MAC:
-                    bad.append(f.hex())
-                replies[type(m).__name__] += 1
+        for f in received(pairs):
+            m = p.parse_frame(f)
+            if type(m) is p.Malformed or m.src != AC_MAC:
+                bad.append(f.hex())
+            replies[type(m).__name__] += 1
 
     def hand(frame: bytes) -> None:
         f, meta = _meta(frame)

@@ -201,6 +201,7 @@ def test_pool6_allocate_release():
     assert p.in_use == 1
     p2 = Pool6(N6("2001:db8::/63"), 0, 1)
     x, y = p2.allocate(), p2.allocate()
+    assert x is not None and y is not None and x != y
     assert p2.allocate() is None and p2.release(x) and p2.allocate() == x
 
 

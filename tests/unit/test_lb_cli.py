@@ -7,9 +7,8 @@ import argparse
 import pytest
 
 from pfrps.errors import UsageError
-from pfrps.xdp import lb
-from pfrps.xdp.cli import build_parser
-from pfrps.xdp.lab import LABS
+from pfrps.xdp import lb_backends, lb_service
+from pfrps.xdp.cli import build_parser, lab_classes
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -18,17 +17,18 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_lb_and_its_lab_are_registered():
     args = parse("-i", "veth6", "--vip", "10.0.0.10", "--backend", "10.0.0.2", "--backend", "10.0.0.3@de:ad:be:ef:00:03")
-    assert args.func is lb._run_lb
+    assert args.func is lb_service.run_lb
     assert args.backend == ["10.0.0.2", "10.0.0.3@de:ad:be:ef:00:03"]
     assert args.ring_size == 65537 and args.port == [] and args.generic is False
-    assert LABS["lb"].__name__ == "LbLab"
+    assert lab_classes()["lb"][1].__name__ == "LbLab"
 
 
 def test_backends_from_options_and_file(tmp_path):
     pool = tmp_path / "pool"
     pool.write_text("10.0.0.4\n")
     args = parse("-i", "veth6", "--vip", "10.0.0.10", "--backend", "10.0.0.2", "--backend-file", str(pool))
-    assert lb._backends_from(args) == [lb.Backend("10.0.0.2"), lb.Backend("10.0.0.4")]
+    assert lb_backends.collect_backends(args.backend, args.backend_file) == [lb_backends.Backend("10.0.0.2"),
+                                                                             lb_backends.Backend("10.0.0.4")]
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -38,7 +38,8 @@ def test_backends_from_options_and_file(tmp_path):
 ])
 def test_backend_list_errors_name_the_fix(argv, needle):
     with pytest.raises(UsageError, match=needle) as exc:
-        lb._backends_from(parse("-i", "veth6", "--vip", "10.0.0.10", *argv))
+        args = parse("-i", "veth6", "--vip", "10.0.0.10", *argv)
+        lb_backends.collect_backends(args.backend, args.backend_file)
     assert exc.value.exit_status == 2 and exc.value.hint
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pfrps.errors import UsageError
 from pfrps.xdp import maglev
-from pfrps.xdp.lb import Backend, parse_backend, read_backend_file
+from pfrps.xdp.lb_backends import Backend, parse_backend, read_backend_file
 
 
 def addrs(n: int) -> list[str]:

@@ -71,6 +71,10 @@ EXPECTED = (
                "by the supervisor, ring mode).")
     + _builtin("pfrps_socket_errors", "Errors the worker's socket reported and the worker cleared, e.g. ENETDOWN "
                "when the link went down (count; counted by the worker).")
+    + _builtin("pfrps_ring_resync_skipped_blocks", "Receive ring blocks the worker skipped because the kernel was "
+               "ahead of its read position; their frames were never handed out (blocks; counted by the worker).")
+    + _builtin("pfrps_async_refused_frames", "Frames an async handler did not get because max_async_tasks of its "
+               "tasks were in flight (frames; counted by the worker).")
     + """\
 # HELP pfrps_interface_drops_total Frames the interface dropped before any packet socket saw them since pfrps started: rx_dropped + rx_missed_errors of IFLA_STATS64, as ip -s link shows them (frames; read by the supervisor every --interval).
 # TYPE pfrps_interface_drops_total counter

@@ -11,11 +11,20 @@ import pfrps
 def test_every_exported_name_resolves():
     for name in pfrps.__all__:
         assert getattr(pfrps, name) is not None, name
-    from pfrps import Handler, Supervisor, SupervisorConfig, WorkerContext, worker_for  # noqa: F401
+    from pfrps import Handler, Supervisor, SupervisorConfig, WorkerContext  # noqa: F401
     from pfrps.supervisor import Supervisor as S
 
     assert Supervisor is S
     assert issubclass(pfrps.UsageError, pfrps.PfrpsError)
+
+
+def test_hashing_predictors_live_in_pfrps_hashing_only():
+    """The test/planning helpers are not the handler API: ``pfrps.hashing`` has them, ``pfrps`` does not."""
+    from pfrps.hashing import expected_counts, worker_for  # noqa: F401
+
+    for name in ("worker_for", "expected_counts", "mac_hash", "ALGORITHMS", "parse_mac", "format_mac"):
+        assert name not in pfrps.__all__, name
+        assert not hasattr(pfrps, name), name
 
 
 def test_unknown_name_raises_attribute_error():

@@ -75,7 +75,7 @@ def test_tap_link_multi_queue():
 
 def test_kernel_cmdline_script_hostname_and_shell():
     line = kernel_cmdline(node_spec())
-    assert "pfrps.script=qemu/guest-run" in line.split() and "systemd.hostname=node" in line.split()
+    assert "pfrps.script=pfrps/qemu/files/guest-run" in line.split() and "systemd.hostname=node" in line.split()
     assert "systemd.mask=serial-getty@ttyS0.service" in line and "pfrps.shell=1" not in line
     shell = kernel_cmdline(node_spec(shell=True))
     assert "pfrps.shell=1" in shell.split() and "serial-getty" not in shell
@@ -247,3 +247,23 @@ def test_sweep_stale_removes_a_killed_runs_folder(tmp_path, monkeypatch, capsys)
     assert cli.sweep_stale(tmp_path) == ["px9-dead0001"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
     assert "left by a run that was killed" in capsys.readouterr().out
+
+
+def test_guest_files_are_package_data_found_relative_to_the_package():
+    """The guest scripts and image files live in pfrps/qemu/files/ (no top-level qemu/): the
+    scripts named by pfrps.script= exist under the shared checkout, and the image's only hook is a
+    .pth line putting that checkout (/mnt/src) on sys.path, as import names match directories."""
+    import pfrps
+    from pfrps.qemu.bng import BNG_SCRIPT
+    from pfrps.qemu.machine import GUEST_SCRIPT
+    root = qimage.checkout_root()
+    assert root == Path(pfrps.__file__).resolve().parent.parent
+    assert qimage.files_dir() == Path(pfrps.__file__).resolve().parent / "qemu" / "files"
+    assert (GUEST_SCRIPT, BNG_SCRIPT) == ("pfrps/qemu/files/guest-run", "pfrps/qemu/files/bng-run")
+    for script in (GUEST_SCRIPT, BNG_SCRIPT):
+        assert os.access(root / script, os.X_OK), script
+    names = [p.name for p in qimage.image_files()]
+    assert names == ["autologin.conf", "pfrps-guest-boot", "pfrps-guest.service", "pfrps_checkout.pth"]
+    assert (qimage.files_dir() / "image" / "pfrps_checkout.pth").read_text() == "/mnt/src\n"
+    hook = qimage.mmdebstrap_argv(Path("/t"), Path("/w"), qimage.files_dir() / "image")[-4]
+    assert "pfrps_checkout.pth" in hook and "pfrps_checkout.py" not in hook

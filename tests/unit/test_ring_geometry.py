@@ -7,7 +7,7 @@ import mmap
 import pytest
 
 from pfrps.errors import UsageError
-from pfrps.ring import RxRing, check_geometry
+from pfrps.receive import RxRing, check_geometry
 
 PAGE = mmap.PAGESIZE
 
@@ -74,7 +74,7 @@ def test_rxring_checks_before_touching_the_socket():
     (8, 4096, 3, (4096, 3)),
 ])
 def test_default_ring_geometry_depends_on_worker_count(workers, block_size, blocks, want):
-    from pfrps.supervisor import SupervisorConfig
+    from pfrps.config import SupervisorConfig
 
     cfg = SupervisorConfig("eth0", workers=workers, ring_block_size=block_size, ring_blocks=blocks)
     assert cfg.ring_geometry() == want

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pfrps.xdp import cli, lab
-from pfrps.xdp.lab import LABS, _proc_net_counter
+from pfrps.xdp.lab import _proc_net_counter
 
 
 def parse(*argv: str):
@@ -37,16 +37,38 @@ def test_argparse_rejects(argv, capsys):
 
 
 def test_labs_registered_with_their_options():
-    assert {"case04", "case05"} <= set(LABS)
-    a = parse("lab", "case04", "--mode", "map", "--generic", "--count", "3")
-    assert (a.lab, a.mode, a.generic, a.count, a.prefix) == ("case04", "map", True, 3, "pfrps")
-    b = parse("lab", "case05", "--xdp")
+    labs = cli.lab_classes()
+    assert list(labs) == ["router", "switch", "lb", "cloud"]
+    assert all(issubclass(cls, lab.Lab) for _, cls in labs.values())
+    a = parse("lab", "router", "--mode", "map", "--generic", "--count", "3")
+    assert (a.lab, a.mode, a.generic, a.count, a.prefix) == ("router", "map", True, 3, "pfrps")
+    b = parse("lab", "switch", "--xdp")
     assert (b.xdp, b.generic, b.count) == (True, False, 3)
 
 
 def test_subcommand_modules_all_register():
     names = {m.rsplit(".", 1)[1] for m in cli.SUBCOMMANDS}
-    assert {"l3fwd", "broadcast", "lab"} <= names
+    assert {"l3fwd", "broadcast", "cloud", "lb"} <= names
+
+
+@pytest.mark.parametrize("alias,name", [("case04", "router"), ("case05", "switch"), ("cloud-host", "cloud")])
+def test_seed_case_names_are_aliases_of_the_labs(alias, name):
+    """The seed documents' case names still run their lab, which ``args.lab`` names."""
+    old, new = parse("lab", alias), parse("lab", name)
+    assert old.lab == new.lab == name
+    assert old.func.__defaults__ == new.func.__defaults__  # the same Lab class
+
+
+def test_help_names_what_each_program_does(capsys):
+    with pytest.raises(SystemExit):
+        parse("--help")
+    out = capsys.readouterr().out
+    for word in ("router", "broadcast switch", "load balancer", "cloud host"):
+        assert word in out, word
+    with pytest.raises(SystemExit):
+        parse("lab", "--help")
+    out = capsys.readouterr().out
+    assert "router (case04)" in out and "switch (case05)" in out and "cloud (cloud-host)" in out
 
 
 def test_proc_net_counters(tmp_path):

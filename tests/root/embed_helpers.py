@@ -1,5 +1,6 @@
-"""Helpers of the issue-17 tests (link events, watchdog): an embedding program that records every
-frame it handles, and a process wrapper that waits for output lines instead of sleeping."""
+"""Helpers of the link-event and watchdog tests (test_link_events.py, test_watchdog.py): an
+embedding program that records every frame it handles, and a process wrapper that waits for
+output lines instead of sleeping."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Shared by the fuzz tests (``tests/unit/test_ac_fuzz.py``, ``tests/root/test_fuzz
 runs) and ``bench/fuzz.py`` (the 1,000,000-frame run). Rerun any of them with the same seed and
 you get the same frames::
 
-    .venv/bin/python -m tests.fuzz_frames show --seed 7 --count 20     # print what it makes
+    .venv/bin/python -m pfrps.testing.fuzz_frames show --seed 7 --count 20     # print what it makes
 
 :func:`generate` yields ``(kind, frame)``; the kinds (:data:`KINDS`):
 
@@ -28,9 +28,13 @@ frame sent on a veth: the kernel strips the outer 802.1Q/802.1ad tag into ``vlan
 bytes), then the steering program keeps the frame when its ethertype after up to two tags (the
 stripped one counted) is wanted (``bpf/pfrps_parse.h``).
 
-``python -m tests.fuzz_frames plain -i IF -w N --ready-fd FD`` runs a plain pfrps handler (not the
-AC) over the :class:`pfrps.Supervisor` API: it parses every frame, keeps a bounded per-MAC table
-in ``ctx.storage`` and counts each frame ``served`` (PPPoE) or ``malformed``.
+``python -m pfrps.testing.fuzz_frames plain -i IF -w N --ready-fd FD`` runs a plain pfrps handler
+(not the AC) over the :class:`pfrps.Supervisor` API: it parses every frame, keeps a bounded
+per-MAC table in ``ctx.storage`` and counts each frame ``served`` (PPPoE) or ``malformed``.
+
+Over sockets (:func:`flood`, for the root fuzz test and ``bench.fuzz``): send the frames paced at
+a rate into an :class:`pfrps.testing.ac.ACProcess` from a :class:`pfrps.testing.ac.PPPoEClient`,
+and wait until every frame :func:`expected` predicts reached the workers.
 """
 
 from __future__ import annotations
@@ -38,19 +42,22 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import socket
 import struct
 import sys
+import time
 from typing import Iterator, Mapping, Optional, Sequence
 
-from pfrps.ac import protocol as p
+from ..ac import protocol as p
+from ..errors import LabError
+from .ac import AC_MAC, totals
 
 __all__ = ["KINDS", "AC_MAC", "OTHER_AC", "SERVICES", "MIN_SOCKET_FRAME", "MAX_SOCKET_FRAME", "pool_macs",
            "generate", "kernel_view", "rss_bytes", "fuzz_ac_direct", "PLAIN_COUNTERS", "PLAIN_TABLE",
-           "plain_handler", "main"]
+           "plain_handler", "draw", "fit_socket", "received", "tx_socketpairs", "RATE", "WARMUP", "OFFERED", "fetch_cookies", "send_paced", "expected", "got", "flood", "main"]
 
 KINDS = ("valid", "mutated", "bad_tags", "bad_length", "truncated", "oversized", "tagged", "random")
 _WEIGHTS = (30, 15, 8, 8, 8, 5, 20, 6)
-AC_MAC = bytes.fromhex("52540084d7ff")
 OTHER_AC = bytes.fromhex("52540000aaaa")
 SERVICES = (b"internet", b"", b"voip", b"iptv")
 #: Ethernet frame size limits for frames that go through a socket (veth, MTU 1500).
@@ -211,16 +218,50 @@ def generate(seed: int, count: int, ac: bytes = AC_MAC, macs: Optional[Sequence[
             and PADTs then go to them, so the paths of known sessions are fuzzed too.
     """
     g = _Gen(seed, macs if macs is not None else pool_macs(64, seed), ac, cookies, session_ids, live)
-    makers = [getattr(g, k) for k in KINDS]
-    choices = g.r.choices
+    yield from draw(g, KINDS, _WEIGHTS, count, socket_safe)
+
+
+def draw(gen, kinds: Sequence[str], weights: Sequence[int], count: int,
+         socket_safe: bool = False) -> Iterator[tuple[str, bytes]]:
+    """``count`` ``(kind, frame)`` pairs from generator object ``gen``: each time a kind drawn
+    from ``kinds`` with ``weights`` by ``gen.r`` (a :class:`random.Random`), then ``gen.<kind>()``
+    makes the frame (:func:`fit_socket` applied with ``socket_safe``)."""
+    makers = [getattr(gen, k) for k in kinds]
+    choices = gen.r.choices
     for _ in range(count):
-        i = choices(range(len(KINDS)), _WEIGHTS)[0]
+        i = choices(range(len(kinds)), weights)[0]
         f = makers[i]()
-        if socket_safe:
-            if len(f) < MIN_SOCKET_FRAME:
-                f = f + bytes(MIN_SOCKET_FRAME - len(f))
-            f = f[:MAX_SOCKET_FRAME]
-        yield KINDS[i], f
+        yield kinds[i], (fit_socket(f) if socket_safe else f)
+
+
+def fit_socket(f: bytes) -> bytes:
+    """``f`` padded with zeros to :data:`MIN_SOCKET_FRAME` and cut at :data:`MAX_SOCKET_FRAME`
+    bytes: a frame a packet socket can send on a veth (MTU 1500)."""
+    if len(f) < MIN_SOCKET_FRAME:
+        f = f + bytes(MIN_SOCKET_FRAME - len(f))
+    return f[:MAX_SOCKET_FRAME]
+
+
+def received(pairs: Sequence[tuple[socket.socket, socket.socket]]) -> Iterator[bytes]:
+    """Every frame waiting on the ``rx`` ends of :func:`tx_socketpairs` ``pairs``, worker by
+    worker, until each is empty (what the handlers transmitted so far)."""
+    for _tx, rx in pairs:
+        while True:
+            try:
+                yield rx.recv(65536)
+            except BlockingIOError:
+                break
+
+
+def tx_socketpairs(workers: int, sndbuf: int) -> list[tuple[socket.socket, socket.socket]]:
+    """``(tx, rx)`` datagram socketpairs, one per worker: give ``tx`` to a
+    :class:`pfrps.worker.WorkerContext` as its transmit socket and read what the handler sent
+    from ``rx`` (non-blocking); ``sndbuf`` is ``tx``'s SO_SNDBUF in bytes."""
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(workers)]
+    for tx, rx in pairs:
+        rx.setblocking(False)
+        tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    return pairs
 
 
 def kernel_view(frame: bytes, ethertypes: Sequence[int] = (p.ETH_P_PPP_DISC, p.ETH_P_PPP_SES),
@@ -286,8 +327,6 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
     end) and the largest session table seen, plus seconds.
     """
     import collections  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-    import time  # noqa: PLC0415
     import traceback  # noqa: PLC0415
     from types import SimpleNamespace  # noqa: PLC0415
 
@@ -305,10 +344,7 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
     macs = pool_macs(256, seed)
     cookies = {(m, sv): p.make_cookie(secret, m, sv, window) for m in macs for sv in SERVICES}
     counters = SharedCounters(workers, AC_COUNTERS, AC_GAUGES)
-    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(workers)]
-    for tx, rx in pairs:
-        rx.setblocking(False)
-        tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    pairs = tx_socketpairs(workers, 1 << 20)
     ctxs = [WorkerContext(w, workers, 1, pairs[w][0], counters, loop=None) for w in range(workers)]
     for c in ctxs:
         ac.on_start(c)
@@ -322,18 +358,13 @@ def fuzz_ac_direct(seed: int, count: int, workers: int = 2, frame_seconds: float
     live: collections.deque = collections.deque(maxlen=2048)
 
     def drain() -> None:
-        for _tx, rx in pairs:
-            while True:
-                try:
-                    f = rx.recv(65536)
-                except BlockingIOError:
-                    break
-                res["replies"] += 1
-                m = p.parse_frame(f)
-                if type(m) is p.Malformed:
-                    res["bad_replies"] += 1
-                elif type(m) is p.Discovery and m.code == p.PADS and m.session_id:
-                    live.append((m.dst, m.session_id, m.vlan))
+        for f in received(pairs):
+            res["replies"] += 1
+            m = p.parse_frame(f)
+            if type(m) is p.Malformed:
+                res["bad_replies"] += 1
+            elif type(m) is p.Discovery and m.code == p.PADS and m.session_id:
+                live.append((m.dst, m.session_id, m.vlan))
 
     t0 = time.monotonic()
     batch: list[bytes] = []
@@ -413,19 +444,16 @@ def plain_handler(frame, meta, ctx) -> None:
 
 
 def _plain(args: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415
-
-    from pfrps import Supervisor, SupervisorConfig  # noqa: PLC0415
-    from pfrps.stats import dumps  # noqa: PLC0415
+    from .. import Supervisor, SupervisorConfig  # noqa: PLC0415
+    from ..cliutil import signal_ready  # noqa: PLC0415
+    from ..stats import dumps  # noqa: PLC0415
 
     sup = Supervisor(SupervisorConfig(args.interface, args.workers, app_counters=PLAIN_COUNTERS),
                      handler=plain_handler)
     try:
         sup.start()
         print(f"fuzz_frames: plain handler on {args.interface}, {args.workers} workers", file=sys.stderr, flush=True)
-        if args.ready_fd is not None:
-            os.write(args.ready_fd, b"READY\n")
-            os.close(args.ready_fd)
+        signal_ready(args.ready_fd)
         return sup.run(lambda: print(dumps(sup.snapshot()), flush=True), interval=args.interval,
                        duration=args.duration)
     finally:
@@ -438,11 +466,104 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- over sockets: a paced flood into a running AC or plain handler ------------------------------
+#: frames/s :func:`send_paced` sends at by default: paced, so the veth backlog never overflows on a
+#: shared machine
+RATE = 10_000.0
+#: frames :func:`flood` sends before it takes each worker's resident memory as the baseline
+WARMUP = 2_000
+
+
+#: the services pfrps-ac is started with in the socket runs (every one of :data:`SERVICES` but iptv)
+OFFERED = tuple(s for s in SERVICES if s != b"iptv")
+
+
+def fetch_cookies(cl, macs: Sequence[bytes], services: Sequence[bytes] = OFFERED) -> dict[tuple[bytes, bytes], bytes]:
+    """Real AC-Cookies for the client pool, so fuzzed PADRs open sessions too: a PADI from every
+    MAC for every service, sent on :class:`pfrps.testing.ac.PPPoEClient` ``cl``; ``{(mac,
+    service): cookie}`` from the PADOs (the AC must offer ``services``).
+
+    Raises:
+        LabError: a PADO did not come.
+    """
+    from .ac import is_disc, tag  # noqa: PLC0415
+
+    cl.send(*(p.build_padi(m, s, b"c") for m in macs for s in services))
+    cookies = {}
+    for f in cl.expect(len(macs) * len(services), lambda f: is_disc(f, p.PADO)):
+        cookies[(f[:6], tag(f, p.TAG_SERVICE_NAME))] = tag(f, p.TAG_AC_COOKIE)
+    return cookies
+
+
+def send_paced(cl, frames: Sequence[bytes], rate: float = RATE) -> None:
+    """Send ``frames`` on :class:`pfrps.testing.ac.PPPoEClient` ``cl`` at about ``rate`` frames/s,
+    100 at a time."""
+    t0 = time.monotonic()
+    for i in range(0, len(frames), 100):
+        cl.send(*frames[i:i + 100])
+        ahead = t0 + (i + 100) / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)  # pacing the sender, not waiting for readiness
+
+
+def expected(frames: Sequence[bytes]) -> tuple[int, int, int]:
+    """(frames the workers get, of which malformed, frames the interface counts in rx_dropped)
+    per the :func:`kernel_view` reference and the parser.
+
+    rx_dropped: a frame whose outer tag the kernel stripped is, after the packet sockets had it,
+    offered to the protocol handlers of its inner ethertype; with no VLAN device and no PPPoE
+    module none takes it and ``__netif_receive_skb_core`` counts it dropped. So every tagged
+    frame that survived ``skb_vlan_untag`` (20 bytes or more) shows in ``if_rx_dropped``.
+    """
+    delivered = malformed = stripped = 0
+    for f in frames:
+        stripped += len(f) >= 20 and f[12:14] in (b"\x81\x00", b"\x88\xa8")
+        v = kernel_view(f)
+        if v is not None:
+            delivered += 1
+            frame, tci = v
+            malformed += type(p.parse_frame(frame, p.MAX_VLAN_TAGS - (tci is not None))) is p.Malformed
+    return delivered, malformed, stripped
+
+
+def got(snap: dict) -> int:
+    """Frames that reached the workers' rings: handed to the handler, or dropped by a full ring
+    (PACKET_STATISTICS, reported as ``drops``: on a shared 2-CPU machine a worker may lag)."""
+    t = totals(snap)
+    return t["frames"] + t["drops"]
+
+
+def flood(proc, cl, frames: Sequence[bytes], before: int, rate: float = RATE,
+          warmup: int = WARMUP) -> tuple[dict, dict[int, int]]:
+    """Send ``frames`` from ``cl`` into :class:`pfrps.testing.ac.ACProcess` ``proc`` at ``rate``
+    frames/s: ``warmup`` frames, then each worker's resident memory is taken, then the rest; wait
+    until every frame :func:`expected` predicts arrived (``before``: frames the workers had
+    already got). Returns the final snapshot and each worker pid's RSS growth (bytes).
+
+    Raises:
+        LabError: the frames never all arrived, or a worker was replaced meanwhile.
+    """
+    want_warm = expected(frames[:warmup])[0]
+    want = expected(frames)[0]
+    send_paced(cl, frames[:warmup], rate)
+    proc.wait_for(lambda s: got(s) == before + want_warm, f"{before + want_warm} frames", timeout=30)
+    base = {pid: rss_bytes(str(pid)) for pid in proc.worker_pids().values()}
+    send_paced(cl, frames[warmup:], rate)
+    last = proc.wait_for(lambda s: got(s) >= before + want, f"{before + want} frames",
+                         timeout=60 + len(frames) / rate)
+    # drop counters are read once per stats interval (0.05 s): a snapshot a few intervals later
+    snap = proc.wait_for(lambda s: s["time"] >= last["time"] + 0.3, "a later snapshot", timeout=10)
+    end = {pid: rss_bytes(str(pid)) for pid in proc.worker_pids().values()}
+    if set(end) != set(base):
+        raise LabError(f"a worker was replaced during the flood: pids {sorted(base)} -> {sorted(end)}")
+    return snap, {pid: end[pid] - base[pid] for pid in base}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``show`` the frames of a seed, or run the ``plain`` handler (for the root fuzz test)."""
-    ap = argparse.ArgumentParser(prog="python -m tests.fuzz_frames", description=__doc__.split("\n")[0],
-                                 epilog="examples:\n  python -m tests.fuzz_frames show --seed 7 --count 20\n"
-                                        "  python -m tests.fuzz_frames plain -i enp1s0 -w 4 --duration 60\n",
+    ap = argparse.ArgumentParser(prog="python -m pfrps.testing.fuzz_frames", description=__doc__.split("\n")[0],
+                                 epilog="examples:\n  python -m pfrps.testing.fuzz_frames show --seed 7 --count 20\n"
+                                        "  python -m pfrps.testing.fuzz_frames plain -i enp1s0 -w 4 --duration 60\n",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("show", help="print frames as JSON lines")
