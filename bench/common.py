@@ -424,6 +424,23 @@ class NetsniffProc:
                 "dropped": int(m_drop.group(1))}
 
 
+def netsniff_run(topo: TwoNodeTopology, cfg: Path, frames: int) -> tuple[Any, dict, int]:
+    """netsniff-ng on the node while trafgen sends ``frames`` frames of ``cfg``:
+    ``(trafgen's result, netsniff-ng's summary (:meth:`NetsniffProc.stop`), CPU ns the node's
+    processes used meanwhile)``."""
+    from pfrps.topology import netns_pids  # noqa: PLC0415
+
+    ns = NetsniffProc(topo)
+    try:
+        pids = netns_pids(topo.node)
+        c0 = cpu_ns(pids)
+        sent = run_trafgen(topo, cfg, frames)
+        c1 = cpu_ns(pids)
+    finally:
+        st = ns.stop()
+    return sent, st, c1 - c0
+
+
 _TOPOLOGIES: list[TwoNodeTopology] = []
 
 

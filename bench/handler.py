@@ -186,19 +186,10 @@ def _measure(topo, cfg: Path, kind: str, handler: str, n: int, frames: int) -> d
 
 
 def _measure_nsng(topo, cfg: Path, frames: int) -> dict:
-    from pfrps.topology import netns_pids  # noqa: PLC0415
-
     from . import common  # noqa: PLC0415
 
-    ns = common.NetsniffProc(topo)
-    try:
-        pids = netns_pids(topo.node)
-        c0 = common.cpu_ns(pids)
-        sent = common.run_trafgen(topo, cfg, frames)
-        c1 = common.cpu_ns(pids)
-    finally:
-        st = ns.stop()
-    cpu = (c1 - c0) / 1e9
+    sent, st, used_ns = common.netsniff_run(topo, cfg, frames)
+    cpu = used_ns / 1e9
     return {"kind": "netsniff-ng", "handler": "noop", "n": 1, "sent": sent.frames, "send_seconds": sent.seconds,
             "offered": sent.rate, "handled": st["seen"], "drops": st["dropped"], "worker_cpu_seconds": cpu,
             "per_cpu_second": st["seen"] / cpu if cpu > 0 else float("nan"),

@@ -69,15 +69,8 @@ def _saturate_pfrps(topo, cfg, rx, n, frames) -> dict:
 
 
 def _saturate_nsng(topo, cfg, frames) -> dict:
-    ns = common.NetsniffProc(topo)
-    try:
-        pids = netns_pids(topo.node)
-        c0 = common.cpu_ns(pids)
-        sent = common.run_trafgen(topo, cfg, frames)
-        c1 = common.cpu_ns(pids)
-    finally:
-        st = ns.stop()
-    return _sat_result(sent, st["seen"], c1 - c0, st["dropped"], unread=st["unread"])
+    sent, st, used_ns = common.netsniff_run(topo, cfg, frames)
+    return _sat_result(sent, st["seen"], used_ns, st["dropped"], unread=st["unread"])
 
 
 def _sat_result(sent, got, cpu, drops, **extra) -> dict:
