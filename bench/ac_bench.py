@@ -30,7 +30,6 @@ The client is one raw AF_PACKET socket in the injector namespace: frames come fr
 
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 import os
@@ -50,6 +49,7 @@ from pfrps.inject.macs import random_macs
 from pfrps.kernel import SO_TIMESTAMPNS
 from pfrps.testing.ac import ACProcess, open_packet_socket
 from pfrps.topology import TwoNodeTopology
+from pfrps.cliutil import ArgumentParser
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = b"internet"
@@ -492,7 +492,7 @@ def print_table(r: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = ArgumentParser(prog="python -m bench.ac_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--subscribers", type=int, default=10_000, help="subscribers per phase (default: 10000)")
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--window", type=int, default=2000, help="handshakes in flight at most (default: 2000)")

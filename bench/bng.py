@@ -64,6 +64,7 @@ from pfrps.testing.procs import worker_pids
 
 from . import common
 from .common import HarnessError, Row, summary
+from pfrps.cliutil import ArgumentParser
 
 NAME = "bng"
 TITLE = "pfrps-bng: session set-up, held sessions, XDP data plane vs kernel forwarding"
@@ -978,7 +979,7 @@ def _plot(path, data) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.bng", description="pfrps-bng benchmark alone (results printed; "
+    p = ArgumentParser(prog="python -m bench.bng", description="pfrps-bng benchmark alone (results printed; "
                                 "bench/results/tmp/bng-alone.json)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--part", action="append", choices=("setup", "hold", "dataplane"))

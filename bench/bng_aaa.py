@@ -59,6 +59,7 @@ from pfrps.bng.topology import INET_V4, BngTopology
 from . import common
 from .bng import Started, bng_pids, show_sessions
 from .common import HarnessError, Row, summary
+from pfrps.cliutil import ArgumentParser
 
 NAME = "bng_aaa"
 TITLE = "pfrps-bng with FreeRADIUS: set-up rate (PAP, CHAP), Interim-Updates, worker kills with accounting"
@@ -873,7 +874,7 @@ def _plot(path, data) -> None:  # noqa: ARG001  (no plot: the tables say it; --r
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.bng_aaa", description="pfrps-bng with FreeRADIUS alone "
+    p = ArgumentParser(prog="python -m bench.bng_aaa", description="pfrps-bng with FreeRADIUS alone "
                                 "(bench/results/tmp/bng_aaa-alone.json, or --out)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--part", action="append", choices=("setup", "acct", "restart"))

@@ -31,6 +31,7 @@ from typing import Optional
 from pfrps.cliutil import wait_ready
 from pfrps.testing.procs import worker_pids
 from pfrps.topology import TwoNodeTopology
+from pfrps.cliutil import ArgumentParser
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parent.parent
@@ -159,7 +160,7 @@ def _last(lines: list[str]) -> Optional[dict]:
 
 def main(argv=None) -> int:
     """``python -m bench.fault``: the long run; prints the figures and writes bench/results/fault.json."""
-    p = argparse.ArgumentParser(prog="bench.fault", description=__doc__.splitlines()[0],
+    p = ArgumentParser(prog="python -m bench.fault", description=__doc__.splitlines()[0],
                                 epilog="examples:\n  python -m bench.fault\n  python -m bench.fault --frames 200000 --kill-gap 0.01\n",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=1_000_000)

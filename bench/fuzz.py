@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from pfrps.cliutil import ArgumentParser
 from pfrps.testing.fuzz_frames import (AC_MAC, PLAIN_COUNTERS, RATE, expected, fetch_cookies, flood, fuzz_ac_direct,
                                        generate, kernel_view, plain_handler, pool_macs, rss_bytes)
 
@@ -140,7 +141,7 @@ def socket_runs(seed: int, count: int, rate: float) -> dict:
 def main(argv=None) -> int:
     """Run the fuzz bench; print a summary and write the JSON results. Exit 1 when a run found a
     crash, an exception, a bad reply or outcomes that do not add up."""
-    ap = argparse.ArgumentParser(prog="python -m bench.fuzz", description=__doc__.split("\n")[0], epilog=EPILOG,
+    ap = ArgumentParser(prog="python -m bench.fuzz", description=__doc__.split("\n")[0], epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=1_000_000, help="direct frames (default: 1000000)")
     ap.add_argument("--socket-frames", type=int, default=200_000, help="frames over sockets, 0: none (default: 200000)")

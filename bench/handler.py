@@ -28,7 +28,6 @@ layout); ``bench/handler_micro.py`` has the per-frame ns profile (no root).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -37,6 +36,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Optional
+from pfrps.cliutil import ArgumentParser
 
 NAME = "handler"
 TITLE = "Frames handed to a Python handler: pfrps vs scapy vs a multiprocessing-queue dispatcher"
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
 
     from . import common, report  # noqa: PLC0415
 
-    ap = argparse.ArgumentParser(prog="python -m bench.handler", description=TITLE)
+    ap = ArgumentParser(prog="python -m bench.handler", description=TITLE)
     ap.add_argument("--quick", action="store_true", help="N = 1, 2, 300,000 frames, one run (under a minute); writes to bench/results/tmp/quick")
     ap.add_argument("--reps", type=int, metavar="R", help="runs per figure (default 2, 1 with --quick)")
     ap.add_argument("--out", type=Path, metavar="DIR", help="results directory (default: bench/results, "

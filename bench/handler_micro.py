@@ -19,13 +19,13 @@ only uses calls every version has and probes for the newer ones.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import mmap
 import struct
 import sys
 import time
+from pfrps.cliutil import ArgumentParser
 
 FRAME = bytes.fromhex("525400 84d7ff 020000000001 8863 1100cafe0080") + b"\xff" * 128
 MACOFF = 82
@@ -187,7 +187,7 @@ def run(rounds: int = 20, reps: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.handler_micro",
+    p = ArgumentParser(prog="python -m bench.handler_micro",
                                 description="ns per frame of the handler path on a hand-built ring (no root)")
     p.add_argument("--rounds", type=int, default=20, help="ring passes per repetition (default 20)")
     p.add_argument("--reps", type=int, default=5, help="repetitions; the best is kept (default 5)")

@@ -21,7 +21,6 @@ PACKET_STATISTICS of pfrps's sockets or the dispatcher's; scapy reports none).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import multiprocessing as mp
@@ -32,6 +31,7 @@ import struct
 import sys
 import threading
 import time
+from pfrps.cliutil import ArgumentParser
 
 ETH_P_PPP_DISC = 0x8863
 SOL_PACKET, PACKET_STATISTICS = 263, 6  # packet(7): struct tpacket_stats {tp_packets, tp_drops}
@@ -236,7 +236,7 @@ def serve_tx(args) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.handler_serve", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m bench.handler_serve", description=__doc__.splitlines()[0])
     p.add_argument("--kind", choices=("pfrps", "queue", "scapy", "tx"), required=True)
     p.add_argument("--handler", choices=("noop", "parse", "ac"), default="noop")
     p.add_argument("-w", "--workers", type=int, default=1)

@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 
 from . import common
 from .common import Row, summary
+from pfrps.cliutil import ArgumentParser
 
 NAME = "metrics"
 TITLE = "Metrics scrape (HTTP GET /metrics) at 1,024 workers"
@@ -141,7 +142,7 @@ def _plot(path, data) -> None:  # no plot: a table is enough
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.metrics", description=TITLE)
+    p = ArgumentParser(prog="python -m bench.metrics", description=TITLE)
     p.add_argument("--workers", type=int, default=WORKERS)
     p.add_argument("--scrapes", type=int, default=30)
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)

@@ -9,7 +9,6 @@ frames per CPU-second. A profiling aid, not part of ``./run bench``'s targets.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
@@ -17,6 +16,7 @@ from typing import Optional, Sequence
 from pfrps.topology import TwoNodeTopology, netns_pids
 
 from . import common
+from pfrps.cliutil import ArgumentParser
 
 RECEIVERS = [
     ("ring N=1 (64 x 64 KiB)", ["-w", "1", "--ring-block-size", "65536", "--ring-blocks", "64"]),
@@ -27,7 +27,7 @@ RECEIVERS = [
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.profile_wakeups", description=__doc__.splitlines()[0])
+    ap = ArgumentParser(prog="python -m bench.profile_wakeups", description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=2_000_000, help="frames trafgen offers per receiver")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pfrps-wakeups-") as tmp, TwoNodeTopology.unique(prefix="bench-wakeups") as topo:

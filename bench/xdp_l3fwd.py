@@ -49,6 +49,7 @@ from . import common
 from .common import HarnessError, Row, summary
 from .xdp_sink import Sink
 from .xdp_traffic import interleaved, load_generator, paired_ratios, run_generator, settled
+from pfrps.cliutil import ArgumentParser
 
 NAME = "xdp_l3fwd"
 TITLE = "XDP layer-3 forwarding (case04) vs kernel forwarding"
@@ -208,11 +209,12 @@ def main(argv=None, module: str = __name__) -> int:
     """``python -m bench.xdp_l3fwd [--quick]`` (or ``module``'s benchmark): run it alone, print its rows."""
     import importlib  # noqa: PLC0415
 
-    p = argparse.ArgumentParser(prog=f"python -m {module}")
+    mod = importlib.import_module(module)
+    p = ArgumentParser(prog=f"python -m {mod.__spec__.name if mod.__spec__ else module}")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     ctx = argparse.Namespace(quick=args.quick, reps=None, work_dir=common.BENCH_DIR / "results" / "tmp")
-    for row in importlib.import_module(module).run(ctx)["rows"]:
+    for row in mod.run(ctx)["rows"]:
         r = row.ratio
         print(f"{row.label}: {row.value['median']:,.0f} {row.unit}" + (f", {r:.2f}x {row.ref_label}" if r == r else "")
               + (f" (target {row.target}: {'PASS' if row.passed else 'FAIL'})" if row.passed is not None else "")

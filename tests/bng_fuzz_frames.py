@@ -50,7 +50,7 @@ import sys
 from typing import Iterator, Optional, Sequence
 
 from pfrps.ac import protocol as p
-from pfrps.testing.fuzz_frames import AC_MAC, draw, pool_macs
+from pfrps.testing.fuzz_frames import AC_MAC, draw, pool_macs, show_parser
 
 __all__ = ["KINDS", "WEIGHTS", "AC_MAC", "PPP_LCP", "PPP_PAP", "PPP_CHAP", "PPP_IPCP", "PPP_IPV6CP", "PPP_IPV6",
            "CONTROL_PROTOCOLS", "UNKNOWN_PROTOCOLS", "ppp_packet", "generate", "describe", "main"]
@@ -364,15 +364,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``show`` the frames of a seed as JSON lines."""
-    ap = argparse.ArgumentParser(prog="python -m tests.bng_fuzz_frames", description=__doc__.split("\n")[0],
-                                 epilog="example:\n  python -m tests.bng_fuzz_frames show --seed 7 --count 20\n",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("show", help="print frames as JSON lines")
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--count", type=int, default=20)
-    s.add_argument("--socket-safe", action="store_true")
-    s.set_defaults(fn=_show)
+    ap, _ = show_parser("python -m tests.bng_fuzz_frames", __doc__.split("\n")[0], _show)
     args = ap.parse_args(argv)
     return args.fn(args)
 

@@ -46,11 +46,12 @@ import socket
 import struct
 import sys
 import time
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 from ..ac import protocol as p
 from ..errors import LabError
 from .ac import AC_MAC, totals
+from ..cliutil import ArgumentParser
 
 __all__ = ["KINDS", "AC_MAC", "OTHER_AC", "SERVICES", "MIN_SOCKET_FRAME", "MAX_SOCKET_FRAME", "pool_macs",
            "generate", "kernel_view", "rss_bytes", "fuzz_ac_direct", "PLAIN_COUNTERS", "PLAIN_TABLE",
@@ -559,18 +560,27 @@ def flood(proc, cl, frames: Sequence[bytes], before: int, rate: float = RATE,
     return snap, {pid: end[pid] - base[pid] for pid in base}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``show`` the frames of a seed, or run the ``plain`` handler (for the root fuzz test)."""
-    ap = argparse.ArgumentParser(prog="python -m pfrps.testing.fuzz_frames", description=__doc__.split("\n")[0],
-                                 epilog="examples:\n  python -m pfrps.testing.fuzz_frames show --seed 7 --count 20\n"
-                                        "  python -m pfrps.testing.fuzz_frames plain -i enp1s0 -w 4 --duration 60\n",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def show_parser(prog: str, description: str, show: Callable[[argparse.Namespace], int],
+                more_examples: str = "") -> tuple[ArgumentParser, Any]:
+    """The command line of a frame generator: a parser with a ``show --seed N --count K
+    [--socket-safe]`` subcommand calling ``show(args)``; returns ``(parser, subparsers)`` for
+    more subcommands."""
+    ap = ArgumentParser(prog=prog, description=description,
+                        epilog=f"examples:\n  {prog} show --seed 7 --count 20\n{more_examples}",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("show", help="print frames as JSON lines")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--count", type=int, default=20)
     s.add_argument("--socket-safe", action="store_true")
-    s.set_defaults(fn=_show)
+    s.set_defaults(fn=show)
+    return ap, sub
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``show`` the frames of a seed, or run the ``plain`` handler (for the root fuzz test)."""
+    ap, sub = show_parser("python -m pfrps.testing.fuzz_frames", __doc__.split("\n")[0], _show,
+                          "  python -m pfrps.testing.fuzz_frames plain -i enp1s0 -w 4 --duration 60\n")
     pl = sub.add_parser("plain", help="run the plain handler on an interface (JSON snapshot lines on stdout)")
     pl.add_argument("-i", "--interface", required=True)
     pl.add_argument("-w", "--workers", type=int, default=2)
