@@ -83,7 +83,7 @@ NOTES = [
     "0.94M/0.90M/0.84M/0.76M → 1.32M/1.25M/1.25M/1.22M.",
     "**Where the no-op frame's ~370 ns go** (variants of `RingReceiver._deliver` timed on the hand-built "
     "ring): the two kill-safe position stores ~70 ns (kept: one marks the frame handed out and in the "
-    "handler, one clears the flag, see pfrps/receive.py), the header unpack ~80 ns, the frame's memoryview "
+    "handler, one clears the flag, see pfrps/receive/reader.py), the header unpack ~80 ns, the frame's memoryview "
     "~60 ns, the `FrameMeta` ~60 ns (was ~200 ns: a dataclass built through `__init__` with the float "
     "timestamp computed; now `__slots__`, filled without a call, timestamp computed on first read), the "
     "handler call ~45 ns, releasing the view ~0 ns. The worker's dispatch adds one call (~30 ns) and no "

@@ -465,20 +465,36 @@ def prog_name_by_id(prog_id_: int) -> str:
         os.close(fd)
 
 
-def prog_test_run_frame(prog_fd: int, frame: bytes, repeat: int = 1) -> tuple[int, bytes]:
+def _xdp_md(frame_len: int, ingress_ifindex: int):
+    """``struct xdp_md`` for a test run's ``ctx_in`` (data 0, data_end = the frame's length,
+    no metadata, ``ingress_ifindex`` of the caller's namespace, rx queue 0)."""
+    return (ctypes.c_uint32 * 6)(0, frame_len, 0, ingress_ifindex, 0, 0)
+
+
+def prog_test_run_frame(prog_fd: int, frame: bytes, repeat: int = 1,
+                        ingress_ifindex: int = 0) -> tuple[int, bytes]:
     """Like :func:`prog_test_run`, returning ``(retval, frame as the program left it)``.
 
     For XDP and SCHED_CLS programs the output is the whole (rewritten) frame, ``data_out``
     cut to ``data_size_out`` bytes. A program that redirects or clones really transmits, to
     ifindexes of the caller's network namespace: run it only inside a fresh namespace.
 
+    Args:
+        ingress_ifindex: XDP programs only: the frame arrives on this interface of the
+            caller's namespace (``xdp_md.ingress_ifindex``, passed as ``ctx_in``); 0 = the
+            kernel's default, the namespace's loopback.
+
     Raises:
-        BpfLoadError: as :func:`prog_test_run`.
+        BpfLoadError: as :func:`prog_test_run`; ENODEV when ``ingress_ifindex`` is no
+        interface of the namespace.
     """
     buf = ctypes.create_string_buffer(bytes(frame), len(frame))
     out = ctypes.create_string_buffer(max(len(frame), 64) + 256)
     attr = _TestRunAttr(prog_fd=prog_fd, data_size_in=len(frame), data_in=ctypes.addressof(buf),
                         data_size_out=ctypes.sizeof(out), data_out=ctypes.addressof(out), repeat=repeat)
+    if ingress_ifindex:
+        ctx = _xdp_md(len(frame), ingress_ifindex)
+        attr.ctx_size_in, attr.ctx_in = ctypes.sizeof(ctx), ctypes.addressof(ctx)
     _bpf(_BPF_PROG_TEST_RUN, attr, "BPF_PROG_TEST_RUN")
     return attr.retval, out.raw[:attr.data_size_out]
 
@@ -487,7 +503,8 @@ def prog_test_run_frame(prog_fd: int, frame: bytes, repeat: int = 1) -> tuple[in
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
 
-def prog_test_run_live(prog_fd: int, frame: bytes, repeat: int, batch_size: int = 0) -> int:
+def prog_test_run_live(prog_fd: int, frame: bytes, repeat: int, batch_size: int = 0,
+                       ingress_ifindex: int = 0) -> int:
     """Run XDP program ``prog_fd`` ``repeat`` times on ``frame`` in live-frame mode
     (``BPF_F_TEST_XDP_LIVE_FRAMES``): its XDP_TX and XDP_REDIRECT really transmit, the kernel's
     own traffic generator (as xdp-trafficgen uses it). Redirect targets are ifindexes of the
@@ -496,6 +513,8 @@ def prog_test_run_live(prog_fd: int, frame: bytes, repeat: int, batch_size: int 
     Args:
         repeat: frames to run (and, for a redirecting program, to send).
         batch_size: frames per batch between flushes (0: the kernel's default, 64).
+        ingress_ifindex: the frames arrive on this interface of the caller's namespace (as
+            :func:`prog_test_run_frame`; XDP_TX then goes out of it); 0 = the loopback.
 
     Returns:
         the mean run time per frame, nanoseconds.
@@ -506,6 +525,9 @@ def prog_test_run_live(prog_fd: int, frame: bytes, repeat: int, batch_size: int 
     buf = ctypes.create_string_buffer(bytes(frame), len(frame))
     attr = _TestRunAttr(prog_fd=prog_fd, data_size_in=len(frame), data_in=ctypes.addressof(buf),
                         repeat=repeat, flags=BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=batch_size)
+    if ingress_ifindex:
+        ctx = _xdp_md(len(frame), ingress_ifindex)
+        attr.ctx_size_in, attr.ctx_in = ctypes.sizeof(ctx), ctypes.addressof(ctx)
     _bpf(_BPF_PROG_TEST_RUN, attr, "BPF_PROG_TEST_RUN (live frames)")
     return attr.duration
 

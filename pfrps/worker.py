@@ -123,19 +123,7 @@ class WorkerContext:
         Raises:
             UsageError: ``ifindex`` is not one of this worker's ports.
         """
-        sock = self._sock
-        port = None
-        if len(self._socks) > 1:
-            port = ifindex if ifindex is not None else _RX_PORT.get()
-            if port is not None:
-                sock = self._socks.get(port)
-                if sock is None:
-                    raise UsageError(f"ifindex {port} is not one of this worker's ports {list(self._socks)}",
-                                     hint="transmit on an ifindex from ctx.ifindexes")
-        elif ifindex is not None and ifindex != self.ifindex:
-            raise UsageError(f"ifindex {ifindex} is not this worker's port {self.ifindex}",
-                             hint="transmit on an ifindex from ctx.ifindexes")
-        prow = self._port_rows.get(port if port is not None else self.ifindex)
+        sock, prow = self._tx_port(ifindex)
         try:
             sock.send(frame, socket.MSG_DONTWAIT)
         except OSError:
@@ -185,8 +173,7 @@ class WorkerContext:
         Raises:
             UsageError: ``ifindex`` is not one of this worker's ports.
         """
-        socks = getattr(self, "_socks", None) or {self.ifindex: self._sock}
-        port_rows = getattr(self, "_port_rows", None) or {}
+        socks, port_rows = self._socks, self._port_rows
         if len(socks) > 1:
             port = ifindex if ifindex is not None else _RX_PORT.get()
             if port is None:

@@ -322,11 +322,15 @@ class Subscriber:
         self.ctx.count("dp_remove")
 
     def describe(self) -> dict:
-        """The session as ``pfrps-bng show sessions`` prints it (counters from the data plane)."""
+        """The session as ``pfrps-bng show sessions`` prints it (counters from the data plane;
+        ``interface``: the name of the access port it lives on, None when unknown)."""
         acs = self.acs
         otpid, ovid, itpid, ivid = vlan_ids(acs.vlan)
+        cfg = self.bng.cfg
         out = {
             "mac": acs.mac.hex(":"), "session_id": acs.session_id, "worker": self.ctx.worker_id,
+            # the access port the session lives on (its PADR's; -i repeated), else the only one
+            "interface": cfg.access_names.get(acs.ifindex, cfg.access) or None,
             "vlan": [v for v in (ovid, ivid) if v] if acs.vlan else [],
             "vlan_tpids": [f"0x{t:04x}" for t in (otpid, itpid) if t],
             "user": self.user.decode(errors="replace"),

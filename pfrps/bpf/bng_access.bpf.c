@@ -17,7 +17,7 @@
  *     destination, ND (ICMPv6 133-137): the worker's RS/RA   XDP_PASS  up_to_stack (frame intact)
  *   PPP control (LCP, PAP, CHAP, IPCP, IPv6CP, ...)          XDP_PASS  up_to_stack (frame intact)
  *   unknown session (or other tag layout, or not to the
- *     session's ac_mac)                                      XDP_PASS  up_no_session (workers PADT)
+ *     session's ac_mac, or not on the session's port)        XDP_PASS  up_no_session (workers PADT)
  *   PPPoE discovery 0x8863                                   XDP_PASS  up_discovery
  *   not PPPoE, 3+ tags, runts                                XDP_PASS  up_other
  *   bad PPPoE ver/type/code, length past the frame, IP
@@ -26,6 +26,7 @@
  *   FIB NO_NEIGH                                             XDP_PASS  up_no_neigh  (decapsulated)
  *   FIB FRAG_NEEDED (longer than the egress MTU)             XDP_PASS  up_frag_needed (decapsulated)
  *   to another subscriber's address                          XDP_TX    up_hairpin
+ *     (the receiver on another access port)                  XDP_REDIRECT up_hairpin
  *   FIB anything else, or the egress is the access itself    XDP_DROP  up_no_route
  *   routed                                                   XDP_REDIRECT up_forwarded
  *
@@ -40,7 +41,8 @@
  *
  * Subscriber to subscriber (the destination is in bng_v4 / bng_v6): TTL - 1, the
  * sender's tags and session header swapped for the receiver's (bpf_xdp_adjust_head by 4 per
- * tag of difference), XDP_TX back out of the access interface (up_hairpin; longer than the
+ * tag of difference), XDP_TX back out of the access interface, or bpf_redirect to the
+ * receiver's port when that is another access port (up_hairpin; longer than the
  * receiver's MRU: XDP_DROP, down_too_big); the receiver's down counters count it. Any other
  * destination the FIB routes through the access interface (a pool address with no session)
  * drops (up_no_route): the kernel could not encapsulate it.
@@ -186,10 +188,12 @@ static __always_inline void bng_count_down(struct bng_key *key, __u32 bytes)
 
 /* To another subscriber (dst of bng_v4 / bng_v6): TTL - 1, swap the session header for
  * the receiver's (tags may differ: the head moves by 4 per tag) and send it back out of the
- * access interface (XDP_TX). The sender was counted up already; the receiver counts down. */
+ * access interface (XDP_TX), or redirect it to the receiver's port when that is another one
+ * (its access_ifindex, 0 = ``primary``, bng_config's). The sender was counted up already;
+ * the receiver counts down. */
 static __always_inline int bng_hairpin(struct xdp_md *ctx, void *l3, void *data_end, __u32 tags,
 				       __u16 ethertype, __u32 ip_len, struct bng_key *dkey,
-				       struct bng_session *ds)
+				       struct bng_session *ds, __u32 primary)
 {
 	__u16 mru = ds->mru ? ds->mru : BNG_DEFAULT_MRU;
 	__u16 outer_tpid = ds->outer_tpid, inner_tpid = outer_tpid ? ds->inner_tpid : 0;
@@ -212,7 +216,7 @@ static __always_inline int bng_hairpin(struct xdp_md *ctx, void *l3, void *data_
 			return bng_verdict(BNG_UP_ERROR, XDP_DROP);
 		ip6h->hop_limit--;
 	}
-	__u32 oif = ds->access_ifindex;
+	__u32 oif = ds->access_ifindex ? ds->access_ifindex : primary;
 
 	__builtin_memcpy(ac_mac, ds->ac_mac, ETH_ALEN);
 	if (bpf_xdp_adjust_head(ctx, ((int)tags - (int)ntags) * BNG_VLAN_HLEN))
@@ -223,7 +227,7 @@ static __always_inline int bng_hairpin(struct xdp_md *ctx, void *l3, void *data_
 			    ethertype == ETH_P_IP ? BNG_PPP_IPV4 : BNG_PPP_IPV6))
 		return bng_verdict(BNG_UP_ERROR, XDP_DROP);
 	bng_count_down(dkey, ip_len);
-	if (oif && oif != ctx->ingress_ifindex)  /* the receiver is on another access port */
+	if (oif != ctx->ingress_ifindex)  /* the receiver is on another access port */
 		return bng_verdict(BNG_UP_HAIRPIN, bpf_redirect(oif, 0));
 	return bng_verdict(BNG_UP_HAIRPIN, XDP_TX);
 }
@@ -317,8 +321,13 @@ int pfrps_bng_access(struct xdp_md *ctx)
 	key.session_id = ph->sid;
 	sess = bng_sessions.lookup(&key);
 	if (!sess || sess->outer_tpid != tpid0 || sess->inner_tpid != tpid1 ||
-	    !bng_mac_eq(eth->h_dest, sess->ac_mac) ||
-	    (sess->access_ifindex && sess->access_ifindex != ctx->ingress_ifindex))
+	    !bng_mac_eq(eth->h_dest, sess->ac_mac))
+		return bng_verdict(BNG_UP_NO_SESSION, XDP_PASS);
+	cfg = bng_config.lookup(&zero);
+	if (!cfg || !cfg->access_ifindex)
+		return bng_verdict(BNG_UP_ERROR, XDP_PASS);
+	/* Only on the session's own port; 0 is bng_config's (not "any port"). */
+	if ((sess->access_ifindex ? sess->access_ifindex : cfg->access_ifindex) != ctx->ingress_ifindex)
 		return bng_verdict(BNG_UP_NO_SESSION, XDP_PASS);
 
 	/* Source check (anti-spoofing), then the routing question, on the frame as received. */
@@ -329,9 +338,6 @@ int pfrps_bng_access(struct xdp_md *ctx)
 			return bng_verdict(BNG_UP_MALFORMED, XDP_PASS);
 		if (sess->ipv4 == 0 || iph->saddr != sess->ipv4)
 			return bng_verdict(BNG_UP_SPOOFED, XDP_DROP);
-		cfg = bng_config.lookup(&zero);
-		if (!cfg || !cfg->access_ifindex)
-			return bng_verdict(BNG_UP_ERROR, XDP_PASS);
 		bng_count_up(&key, ip_len);
 		if (iph->ttl <= 1)
 			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, sess->access_ifindex, BNG_UP_TTL);
@@ -352,9 +358,6 @@ int pfrps_bng_access(struct xdp_md *ctx)
 		if (bng_prefix_zero(sess->ipv6_prefix) ||
 		    !bng_prefix_eq(ip6h->saddr.s6_addr, sess->ipv6_prefix))
 			return bng_verdict(BNG_UP_SPOOFED, XDP_DROP);
-		cfg = bng_config.lookup(&zero);
-		if (!cfg || !cfg->access_ifindex)
-			return bng_verdict(BNG_UP_ERROR, XDP_PASS);
 		bng_count_up(&key, ip_len);
 		if (ip6h->hop_limit <= 1)
 			return bng_to_kernel(ctx, tags, ethertype, &key, cfg, sess->access_ifindex, BNG_UP_TTL);
@@ -383,7 +386,8 @@ int pfrps_bng_access(struct xdp_md *ctx)
 				dkey = *dkp;
 				ds = bng_sessions.lookup(&dkey);
 				if (ds && ds->ipv4 == daddr)
-					return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds);
+					return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds,
+							   cfg->access_ifindex);
 			}
 		} else {
 			dkp = bng_v6.lookup(&pfx);
@@ -391,7 +395,8 @@ int pfrps_bng_access(struct xdp_md *ctx)
 				dkey = *dkp;
 				ds = bng_sessions.lookup(&dkey);
 				if (ds && bng_prefix_eq(ds->ipv6_prefix, pfx.p))
-					return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds);
+					return bng_hairpin(ctx, l3, data_end, tags, ethertype, ip_len, &dkey, ds,
+							   cfg->access_ifindex);
 			}
 		}
 		return bng_verdict(BNG_UP_NO_ROUTE, XDP_DROP);

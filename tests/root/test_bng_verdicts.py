@@ -42,6 +42,7 @@ pytestmark = pytest.mark.root
 
 DROP, PASS, TX, REDIRECT = 1, 2, 3, 4
 AC_MAC = "02:00:00:00:0a:01"
+ACC1_MAC = "02:00:00:00:0a:11"     # acc1's own MAC: its sessions' ac_mac (as pfrps-bng's port MACs)
 NEXT_HOP = "02:00:00:00:0b:02"     # 192.0.2.2 / 2001:db8:1::2 behind up0 (the Internet router)
 SMALL_HOP = "02:00:00:00:0b:03"    # 198.51.100.2 / 2001:db8:2::2 behind sm0 (MTU 1280)
 INET4, INET6 = "192.0.2.2", "2001:db8:1::2"
@@ -55,17 +56,19 @@ class Sub:
     v4: str | None
     v6: str | None          # the /64
     mru: int = 1492
+    port: str = "acc0"      # acc1: a session of the second access port (its access_ifindex)
+    ac: str = AC_MAC        # our MAC towards it (upstream dst, downstream src)
 
     @property
     def key(self) -> SessionKey:
         vids = [v for _, v in self.tags] + [0, 0]
         return SessionKey(bytes.fromhex(self.mac.replace(":", "")), self.sid, vids[0], vids[1])
 
-    def entry(self) -> SessionEntry:
+    def entry(self, access_ifindex: int = 0) -> SessionEntry:
         tpids = [t for t, _ in self.tags] + [0, 0]
-        return SessionEntry(self.key, bytes.fromhex(AC_MAC.replace(":", "")), tpids[0], tpids[1],
+        return SessionEntry(self.key, bytes.fromhex(self.ac.replace(":", "")), tpids[0], tpids[1],
                             IPv4Address(self.v4) if self.v4 else None,
-                            IPv6Network(self.v6) if self.v6 else None, self.mru)
+                            IPv6Network(self.v6) if self.v6 else None, self.mru, access_ifindex=access_ifindex)
 
     def addr6(self, host: int = 1) -> str:
         return str(IPv6Network(self.v6)[host])
@@ -78,8 +81,12 @@ SUBS = [
         mru=1400),
     Sub("02:00:00:00:00:13", 0xFFFE, ((0x8100, 201), (0x8100, 4094)), "10.100.0.13", "2001:db8:100:13::/64"),
     Sub("02:00:00:00:00:14", 0x0005, (), None, None),   # LCP up, no IPCP/IPv6CP yet
+    # on the second access port acc1 (access_ifindex = acc1's; S0..S4 have 0 = acc0, bng_config's)
+    Sub("02:00:00:00:00:15", 0x0006, (), "10.100.0.15", "2001:db8:100:15::/64", port="acc1", ac=ACC1_MAC),
+    Sub("02:00:00:00:00:16", 0x0007, ((0x8100, 150),), "10.100.0.16", "2001:db8:100:16::/64", port="acc1",
+        ac=ACC1_MAC),
 ]
-S0, S1, S2, S3, S4 = SUBS
+S0, S1, S2, S3, S4, S5, S6 = SUBS
 
 
 def mac(text: str) -> bytes:
@@ -105,7 +112,7 @@ def pppoe_in(sub: Sub, payload: bytes, proto: int = 0x0021, *, tags=None, src: s
              pad: bytes = b"") -> bytes:
     """An upstream PPPoE session frame, byte by byte (the program's view of the wire)."""
     tags = sub.tags if tags is None else tags
-    h = mac(AC_MAC) + mac(src or sub.mac)
+    h = mac(sub.ac) + mac(src or sub.mac)
     for tpid, vid in tags:
         h += struct.pack("!HH", tpid, vid)
     h += struct.pack("!HBBHHH", 0x8864, ver_type, code, sub.sid if sid is None else sid,
@@ -117,7 +124,7 @@ def pppoe_out(sub: Sub, ip, pad: bytes = b"") -> bytes:
     """The downstream frame bng_uplink must emit for ``ip`` (already TTL-decremented), by scapy."""
     proto = 0x0021 if ip.version == 4 else 0x0057
     types = [t for t, _ in sub.tags] + [0x8864]
-    p = Ether(dst=sub.mac, src=AC_MAC, type=types[0])
+    p = Ether(dst=sub.mac, src=sub.ac, type=types[0])
     for i, (tpid, vid) in enumerate(sub.tags):
         p = p / (Dot1AD if tpid == 0x88A8 else Dot1Q)(vlan=vid, type=types[i + 1])
     return bytes(p / PPPoE(sessionid=sub.sid) / PPP(proto=proto) / ip) + pad
@@ -145,8 +152,8 @@ def ip_len(ip) -> int:
 # -- the namespace, the programs, the sessions ---------------------------------------------------
 @pytest.fixture(scope="module")
 def env():
-    pairs = (("acc0", "accp"), ("up0", "upp"), ("sm0", "smp"))
-    with fresh_netns("bng-verdicts", pairs=pairs, ipv6=True) as box:
+    pairs = (("acc0", "accp"), ("up0", "upp"), ("sm0", "smp"), ("acc1", "acc1p"))
+    with fresh_netns("bng-verdicts", pairs=pairs, ipv6=True, macs={"acc1": ACC1_MAC}) as box:
         for knob in ("net/ipv4/conf/all/forwarding", "net/ipv6/conf/all/forwarding"):
             _write_sysctl(box.name, knob, "1")
         with box.ipr() as ipr:
@@ -162,10 +169,10 @@ def env():
             ipr.route("add", dst="10.9.0.0", dst_len=16, type="blackhole")
         att = Attachments(netns=box.name)
         try:
-            dp = DataPlane("acc0", "up0")
+            dp = DataPlane(("acc0", "acc1"), "up0")
             dp.load(att)
             for s in SUBS:
-                dp.add(s.entry())
+                dp.add(s.entry(box.ifindex(s.port) if s.port != "acc0" else 0))
             yield box, dp
         finally:
             att.close()
