@@ -352,13 +352,19 @@ class AccessConcentrator:
                                                              b"keepalive timeout",
                                                              relay_session_id=sess.relay_session_id,
                                                              encoder=self._enc), sess.vlan), "padt_tx", sess.ifindex)
-            else:
+            elif self._may_probe(ctx, sess):
                 sess.misses += 1
                 sess.echo_id = (sess.echo_id + 1) & 0xFF
                 self._transmit(ctx, p.with_vlan(p.build_ac_echo_request(sess.mac, self._mac(ctx, sess.ifindex),
                                                                         sess.session_id, sess.echo_id, sess.magic,
                                                                         encoder=self._enc),
                                                 sess.vlan), "echo_tx", sess.ifindex)
+
+    def _may_probe(self, ctx: Any, sess: "ACSession") -> bool:
+        """Whether the keepalive may send ``sess`` an Echo-Request now (True here; a subclass
+        running PPP says whether LCP is Opened, RFC 1661 5.8). A session not probed is not
+        counted a miss either."""
+        return True
 
     def on_stop(self, ctx: Any) -> None:
         """Worker stop: cancel the keepalive timer, PADT every session (RFC 2516 5.5: the AC ends them)."""

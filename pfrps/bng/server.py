@@ -514,6 +514,13 @@ class BNG(AccessConcentrator):
         wst.subs[(m.src, sid)] = sub
         sub.ppp.start()
 
+    def _may_probe(self, ctx: Any, acs: ACSession) -> bool:
+        """RFC 1661 5.8: Echo-Requests MUST only be sent in the LCP Opened state, so a session
+        still negotiating or closing (waiting for its Terminate-Ack) gets no keepalive probe;
+        its own restart timer (Max-Configure, Max-Terminate) ends it if the peer is gone."""
+        sub = ctx.storage["bng"].subs.get((acs.mac, acs.session_id))
+        return sub is None or sub.ppp.lcp.state == "Opened"
+
     def _session(self, m: p.Session, vlan: bytes, ctx: Any) -> None:
         if m.dst != self._mac(ctx):
             ctx.count("ignored")

@@ -11,7 +11,12 @@ FIB lookup and the interface indexes are that namespace's, never the host's.
 The namespace: acc0 (access), up0 (uplink, 192.0.2.1/24 2001:db8:1::1/64, permanent
 neighbours .2/::2), sm0 (MTU 1280, 198.51.100.1/24 2001:db8:2::1/64, neighbours .2/::2), a
 route for the pool 10.100.0.0/24 through acc0 (as pfrps-bng adds), a blackhole 10.9.0.0/16,
-forwarding on. A test run's ingress interface is the namespace's lo.
+forwarding on; a second access port acc1 (MAC ACC1_MAC; the DataPlane has ``("acc0", "acc1")``,
+bng_config names acc0) with two sessions (S5, S6) whose access_ifindex is acc1's, while S0..S4
+have 0 (= acc0). Access rows run with the test run's ingress interface acc0
+(``xdp_md.ingress_ifindex``), the acc1 rows with acc1, uplink rows with the namespace's lo.
+BPF_PROG_TEST_RUN reports XDP_REDIRECT but not its target: the last test runs the cross-port
+cases in live-frame mode and sees on which veth peer each frame arrives.
 """
 
 from __future__ import annotations
@@ -293,6 +298,19 @@ def access_rows(box):
         p = ip4(a.v4, b.v4) if fam == 4 else ip6(a.addr6(), b.addr6(7))
         rows.append((f"hairpin IPv{fam} {what}", pppoe_in(a, bytes(p), 0x0021 if fam == 4 else 0x0057), TX,
                      pppoe_out(b, hop(p)), "up_hairpin", a, ip_len(p), b))
+    # several access ports: a receiver on acc1 is redirected there (bpf_redirect, not XDP_TX)
+    for a, b, fam, what in ((S0, S5, 4, "untagged -> untagged on acc1"),
+                            (S2, S6, 6, "QinQ -> one tag on acc1 (head 4 bytes on)")):
+        p = ip4(a.v4, b.v4) if fam == 4 else ip6(a.addr6(), b.addr6(7))
+        rows.append((f"hairpin IPv{fam} {what}: redirected to acc1, acc1's MAC as source",
+                     pppoe_in(a, bytes(p), 0x0021 if fam == 4 else 0x0057), REDIRECT, pppoe_out(b, hop(p)),
+                     "up_hairpin", a, ip_len(p), b))
+    f = pppoe_in(S5, bytes(ip4(S5.v4, INET4)))
+    rows.append(("an acc1 session's frame arriving on acc0: passed intact (not its port)", f, PASS, f,
+                 "up_no_session", None, 0))
+    f = pppoe_in(S6, bytes(ip6(S6.addr6(), INET6)), 0x0057)
+    rows.append(("an acc1 session's IPv6 (tagged) arriving on acc0: passed intact", f, PASS, f, "up_no_session",
+                 None, 0))
     p = ip4(S0.v4, S2.v4, size=1401)
     rows.append(("hairpin over the receiver's MRU (1400): dropped", pppoe_in(S0, bytes(p)), DROP, None,
                  "down_too_big", S0, 1401))
@@ -335,6 +353,58 @@ def access_rows(box):
     return rows
 
 
+def acc1_rows(box):
+    """bng_access rows arriving on the second access port acc1 (test run ingress_ifindex)."""
+    up_mac = box.mac("up0")
+
+    def fwd(ip):
+        return plain(NEXT_HOP, up_mac, hop(ip))
+
+    def kernel(sub, ip):  # a non-primary port's session: the frame's own dst (acc1's MAC) kept
+        return plain(ACC1_MAC, sub.mac, ip)
+
+    rows = []
+    p = ip4(S5.v4, INET4)
+    rows.append(("acc1 untagged: IPv4 decapsulated, routed to up0", pppoe_in(S5, bytes(p)), REDIRECT, fwd(p),
+                 "up_forwarded", S5, ip_len(p)))
+    p = ip6(S6.addr6(), INET6)
+    rows.append(("acc1 one tag: IPv6 decapsulated, routed to up0", pppoe_in(S6, bytes(p), 0x0057), REDIRECT,
+                 fwd(p), "up_forwarded", S6, ip_len(p)))
+    # hairpin from acc1: to acc0's sessions (access_ifindex 0 = bng_config's port) redirected
+    # to acc0; between two acc1 sessions XDP_TX (back out of acc1)
+    for a, b, fam, verdict, what in ((S5, S0, 4, REDIRECT, "acc1 -> acc0 (port 0): redirected to acc0"),
+                                     (S6, S2, 6, REDIRECT, "acc1 one tag -> acc0 QinQ: redirected to acc0"),
+                                     (S5, S6, 4, TX, "acc1 -> acc1: XDP_TX"),
+                                     (S6, S5, 6, TX, "acc1 one tag -> acc1 untagged: XDP_TX")):
+        p = ip4(a.v4, b.v4) if fam == 4 else ip6(a.addr6(), b.addr6(7))
+        rows.append((f"hairpin IPv{fam} {what}", pppoe_in(a, bytes(p), 0x0021 if fam == 4 else 0x0057), verdict,
+                     pppoe_out(b, hop(p)), "up_hairpin", a, ip_len(p), b))
+    p = ip4(S5.v4, INET4, ttl=1)
+    rows.append(("acc1 IPv4 TTL 1: decapsulated to the kernel, dst acc1's MAC", pppoe_in(S5, bytes(p)), PASS,
+                 kernel(S5, p), "up_ttl", S5, ip_len(p)))
+    p = ip6(S6.addr6(), INET6, hlim=1)
+    rows.append(("acc1 IPv6 hop limit 1 (one tag): decapsulated to the kernel, dst acc1's MAC",
+                 pppoe_in(S6, bytes(p), 0x0057), PASS, kernel(S6, p), "up_ttl", S6, ip_len(p)))
+    p = ip4(S5.v4, "192.0.2.3")
+    rows.append(("acc1 IPv4 with no neighbour: decapsulated to the kernel, dst acc1's MAC", pppoe_in(S5, bytes(p)),
+                 PASS, kernel(S5, p), "up_no_neigh", S5, ip_len(p)))
+    p = ip4(S5.v4, "10.100.0.99")
+    rows.append(("acc1 IPv4 to a pool address of no session: dropped", pppoe_in(S5, bytes(p)), DROP, None,
+                 "up_no_route", S5, ip_len(p)))
+    p = ip4(S0.v4, INET4)
+    rows.append(("acc1 IPv4 from S0's address: dropped", pppoe_in(S5, bytes(p)), DROP, None, "up_spoofed", None, 0))
+    f = pppoe_in(S0, bytes(ip4(S0.v4, INET4)))
+    rows.append(("an acc0 (port 0) session's frame arriving on acc1: passed intact (not its port)", f, PASS, f,
+                 "up_no_session", None, 0))
+    f = pppoe_in(S2, bytes(ip6(S2.addr6(), INET6)), 0x0057)
+    rows.append(("an acc0 QinQ session's IPv6 arriving on acc1: passed intact", f, PASS, f, "up_no_session",
+                 None, 0))
+    f = mac(AC_MAC) + pppoe_in(S5, bytes(ip4(S5.v4, INET4)))[6:]
+    rows.append(("an acc1 session's frame to acc0's AC MAC: passed (not its ac_mac)", f, PASS, f, "up_no_session",
+                 None, 0))
+    return rows
+
+
 def uplink_rows(box):
     up_mac = box.mac("up0")
 
@@ -362,6 +432,13 @@ def uplink_rows(box):
     rows.append(("IPv6 one byte over S2's MRU: dropped", down(p), DROP, None, "down_too_big", None, 0))
     p = ip4(INET4, S0.v4, size=1493)
     rows.append(("IPv4 over the default MRU 1492: dropped", down(p), DROP, None, "down_too_big", None, 0))
+    # sessions of acc1: redirected there (their access_ifindex), acc1's MAC as source
+    p = ip4(INET4, S5.v4)
+    rows.append(("IPv4 to an acc1 session (untagged): encapsulated, redirected to acc1", down(p), REDIRECT,
+                 pppoe_out(S5, hop(p)), "down_forwarded", S5, ip_len(p)))
+    p = ip6(INET6, S6.addr6(0x99))
+    rows.append(("IPv6 to an acc1 session (one tag 150): encapsulated, redirected to acc1", down(p), REDIRECT,
+                 pppoe_out(S6, hop(p)), "down_forwarded", S6, ip_len(p)))
     p = ip4(INET4, S0.v4, ttl=1)
     rows.append(("IPv4 TTL 1: passed (the kernel sends time exceeded)", down(p), PASS, down(p), "down_ttl", None, 0))
     p = ip6(INET6, S3.addr6(), hlim=1)
@@ -389,21 +466,25 @@ def uplink_rows(box):
     return rows
 
 
-def run(box, fd: int, rows) -> list[tuple[int, bytes]]:
+def run(box, fd: int, rows, ingress: str | None = None) -> list[tuple[int, bytes]]:
+    """Every row's frame through ``fd`` in the namespace, arriving on ``ingress`` (None: lo)."""
+    ifindex = box.ifindex(ingress) if ingress else 0
+
     def child():
-        return [bpfsys.prog_test_run_frame(fd, bytes(r[1])) for r in rows]
+        return [bpfsys.prog_test_run_frame(fd, bytes(r[1]), ingress_ifindex=ifindex) for r in rows]
     return box.call(child)
 
 
 @pytest.fixture(scope="module")
 def outcome(env):
     box, dp = env
-    acc, upl = access_rows(box), uplink_rows(box)
+    acc, acc1, upl = access_rows(box), acc1_rows(box), uplink_rows(box)
     before = dp.stats()
-    res_acc = run(box, dp.programs["pfrps_bng_access"], acc)
+    res_acc = run(box, dp.programs["pfrps_bng_access"], acc, "acc0")
+    res_acc1 = run(box, dp.programs["pfrps_bng_access"], acc1, "acc1")
     res_up = run(box, dp.programs["pfrps_bng_uplink"], upl)
     after = dp.stats()
-    return {"access": (acc, res_acc), "uplink": (upl, res_up),
+    return {"access": (acc, res_acc), "access1": (acc1, res_acc1), "uplink": (upl, res_up),
             "stats": {k: after[k] - before[k] for k in after},
             "counters": {s: dp.counters(s.key) for s in SUBS}}
 
@@ -427,6 +508,7 @@ class _Macs:
 
 
 N_ACCESS = len(access_rows(_Macs))
+N_ACCESS1 = len(acc1_rows(_Macs))
 N_UPLINK = len(uplink_rows(_Macs))
 
 
@@ -434,6 +516,14 @@ N_UPLINK = len(uplink_rows(_Macs))
 def test_access_row(outcome, i):
     rows, results = outcome["access"]
     assert len(rows) == N_ACCESS
+    _check(rows, results, i)
+
+
+@pytest.mark.parametrize("i", range(N_ACCESS1))
+def test_access1_row(outcome, i):
+    """Frames arriving on the second access port acc1."""
+    rows, results = outcome["access1"]
+    assert len(rows) == N_ACCESS1
     _check(rows, results, i)
 
 
@@ -446,14 +536,15 @@ def test_uplink_row(outcome, i):
 
 def test_stats_exact(outcome):
     """Every bng_stats slot moved by exactly the rows that name it."""
-    want = collections.Counter(r[4] for r in outcome["access"][0] + outcome["uplink"][0])
+    want = collections.Counter(r[4] for r in outcome["access"][0] + outcome["access1"][0] + outcome["uplink"][0])
     assert outcome["stats"] == {name: want.get(name, 0) for name in STATS}
 
 
 def test_session_counters_exact(outcome):
     """up: every IP packet that passed the source check; down: every one encapsulated."""
     want = {s: [0, 0, 0, 0] for s in SUBS}
-    for r in outcome["access"][0]:
+    upstream = outcome["access"][0] + outcome["access1"][0]
+    for r in upstream:
         if r[5] is not None:
             want[r[5]][0] += 1
             want[r[5]][1] += r[6]
@@ -461,7 +552,7 @@ def test_session_counters_exact(outcome):
         if r[5] is not None:
             want[r[5]][2] += 1
             want[r[5]][3] += r[6]
-    for r in outcome["access"][0]:
+    for r in upstream:
         if len(r) > 7:  # hairpin: the receiver counts it down
             want[r[7]][2] += 1
             want[r[7]][3] += r[6]
@@ -590,3 +681,79 @@ def test_supervisor_bpf_objects_share_one_table(env):
         for idx in (acc_if, up_if):
             xdp = ipr.get_links(idx)[0].get_attr("IFLA_XDP")
             assert not (xdp and xdp.get_attr("IFLA_XDP_ATTACHED")), idx
+
+
+def test_cross_port_frames_leave_by_the_session_port(env):
+    """The redirect targets, observed (BPF_PROG_TEST_RUN only reports XDP_REDIRECT): the same
+    programs in live-frame mode (BPF_F_TEST_XDP_LIVE_FRAMES: XDP_TX and XDP_REDIRECT really
+    transmit; XDP_TX out of the run's ingress interface), one frame per case, each arriving on
+    the peer of the receiving session's port (accp for acc0, acc1p for acc1) exactly once and
+    nowhere else; untagged ones byte for byte (the receiving kernel takes VLAN tags off)."""
+    from pfrps.bng.topology import _enable_gro  # noqa: PLC0415
+
+    box, dp = env
+    for peer in ("accp", "acc1p"):
+        _enable_gro(box.name, peer)  # native XDP redirect into a veth needs NAPI on its peer
+    acc_fd, up_fd = dp.programs["pfrps_bng_access"], dp.programs["pfrps_bng_uplink"]
+
+    def pkt(src, dst, n):
+        marker = b"xp-cross-port-%02d" % n
+        return IP(bytes(IP(src=src, dst=dst, ttl=64) / UDP(sport=4000, dport=5000) / marker)), marker
+
+    cases = []  # (description, fd, ingress, frame, marker, peer it must arrive on, frame or None)
+    p, m = pkt(S0.v4, S5.v4, 0)
+    cases.append(("hairpin acc0 S0 -> acc1 S5", acc_fd, "acc0", pppoe_in(S0, bytes(p)), m, "acc1p",
+                  pppoe_out(S5, hop(p))))
+    p, m = pkt(S5.v4, S0.v4, 1)
+    cases.append(("hairpin acc1 S5 -> acc0 S0 (access_ifindex 0)", acc_fd, "acc1", pppoe_in(S5, bytes(p)), m, "accp",
+                  pppoe_out(S0, hop(p))))
+    p, m = pkt(S5.v4, S6.v4, 2)
+    cases.append(("hairpin acc1 S5 -> acc1 S6 (XDP_TX)", acc_fd, "acc1", pppoe_in(S5, bytes(p)), m, "acc1p", None))
+    p, m = pkt(INET4, S5.v4, 3)
+    cases.append(("downstream to acc1's S5", up_fd, "up0", plain(box.mac("up0"), NEXT_HOP, p), m, "acc1p",
+                  pppoe_out(S5, hop(p))))
+    p, m = pkt(INET4, S0.v4, 4)
+    cases.append(("downstream to acc0's S0", up_fd, "up0", plain(box.mac("up0"), NEXT_HOP, p), m, "accp",
+                  pppoe_out(S0, hop(p))))
+    runs = [(fd, box.ifindex(ingress), frame) for _, fd, ingress, frame, *_ in cases]
+    markers = [c[4] for c in cases]
+
+    def child():
+        import select  # noqa: PLC0415
+
+        socks = {}
+        for peer in ("accp", "acc1p"):
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+            s.bind((peer, 0x0003))
+            s.setblocking(False)
+            socks[peer] = s
+        for fd, ifindex, frame in runs:
+            bpfsys.prog_test_run_live(fd, frame, 1, ingress_ifindex=ifindex)
+        got = []  # (marker, peer, frame)
+        pending = set(markers)
+        while True:
+            ready, _, _ = select.select(list(socks.values()), [], [], 0 if not pending else 10)
+            if not ready:
+                break
+            for peer, s in socks.items():
+                while True:
+                    try:
+                        data, addr = s.recvfrom(65536)
+                    except BlockingIOError:
+                        break
+                    if addr[2] == 4:  # PACKET_OUTGOING: the peer's own (IPv6 ND, MLD)
+                        continue
+                    for mk in markers:
+                        if mk in data:
+                            got.append((mk, peer, data))
+                            pending.discard(mk)
+        for s in socks.values():
+            s.close()
+        return got
+
+    got = box.call(child)
+    for desc, _, _, _, mk, peer, want in cases:
+        seen = [(p_, f) for m_, p_, f in got if m_ == mk]
+        assert [p_ for p_, _ in seen] == [peer], desc
+        if want is not None:
+            assert seen[0][1].hex() == want.hex(), desc

@@ -103,3 +103,21 @@ def test_retransmitted_padr_keeps_one_session_and_one_lcp():
     assert len({m.session_id for m in out}) == 1
     assert sum(1 for m in out if type(m) is p.Session) == 1
     assert len(ctx.storage["bng"].subs) == 1
+
+
+def test_no_keepalive_echo_request_outside_lcp_opened():
+    """RFC 1661 5.8: Echo-Requests only in the LCP Opened state. A client that answers nothing
+    after PADS gets the LCP Configure-Request 10 times (Max-Configure) and then PADT, and no
+    Echo-Request from the keepalive (every 5 s here), although it stays silent for 30 s."""
+    loop = FakeLoop()
+    bng, ctxs, pairs = make_bng(loop)  # keepalive every 5 s, as for a session that is up
+    ctx = ctxs[int(worker_for([CLIENT], WORKERS)[0])]
+    bng.handle(memoryview(_padr()), NOTAG, ctx)
+    for _ in range(12):
+        loop.advance(3.001)
+    out = [p.parse_frame(f) for f in _drain(pairs)]
+    lcp = [m.ppp[2] for m in out if type(m) is p.Session and m.protocol == ppp.PPP_LCP]
+    assert lcp.count(ppp.CONF_REQ) == 10
+    assert ppp.ECHO_REQ not in lcp
+    assert [m.code for m in out if type(m) is p.Discovery] == [p.PADS, p.PADT]
+    assert ctx.storage["ac"].sessions == {}
