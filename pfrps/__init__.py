@@ -58,7 +58,6 @@ _EXPORTS = {
     "BpfLoadError": "errors",
     "TopologyError": "errors",
     "WorkerError": "errors",
-    "LabError": "errors",
     "InterfaceGoneError": "linkwatch",
     "LinkEvent": "linkwatch",
 }
@@ -88,7 +87,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve lazily
     from .errors import (BccMissingError, BpfCompileError, BpfLoadError, InterfaceError, KernelHeadersError,
-                         LabError, PfrpsError, PrivilegeError, TopologyError, UsageError, WorkerError)
+                         PfrpsError, PrivilegeError, TopologyError, UsageError, WorkerError)
     from .config import MAX_WORKERS, STEERING_MODES, SupervisorConfig
     from .supervisor import Supervisor
     from .worker import FrameMeta, Handler, WorkerContext
