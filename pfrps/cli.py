@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .cliutil import (ArgumentParser, add_metrics_option, human_bytes, int_range, positive_seconds, run_tool,
-                      setup_logging, signal_ready)
+                      seconds_or_off, setup_logging, signal_ready)
 from .config import MAX_WORKERS, RX_MODES, STEERING_MODES, SupervisorConfig, parse_cpus
 from .errors import UsageError
 from .hashing import parse_hash_alg
@@ -116,7 +116,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--interval", type=positive_seconds, default=1.0, metavar="SECONDS",
                    help="seconds between stats lines (default: 1)")
     p.add_argument("--json", action="store_true", help="print stats as JSON lines")
-    p.add_argument("--watchdog", type=watchdog_seconds, default=10.0, metavar="SECONDS",
+    p.add_argument("--watchdog", type=seconds_or_off, default=10.0, metavar="SECONDS",
                    help="kill and restart a worker that has frames waiting and made no progress for this long, "
                         "its Python stack logged first (default: 10; 0 turns it off)")
     p.add_argument("--ready-fd", type=int_range(0, 1 << 20, "ready fd"), metavar="FD",
@@ -128,17 +128,6 @@ def build_parser() -> ArgumentParser:
                    help="log level on stderr (default: info)")
     add_metrics_option(p)
     return p
-
-
-def watchdog_seconds(text: str) -> float:
-    """``--watchdog``: seconds, 0 (off) or above and finite."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be 0 (off) or above, and finite")
-    return value
 
 
 def parse_cpus_arg(text: str) -> list[int]:

@@ -14,8 +14,8 @@ from typing import Callable, NoReturn, Optional
 from .errors import PfrpsError, UsageError
 from .logs import setup_logging
 
-__all__ = ["ArgumentParser", "int_range", "positive_seconds", "signal_ready", "wait_ready", "human_bytes",
-           "setup_logging", "run_tool", "metrics_address", "add_metrics_option"]
+__all__ = ["ArgumentParser", "int_range", "positive_seconds", "seconds_or_off", "signal_ready", "wait_ready",
+           "human_bytes", "setup_logging", "run_tool", "metrics_address", "add_metrics_option"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -38,14 +38,28 @@ def int_range(lo: int, hi: int, what: str) -> Callable[[str], int]:
     return conv
 
 
-def positive_seconds(text: str) -> float:
-    """An argparse ``type=`` for a duration in seconds: finite and above 0."""
+def _seconds(text: str) -> float:
+    """``text`` as a float number of seconds; argparse.ArgumentTypeError when it is not a number."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type=`` for a duration in seconds: finite and above 0."""
+    value = _seconds(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be above 0 and finite")
+    return value
+
+
+def seconds_or_off(text: str) -> float:
+    """An argparse ``type=`` for a timer in seconds where 0 turns it off (``pfrps --watchdog``,
+    ``pfrps-bng --echo-interval``): finite and 0 or above."""
+    value = _seconds(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be 0 (off) or above, and finite")
     return value
 
 

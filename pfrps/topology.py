@@ -16,13 +16,14 @@ reused or removed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .errors import TopologyError
 
@@ -196,7 +197,7 @@ class TwoNodeTopology:
         for name in self.namespaces:
             if netns_exists(name):
                 create_netns(name)  # raises TopologyError: the name is taken
-        try:
+        with self._undo_on_error("the test topology", "run as root on a kernel with veth and network namespaces"):
             for name in self.namespaces:
                 create_netns(name)
                 self._created.append(name)
@@ -212,14 +213,21 @@ class TwoNodeTopology:
             with IPRoute(netns=self.node, flags=0) as ipr:
                 idx = ipr.link_lookup(ifname=self.node_if)[0]
                 ipr.link("set", index=idx, state="up")
+        return self
+
+    @contextlib.contextmanager
+    def _undo_on_error(self, what: str, hint: str) -> Iterator[None]:
+        """For :meth:`create` (and a subclass's): if the block fails, :meth:`destroy` what was made
+        so far, then re-raise a TopologyError as it is and anything else as
+        ``TopologyError("cannot build <what>: ...", EIO, hint)``."""
+        try:
+            yield
         except TopologyError:
             self.destroy()
             raise
         except Exception as exc:
             self.destroy()
-            raise TopologyError(f"cannot build the test topology: {exc}", code=errno.EIO,
-                                hint="run as root on a kernel with veth and network namespaces") from None
-        return self
+            raise TopologyError(f"cannot build {what}: {exc}", code=errno.EIO, hint=hint) from None
 
     def add_port(self, injector: str, injector_if: str, node_if: str, node_mac: str) -> str:
         """Another access port of a created topology: a new ``injector`` namespace joined to the

@@ -22,7 +22,8 @@ import socket
 import sys
 from typing import Optional, Sequence
 
-from pfrps.cliutil import ArgumentParser, add_metrics_option, int_range, positive_seconds, setup_logging
+from pfrps.cliutil import (ArgumentParser, add_metrics_option, int_range, positive_seconds, seconds_or_off,
+                           setup_logging)
 from pfrps.errors import PfrpsError, UsageError
 from pfrps.hashing import parse_mac
 from pfrps.config import MAX_WORKERS
@@ -84,16 +85,6 @@ def _auth(text: str) -> tuple[str, ...]:
     return methods
 
 
-def _seconds0(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or above and finite")
-    return value
-
-
 def build_parser() -> ArgumentParser:
     """The parser of the serving command (``pfrps-bng -i ... --uplink ...``)."""
     p = ArgumentParser(prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -122,7 +113,7 @@ def build_parser() -> ArgumentParser:
                    help="a Service-Name to offer; repeat for more (default: any)")
     p.add_argument("--mru", type=int_range(64, 1492, "MRU"), default=1492, metavar="N",
                    help="the MRU we ask for and the largest we accept, bytes (default: 1492)")
-    p.add_argument("--echo-interval", type=_seconds0, default=30.0, metavar="S",
+    p.add_argument("--echo-interval", type=seconds_or_off, default=30.0, metavar="S",
                    help="LCP Echo-Request to each session silent this long; 0: none (default: 30)")
     p.add_argument("--echo-misses", type=int_range(1, 255, "echo misses"), default=3, metavar="N",
                    help="unanswered Echo-Requests after which a session ends with PADT (default: 3)")

@@ -20,12 +20,10 @@ which is what enables it without an XDP program on them (Linux 5.13+).
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import socket
 from typing import Sequence
 
-from pfrps.errors import TopologyError
 from pfrps.topology import TwoNodeTopology, create_netns, unique_suffix
 
 __all__ = ["BngTopology", "UPLINK_V4", "INET_V4", "UPLINK_V6", "INET_V6", "ACCESS_MAC"]
@@ -77,7 +75,7 @@ class BngTopology(TwoNodeTopology):
         from pyroute2 import IPRoute  # noqa: PLC0415
 
         super().create()
-        try:
+        with self._undo_on_error("the BNG topology", "run as root on a kernel with veth, IPv6 and network namespaces"):
             create_netns(self.inet, ipv6=True)
             self._created.append(self.inet)
             for ns in (self.node,):
@@ -92,31 +90,42 @@ class BngTopology(TwoNodeTopology):
                          peer={"ifname": self.inet_if, "net_ns_fd": self.inet})
                 up = ipr.link_lookup(ifname=self.uplink)[0]
                 ipr.link("set", index=up, state="up")
-                for a in (UPLINK_V4, UPLINK_V6):
-                    i = ipaddress.ip_interface(a)
-                    ipr.addr("add", index=up, address=str(i.ip), prefixlen=i.network.prefixlen,
-                             family=socket.AF_INET if i.version == 4 else socket.AF_INET6)
+                _add_addresses(ipr, up, (UPLINK_V4, UPLINK_V6))
             with IPRoute(netns=self.inet, flags=0) as ipr:
                 idx = ipr.link_lookup(ifname=self.inet_if)[0]
                 ipr.link("set", index=idx, state="up")
-                for a in (INET_V4, INET_V6):
-                    i = ipaddress.ip_interface(a)
-                    ipr.addr("add", index=idx, address=str(i.ip), prefixlen=i.network.prefixlen,
-                             family=socket.AF_INET if i.version == 4 else socket.AF_INET6)
+                _add_addresses(ipr, idx, (INET_V4, INET_V6))
                 for net in self.pools:
                     gw = ipaddress.ip_interface(UPLINK_V4 if net.version == 4 else UPLINK_V6).ip
                     ipr.route("add", dst=str(net), gateway=str(gw),
                               family=socket.AF_INET if net.version == 4 else socket.AF_INET6)
             for ns, ifname in ((self.injector, self.injector_if), (self.inet, self.inet_if)):
                 _enable_gro(ns, ifname)
-        except TopologyError:
-            self.destroy()
-            raise
-        except Exception as exc:
-            self.destroy()
-            raise TopologyError(f"cannot build the BNG topology: {exc}", code=errno.EIO,
-                                hint="run as root on a kernel with veth, IPv6 and network namespaces") from None
         return self
+
+    def add_port(self, injector: str, injector_if: str, node_if: str, node_mac: str) -> str:
+        """Another access port (:meth:`pfrps.topology.TwoNodeTopology.add_port`: a subscribers'
+        namespace ``injector`` whose ``injector_if`` faces the BNG's ``node_if``/``node_mac``), with
+        GRO on ``injector_if`` as on ``sub0`` (native XDP redirect into the veth needs NAPI there).
+
+        Returns:
+            The new subscribers' interface's MAC.
+
+        Raises:
+            TopologyError: the name is taken, or the link could not be made.
+        """
+        mac = super().add_port(injector, injector_if, node_if, node_mac)
+        _enable_gro(injector, injector_if)
+        return mac
+
+
+def _add_addresses(ipr, index: int, addrs: Sequence[str]) -> None:
+    """Put each ``"ADDRESS/PREFIXLEN"`` of ``addrs`` (IPv4 or IPv6) on link ``index`` through the
+    pyroute2 ``IPRoute`` ``ipr`` (already in the link's namespace)."""
+    for a in addrs:
+        i = ipaddress.ip_interface(a)
+        ipr.addr("add", index=index, address=str(i.ip), prefixlen=i.network.prefixlen,
+                 family=socket.AF_INET if i.version == 4 else socket.AF_INET6)
 
 
 def _enable_gro(ns: str, ifname: str) -> None:

@@ -29,22 +29,17 @@ import argparse
 import errno
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..cliutil import ArgumentParser, int_range, positive_seconds
+from ..cliutil import ArgumentParser, int_range
 from ..errors import PrivilegeError, UsageError
-from ..topology import unique_suffix
-from .cli import (PREFIX, RUN_DIR, RunError, TapLink, run_locked, Tail, _child_setup, _keep_logs, _serial_tail, _stop,
-                  read_results, sweep_stale)
-from .image import CACHE_DIR, checkout_root, ensure_image, script_path
-from .machine import GUEST_SCRIPT, LINKS, NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kvm_usable, \
-    probe_kvm
+from .cli import (RUN_DIR, _echo, _say, _stop, add_cache_options, add_guest_options, add_link_options, boot_guests,
+                  find_qemu, read_results, run_locked, verdict, wait_guests)
+from .image import checkout_root, script_path
+from .machine import GUEST_SCRIPT, NODE_MAC
 
 __all__ = ["main", "build_parser", "BNG_SCRIPT", "summary_lines"]
 
@@ -78,30 +73,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--server", choices=("bng", "ac"), default="bng",
                    help="bng: the whole run (default); ac: discovery only, pfrps-ac against one pppd dial")
     p.add_argument("--generic", action="store_true", help="pfrps-bng --generic (then native XDP is not checked)")
-    p.add_argument("--link", choices=LINKS, default="dgram",
-                   help="dgram: -netdev dgram over two unix sockets (default); tap: taps on a bridge in a "
-                        "private namespace, multi-queue virtio-net")
-    p.add_argument("--queues", type=int_range(1, 16, "queue count"), default=None,
-                   help="tap link: queue pairs per NIC (default: 2 x --smp)")
-    p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto",
-                   help="auto: KVM only with vmx/svm and a successful probe boot, else TCG (default)")
-    p.add_argument("--smp", type=int_range(1, 8, "vCPU count"), default=2, help="vCPUs per guest (default: 2)")
-    p.add_argument("--memory", type=int_range(512, 16384, "memory"), default=1024, help="MiB per guest (default: 1024)")
-    p.add_argument("--timeout", type=positive_seconds, default=600.0,
-                   help="seconds the guests may take from boot to power-off (default: 600)")
-    p.add_argument("--shell", choices=("node", "injector"), default=None,
-                   help="a root shell on this guest's console (the other runs its part); poweroff ends the run")
+    add_link_options(p)
+    add_guest_options(p, timeout=600.0)
     p.add_argument("--report", type=Path, default=None, metavar="FILE",
                    help="write both guests' reports as one JSON document")
-    p.add_argument("--rebuild-image", action="store_true", help="build the guest image again")
-    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"image cache (default: {CACHE_DIR})")
-    p.add_argument("--run-dir", type=Path, default=RUN_DIR,
-                   help=f"lock file and per-run folders (default: {RUN_DIR}; the lock is ./run qemu's)")
+    add_cache_options(p, run_dir_help=f"lock file and per-run folders (default: {RUN_DIR}; the lock is ./run qemu's)")
     return p
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
 
 
 def bng_argv(argv: list[str]) -> list[str]:
@@ -139,10 +116,7 @@ def summary_lines(node: Optional[dict], injector: Optional[dict]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    qemu = shutil.which("qemu-system-x86_64")
-    if qemu is None:
-        raise UsageError("qemu-system-x86_64 is not installed", code=errno.ENOENT,
-                         hint="run tools/setup-host.sh (./run setup), which installs qemu-system-x86")
+    qemu = find_qemu()
     root = checkout_root()
     if not (root / BNG_SCRIPT).is_file():
         raise UsageError(f"no checkout at {root} ({BNG_SCRIPT} missing): the guests run pfrps from it",
@@ -150,73 +124,19 @@ def run(args: argparse.Namespace) -> int:
     if args.server == "bng" and not (root / "pfrps" / "bng" / "cli.py").is_file():
         raise UsageError(f"pfrps-bng is not in the checkout {root} (pfrps/bng/cli.py missing)", code=errno.ENOENT,
                          hint="use --server ac for the discovery-only run")
-    sweep_stale(args.run_dir)
-    t0 = time.monotonic()
-    image = ensure_image(sys.executable, args.cache_dir, _say, rebuild=args.rebuild_image)
-    _say(f"qemu: image {image.dir} ({'built in %.0f s' % image.build_seconds if image.build_seconds else 'cached'})")
-    accel, why = choose_accel(cpu_flags(), kvm_usable(), lambda: probe_kvm(image.kernel, qemu=qemu), args.accel)
-    if args.accel == "kvm" and accel != "kvm":
-        raise UsageError(f"KVM is not usable here ({why})", code=errno.ENODEV, hint="use --accel auto or tcg")
-    _say(f"qemu: accelerator {why}")
-
-    suffix = unique_suffix()
-    rundir = args.run_dir / f"{PREFIX}-{suffix}"
-    results = rundir / "results"
-    results.mkdir(parents=True)
-    inj_mac = "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))
-    queues = (args.queues or 2 * args.smp) if args.link == "tap" else 1
     cfg = {"scenario": "bng", "server": args.server, "workers": args.workers, "auth": args.auth,
            "methods": args.auth.split(","), "generic": args.generic, "node_if": "enp1s0", "injector_if": "eno1",
            "node_mac": NODE_MAC, "sync_timeout": min(300.0, args.timeout)}
-    (results / "run.json").write_text(json.dumps(cfg) + "\n")
-    specs = {name: GuestSpec(name, mac, ifname, smp=args.smp, memory=args.memory,
-                             serial=None if args.shell == name else rundir / f"{name}.serial",
-                             shell=args.shell == name, queues=queues)
-             for name, mac, ifname in (("node", NODE_MAC, "enp1s0"), ("injector", inj_mac, "eno1"))}
-    tap = None
-    procs: dict[str, subprocess.Popen] = {}
-    try:
-        if args.link == "tap":
-            tap = TapLink(suffix)
-            specs["node"].tap, specs["injector"].tap = tap.taps
-            _say(f"qemu: link tap: {tap.taps[0]} and {tap.taps[1]} on br0 in namespace {tap.name}, "
-                 f"{queues} queue pairs per NIC")
-        else:
-            specs["node"].sock, specs["node"].peer_sock = rundir / "node.sock", rundir / "injector.sock"
-            specs["injector"].sock, specs["injector"].peer_sock = rundir / "injector.sock", rundir / "node.sock"
-        _say(f"qemu: topology: injector/eno1 ({inj_mac}, pppd) <-{args.link}-> node/enp1s0 ({NODE_MAC}, "
-             f"pfrps-{args.server}) | node/up0 198.51.100.1 <-veth-> inet/inet0 198.51.100.2; "
-             f"{args.smp} vCPUs, {args.memory} MiB each")
-        t_boot = time.monotonic()
-        for name, spec in specs.items():
-            argv = bng_argv(guest_argv(spec, image.kernel, image.initrd, image.root, root, results, accel, qemu))
-            (rundir / f"{name}.argv").write_text(json.dumps(argv) + "\n")
-            shell = args.shell == name
-            log = None if shell else open(rundir / f"{name}.qemu.log", "wb")
-            procs[name] = subprocess.Popen(argv, stdin=None if shell else subprocess.DEVNULL, stdout=log,
-                                           stderr=None if shell else subprocess.STDOUT,
-                                           start_new_session=not shell,
-                                           preexec_fn=_child_setup(tap.name if tap else None))
-            if log:
-                log.close()
-        if tap:
-            tap.enslave(alive=lambda: all(p.poll() is None for p in procs.values()))
-        _say(f"qemu: booting node and injector ({accel}); guest output follows")
-        if args.shell:
-            _say(f"qemu: {args.shell}: root shell on this terminal; '/mnt/src/{BNG_SCRIPT} {args.shell}' runs its "
-                 "part, poweroff ends the run (Ctrl-a x kills QEMU)")
-            procs[args.shell].wait()
-            return 0
-        return _follow(args, procs, specs, results, t_boot, t0, image.build_seconds, accel)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        _stop(procs)
-        if tap:
-            tap.destroy()
-        _keep_logs(rundir, args.cache_dir)
-        shutil.rmtree(rundir, ignore_errors=True)
 
+    def topology(inj_mac: str) -> str:
+        return (f"qemu: topology: injector/eno1 ({inj_mac}, pppd) <-{args.link}-> node/enp1s0 ({NODE_MAC}, "
+                f"pfrps-{args.server}) | node/up0 198.51.100.1 <-veth-> inet/inet0 198.51.100.2; "
+                f"{args.smp} vCPUs, {args.memory} MiB each")
+
+    def follow(procs, specs, _rundir, results, t_boot, t0, build_seconds, accel) -> int:
+        return _follow(args, procs, specs, results, t_boot, t0, build_seconds, accel)
+    return boot_guests(args, qemu, cfg, topology=topology, script=BNG_SCRIPT, follow=follow, edit_argv=bng_argv,
+                       say_dgram=False)
 
 def _read_json(path: Path) -> Optional[dict]:
     try:
@@ -226,67 +146,23 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def _follow(args, procs, specs, results: Path, t_boot: float, t0: float, build_seconds: float, accel: str) -> int:
-    tails = {name: Tail(results / f"{name}.out") for name in procs}
-    first_line: dict[str, float] = {}
-    deadline = t_boot + args.timeout
-    while True:
-        for name, tail in tails.items():
-            for line in tail.lines():
-                first_line.setdefault(name, time.monotonic())
-                _say(line)
-        done = {name: p.poll() is not None for name, p in procs.items()}
-        if all(done.values()):
-            break
-        status = read_results(results)
-        if any(done[n] and status[n]["status"] not in (0, None) for n in procs):
-            # the other guest would wait for a step the failed one never posts: give it a moment
-            # to finish what it can report, then stop both
-            grace = time.monotonic() + 30
-            while time.monotonic() < grace and not all(p.poll() is not None for p in procs.values()):
-                for name, tail in tails.items():
-                    for line in tail.lines():
-                        _say(line)
-                time.sleep(0.2)
-            _stop(procs)
-            continue
-        if time.monotonic() > deadline:
-            _stop(procs)
-            late = [name for name in procs if not done[name]]
-            for name in late:
-                print(f"qemu: last serial lines of {name}:", file=sys.stderr)
-                for ln in _serial_tail(specs[name].serial) or ["(nothing on its console yet)"]:
-                    print(f"  {name}| {ln}", file=sys.stderr)
-            _write_report(args, results)
-            raise RunError(f"the guests did not finish within {args.timeout:.0f} s ({' and '.join(late)} still "
-                           "running); both were killed",
-                           hint="look at the serial lines above; give more time with --timeout")
-        time.sleep(0.2)
-    for name, tail in tails.items():
-        for line in tail.lines():
-            _say(line)
+    def on_failure(tails) -> None:
+        # the other guest would wait for a step the failed one never posts: give it a moment
+        # to finish what it can report, then stop both
+        grace = time.monotonic() + 30
+        while time.monotonic() < grace and not all(p.poll() is not None for p in procs.values()):
+            _echo(tails)
+            time.sleep(0.2)
+        _stop(procs)
+
+    first_line = wait_guests(procs, specs, results, t_boot, args.timeout, on_failure=on_failure,
+                             on_timeout=lambda: _write_report(args, results))
     t_end = time.monotonic()
     res = read_results(results)
     node, injector = _write_report(args, results)
     for line in summary_lines(node, injector):
         _say(line)
-    problems = []
-    for name in procs:
-        st = res[name]["status"]
-        if st is None:
-            problems.append(f"{name} powered off without a result (QEMU status {procs[name].returncode}); "
-                            f"last serial lines: " + " | ".join(_serial_tail(specs[name].serial, 6)))
-        elif st != 0:
-            problems.append(f"{name}'s part failed with status {st}")
-    boot = {n: first_line[n] - t_boot for n in first_line}
-    _say(f"qemu: node status {res['node']['status']}, injector status {res['injector']['status']}; "
-         f"times ({accel}): image build {build_seconds:.0f} s{' (cached)' if not build_seconds else ''}, "
-         f"boot {boot.get('node', float('nan')):.1f} s (node) / {boot.get('injector', float('nan')):.1f} s "
-         f"(injector), run {t_end - min(first_line.values(), default=t_boot):.1f} s, "
-         f"{t_end - t0:.1f} s in all")
-    if problems:
-        raise RunError("; ".join(problems), hint=f"see the guests' output above and {args.cache_dir}/last-run/")
-    return 0
-
+    return verdict(procs, specs, res, first_line, t_boot, t_end, t0, build_seconds, accel, args.cache_dir)
 
 def _write_report(args, results: Path) -> tuple[Optional[dict], Optional[dict]]:
     node, injector = _read_json(results / "node.json"), _read_json(results / "injector.json")

@@ -34,7 +34,8 @@ from .guest import parse_seed_line
 from .image import CACHE_DIR, ensure_image, checkout_root
 from .machine import GUEST_SCRIPT, LINKS, NODE_MAC, GuestSpec, choose_accel, cpu_flags, guest_argv, kvm_usable, probe_kvm
 
-__all__ = ["main", "RunLock", "RunError", "read_results", "Tail", "PREFIX"]
+__all__ = ["main", "RunLock", "RunError", "read_results", "Tail", "PREFIX", "find_qemu", "boot_guests",
+           "wait_guests", "verdict", "add_link_options", "add_guest_options", "add_cache_options"]
 
 PREFIX = "px9"
 RUN_DIR = Path("/run/pfrps-qemu")
@@ -227,25 +228,43 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--rate", type=float, default=5000.0,
                    help="injection rate in frames/s, so the per-second lines show the split growing "
                         "(default: 5000; 0 = as fast as the guest can)")
+    add_link_options(p, queues_note=", what native XDP wants")
+    p.add_argument("--no-xdp", dest="xdp", action="store_false", help="skip the native-XDP check")
+    add_guest_options(p, timeout=900.0)
+    add_cache_options(p, run_dir_help=f"lock file and per-run folders: sockets, results, serial logs "
+                                      f"(default: {RUN_DIR})")
+    return p
+
+
+def add_link_options(p: argparse.ArgumentParser, queues_note: str = "") -> None:
+    """``--link`` (dgram or tap) and ``--queues``, the options :func:`boot_guests` reads for the
+    link; ``queues_note`` ends the ``--queues`` default's help text."""
     p.add_argument("--link", choices=LINKS, default="dgram",
                    help="dgram: -netdev dgram over two unix sockets (default); tap: taps on a bridge in a "
                         "private namespace, multi-queue virtio-net")
     p.add_argument("--queues", type=int_range(1, 16, "queue count"), default=None,
-                   help="tap link: queue pairs per NIC (default: 2 x --smp, what native XDP wants)")
-    p.add_argument("--no-xdp", dest="xdp", action="store_false", help="skip the native-XDP check")
+                   help=f"tap link: queue pairs per NIC (default: 2 x --smp{queues_note})")
+
+
+def add_guest_options(p: argparse.ArgumentParser, timeout: float) -> None:
+    """``--accel``, ``--smp``, ``--memory``, ``--timeout`` (default ``timeout`` seconds, whole)
+    and ``--shell``, the options :func:`boot_guests` reads for the guests."""
     p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto",
                    help="auto: KVM only with vmx/svm and a successful probe boot, else TCG (default)")
     p.add_argument("--smp", type=int_range(1, 8, "vCPU count"), default=2, help="vCPUs per guest (default: 2)")
     p.add_argument("--memory", type=int_range(512, 16384, "memory"), default=1024, help="MiB per guest (default: 1024)")
-    p.add_argument("--timeout", type=positive_seconds, default=900.0,
-                   help="seconds the guests may take from boot to power-off (default: 900)")
+    p.add_argument("--timeout", type=positive_seconds, default=timeout,
+                   help=f"seconds the guests may take from boot to power-off (default: {timeout:.0f})")
     p.add_argument("--shell", choices=("node", "injector"), default=None,
                    help="a root shell on this guest's console (the other runs its part); poweroff ends the run")
+
+
+def add_cache_options(p: argparse.ArgumentParser, run_dir_help: str) -> None:
+    """``--rebuild-image``, ``--cache-dir`` and ``--run-dir`` (its help text ``run_dir_help``),
+    the options :func:`boot_guests` reads for the image and the run folders."""
     p.add_argument("--rebuild-image", action="store_true", help="build the guest image again")
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"image cache (default: {CACHE_DIR})")
-    p.add_argument("--run-dir", type=Path, default=RUN_DIR,
-                   help=f"lock file and per-run folders: sockets, results, serial logs (default: {RUN_DIR})")
-    return p
+    p.add_argument("--run-dir", type=Path, default=RUN_DIR, help=run_dir_help)
 
 
 def _say(text: str) -> None:
@@ -265,16 +284,42 @@ def _stop(procs: dict[str, subprocess.Popen]) -> None:
             proc.wait()
 
 
-def run(args: argparse.Namespace) -> int:
-    """The whole run under the lock; raises :class:`RunError` for a failed check or timeout."""
+def find_qemu() -> str:
+    """The path of ``qemu-system-x86_64``.
+
+    Raises:
+        UsageError: it is not installed (ENOENT), exit status 2.
+    """
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         raise UsageError("qemu-system-x86_64 is not installed", code=errno.ENOENT,
                          hint="run tools/setup-host.sh (./run setup), which installs qemu-system-x86")
-    alg = parse_hash_alg(args.hash_alg)
-    if not (checkout_root() / GUEST_SCRIPT).is_file():
-        raise UsageError(f"no checkout at {checkout_root()} ({GUEST_SCRIPT} missing): the guests run pfrps from it",
-                         code=errno.ENOENT, hint="run ./run qemu from a clone of the pfrps repository")
+    return qemu
+
+
+#: ``follow(procs, specs, rundir, results, t_boot, t0, build_seconds, accel) -> exit status``: what a
+#: runner does once both guests booted (see :func:`boot_guests`).
+Follow = Callable[[dict, dict, Path, Path, float, float, float, str], int]
+
+
+def boot_guests(args: argparse.Namespace, qemu: str, cfg: dict, *, topology: Callable[[str], str], script: str,
+                follow: Follow, edit_argv: Callable[[list[str]], list[str]] = list, shell_note: str = "",
+                say_dgram: bool = True) -> int:
+    """The part of a run every QEMU runner shares, called with the lock held: sweep stale runs,
+    ensure the image, choose the accelerator, make the run folder ``run_dir/px9-<suffix>`` with
+    ``results/run.json`` (``cfg``), start ``node`` (enp1s0, :data:`NODE_MAC`) and ``injector``
+    (eno1, a random 52:54:00 MAC) on the ``--link`` of ``args``, then ``follow(...)`` (or wait
+    for ``--shell``'s guest); whatever happens, stop both QEMU processes, remove the tap link's
+    namespace, keep the logs in ``cache_dir/last-run/`` and remove the run folder.
+
+    ``topology(injector_mac)`` is the ``qemu: topology:`` line; ``edit_argv`` rewrites each
+    guest's QEMU command line; ``script`` (the guest script the shell hint names) and
+    ``shell_note`` make the ``--shell`` line; ``say_dgram`` prints the dgram link's sockets.
+    ``args`` needs run_dir, cache_dir, rebuild_image, accel, link, queues, smp, memory, shell.
+
+    Returns ``follow``'s exit status (0 for ``--shell``). Raises :class:`UsageError` (KVM asked
+    for but unusable), :class:`RunError` (a tap QEMU did not create) or what ``follow`` raises.
+    """
     sweep_stale(args.run_dir)
     t0 = time.monotonic()
     image = ensure_image(sys.executable, args.cache_dir, _say, rebuild=args.rebuild_image)
@@ -290,15 +335,11 @@ def run(args: argparse.Namespace) -> int:
     results.mkdir(parents=True)
     inj_mac = "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))
     queues = (args.queues or 2 * args.smp) if args.link == "tap" else 1
-    cfg = {"workers": args.workers, "frames": args.frames, "hash_alg": alg, "steering": args.steering,
-           "seed": args.seed, "rate": args.rate, "xdp": args.xdp, "node_if": "enp1s0", "injector_if": "eno1",
-           "node_mac": NODE_MAC, "sync_timeout": min(300.0, args.timeout)}
     (results / "run.json").write_text(json.dumps(cfg) + "\n")
-    specs = {}
-    for name, mac, ifname in (("node", NODE_MAC, "enp1s0"), ("injector", inj_mac, "eno1")):
-        specs[name] = GuestSpec(name, mac, ifname, smp=args.smp, memory=args.memory,
-                                serial=None if args.shell == name else rundir / f"{name}.serial",
-                                shell=args.shell == name, queues=queues)
+    specs = {name: GuestSpec(name, mac, ifname, smp=args.smp, memory=args.memory,
+                             serial=None if args.shell == name else rundir / f"{name}.serial",
+                             shell=args.shell == name, queues=queues)
+             for name, mac, ifname in (("node", NODE_MAC, "enp1s0"), ("injector", inj_mac, "eno1"))}
     tap = None
     procs: dict[str, subprocess.Popen] = {}
     try:
@@ -310,12 +351,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             specs["node"].sock, specs["node"].peer_sock = rundir / "node.sock", rundir / "injector.sock"
             specs["injector"].sock, specs["injector"].peer_sock = rundir / "injector.sock", rundir / "node.sock"
-            _say("qemu: link dgram: -netdev dgram over unix sockets " f"{rundir}/node.sock <-> injector.sock")
-        _say(f"qemu: topology: injector/eno1 ({inj_mac}) <-{args.link}-> node/enp1s0 ({NODE_MAC}); "
-             f"{args.smp} vCPUs, {args.memory} MiB each")
+            if say_dgram:
+                _say("qemu: link dgram: -netdev dgram over unix sockets " f"{rundir}/node.sock <-> injector.sock")
+        _say(topology(inj_mac))
         t_boot = time.monotonic()
         for name, spec in specs.items():
-            argv = guest_argv(spec, image.kernel, image.initrd, image.root, checkout_root(), results, accel, qemu)
+            argv = edit_argv(guest_argv(spec, image.kernel, image.initrd, image.root, checkout_root(), results,
+                                        accel, qemu))
             (rundir / f"{name}.argv").write_text(json.dumps(argv) + "\n")
             shell = args.shell == name
             log = None if shell else open(rundir / f"{name}.qemu.log", "wb")
@@ -329,11 +371,11 @@ def run(args: argparse.Namespace) -> int:
             tap.enslave(alive=lambda: all(p.poll() is None for p in procs.values()))
         _say(f"qemu: booting node and injector ({accel}); guest output follows")
         if args.shell:
-            _say(f"qemu: {args.shell}: root shell on this terminal; the checkout is /mnt/src, "
-                 f"'/mnt/src/{GUEST_SCRIPT} {args.shell}' runs its part, poweroff ends the run (Ctrl-a x kills QEMU)")
+            _say(f"qemu: {args.shell}: root shell on this terminal; {shell_note}'/mnt/src/{script} {args.shell}' "
+                 "runs its part, poweroff ends the run (Ctrl-a x kills QEMU)")
             procs[args.shell].wait()
             return 0
-        return _follow(args, procs, specs, rundir, results, t_boot, t0, image.build_seconds, accel)
+        return follow(procs, specs, rundir, results, t_boot, t0, image.build_seconds, accel)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
@@ -343,6 +385,101 @@ def run(args: argparse.Namespace) -> int:
         _keep_logs(rundir, args.cache_dir)
         shutil.rmtree(rundir, ignore_errors=True)
 
+
+def _echo(tails: dict[str, Tail], first_line: Optional[dict[str, float]] = None) -> None:
+    """Print the guests' new output lines; note when each guest's first one came in ``first_line``."""
+    for name, tail in tails.items():
+        for line in tail.lines():
+            if first_line is not None:
+                first_line.setdefault(name, time.monotonic())
+            _say(line)
+
+
+def wait_guests(procs: dict[str, subprocess.Popen], specs: dict[str, GuestSpec], results: Path, t_boot: float,
+                timeout: float, *, on_failure: Callable[[dict[str, Tail]], None],
+                on_timeout: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Show both guests' output lines live until both QEMU processes ended. When a guest ended
+    with a failed status, ``on_failure(tails)`` must stop the rest (the other guest would wait
+    for it until its own timeout). Returns ``{name: time.monotonic() of its first line}``.
+
+    Raises:
+        RunError: ``timeout`` seconds after ``t_boot`` a guest still runs: both are stopped, the
+            late ones' last serial lines go to stderr, ``on_timeout()`` runs, then it is raised.
+    """
+    tails = {name: Tail(results / f"{name}.out") for name in procs}
+    first_line: dict[str, float] = {}
+    deadline = t_boot + timeout
+    while True:
+        _echo(tails, first_line)
+        done = {name: p.poll() is not None for name, p in procs.items()}
+        if all(done.values()):
+            break
+        status = read_results(results)
+        if any(done[n] and status[n]["status"] not in (0, None) for n in procs):
+            on_failure(tails)
+            continue
+        if time.monotonic() > deadline:
+            _stop(procs)
+            late = [name for name in procs if not done[name]]
+            for name in late:
+                print(f"qemu: last serial lines of {name}:", file=sys.stderr)
+                for ln in _serial_tail(specs[name].serial) or ["(nothing on its console yet)"]:
+                    print(f"  {name}| {ln}", file=sys.stderr)
+            on_timeout()
+            raise RunError(f"the guests did not finish within {timeout:.0f} s ({' and '.join(late)} still "
+                           "running); both were killed",
+                           hint="look at the serial lines above; give more time with --timeout")
+        time.sleep(0.2)
+    _echo(tails)
+    return first_line
+
+
+def verdict(procs: dict[str, subprocess.Popen], specs: dict[str, GuestSpec], res: dict, first_line: dict[str, float],
+            t_boot: float, t_end: float, t0: float, build_seconds: float, accel: str, cache_dir: Path) -> int:
+    """Print the ``qemu: node status ...; times ...`` line from ``res`` (:func:`read_results`) and
+    the times (``time.monotonic()`` seconds); returns 0 when both guests' status is 0.
+
+    Raises:
+        RunError: a guest powered off without a result or its part failed (each one named).
+    """
+    problems = []
+    for name in procs:
+        st = res[name]["status"]
+        if st is None:
+            problems.append(f"{name} powered off without a result (QEMU status {procs[name].returncode}); "
+                            f"last serial lines: " + " | ".join(_serial_tail(specs[name].serial, 6)))
+        elif st != 0:
+            problems.append(f"{name}'s part failed with status {st}")
+    boot = {n: first_line[n] - t_boot for n in first_line}
+    _say(f"qemu: node status {res['node']['status']}, injector status {res['injector']['status']}; "
+         f"times ({accel}): image build {build_seconds:.0f} s{' (cached)' if not build_seconds else ''}, "
+         f"boot {boot.get('node', float('nan')):.1f} s (node) / {boot.get('injector', float('nan')):.1f} s "
+         f"(injector), run {t_end - min(first_line.values(), default=t_boot):.1f} s, "
+         f"{t_end - t0:.1f} s in all")
+    if problems:
+        raise RunError("; ".join(problems), hint=f"see the guests' output above and {cache_dir}/last-run/")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """The whole run under the lock; raises :class:`RunError` for a failed check or timeout."""
+    qemu = find_qemu()
+    alg = parse_hash_alg(args.hash_alg)
+    if not (checkout_root() / GUEST_SCRIPT).is_file():
+        raise UsageError(f"no checkout at {checkout_root()} ({GUEST_SCRIPT} missing): the guests run pfrps from it",
+                         code=errno.ENOENT, hint="run ./run qemu from a clone of the pfrps repository")
+    cfg = {"workers": args.workers, "frames": args.frames, "hash_alg": alg, "steering": args.steering,
+           "seed": args.seed, "rate": args.rate, "xdp": args.xdp, "node_if": "enp1s0", "injector_if": "eno1",
+           "node_mac": NODE_MAC, "sync_timeout": min(300.0, args.timeout)}
+
+    def topology(inj_mac: str) -> str:
+        return (f"qemu: topology: injector/eno1 ({inj_mac}) <-{args.link}-> node/enp1s0 ({NODE_MAC}); "
+                f"{args.smp} vCPUs, {args.memory} MiB each")
+
+    def follow(procs, specs, rundir, results, t_boot, t0, build_seconds, accel) -> int:
+        return _follow(args, procs, specs, rundir, results, t_boot, t0, build_seconds, accel)
+    return boot_guests(args, qemu, cfg, topology=topology, script=GUEST_SCRIPT, follow=follow,
+                       shell_note="the checkout is /mnt/src, ")
 
 def sweep_stale(run_dir: Path) -> list[str]:
     """Remove what a run killed with SIGKILL left in ``run_dir`` (its ``px9-*`` folder with socket
@@ -375,57 +512,10 @@ def _keep_logs(rundir: Path, cache: Path) -> None:
 
 def _follow(args, procs, specs, rundir: Path, results: Path, t_boot: float, t0: float,
             build_seconds: float, accel: str) -> int:
-    tails = {name: Tail(results / f"{name}.out") for name in procs}
-    first_line: dict[str, float] = {}
-    deadline = t_boot + args.timeout
-    failed: Optional[str] = None
-    while True:
-        for name, tail in tails.items():
-            for line in tail.lines():
-                first_line.setdefault(name, time.monotonic())
-                _say(line)
-        done = {name: p.poll() is not None for name, p in procs.items()}
-        if all(done.values()):
-            break
-        status = read_results(results)
-        for name in procs:
-            if done[name] and status[name]["status"] not in (0, None) and failed is None:
-                failed = name
-                _stop(procs)  # the other guest would wait for it until its own timeout
-        if time.monotonic() > deadline:
-            _stop(procs)
-            late = [name for name in procs if not done[name]]
-            for name in late:
-                print(f"qemu: last serial lines of {name}:", file=sys.stderr)
-                for ln in _serial_tail(specs[name].serial) or ["(nothing on its console yet)"]:
-                    print(f"  {name}| {ln}", file=sys.stderr)
-            raise RunError(f"the guests did not finish within {args.timeout:.0f} s ({' and '.join(late)} still "
-                           "running); both were killed",
-                           hint="look at the serial lines above; give more time with --timeout")
-        time.sleep(0.2)
-    for name, tail in tails.items():
-        for line in tail.lines():
-            _say(line)
+    first_line = wait_guests(procs, specs, results, t_boot, args.timeout, on_failure=lambda _tails: _stop(procs))
     t_end = time.monotonic()
-    res = read_results(results)
-    problems = []
-    for name in procs:
-        st = res[name]["status"]
-        if st is None:
-            problems.append(f"{name} powered off without a result (QEMU status {procs[name].returncode}); "
-                            f"last serial lines: " + " | ".join(_serial_tail(specs[name].serial, 6)))
-        elif st != 0:
-            problems.append(f"{name}'s part failed with status {st}")
-    boot = {n: first_line[n] - t_boot for n in first_line}
-    _say(f"qemu: node status {res['node']['status']}, injector status {res['injector']['status']}; "
-         f"times ({accel}): image build {build_seconds:.0f} s{' (cached)' if not build_seconds else ''}, "
-         f"boot {boot.get('node', float('nan')):.1f} s (node) / {boot.get('injector', float('nan')):.1f} s "
-         f"(injector), run {t_end - min(first_line.values(), default=t_boot):.1f} s, "
-         f"{t_end - t0:.1f} s in all")
-    if problems:
-        raise RunError("; ".join(problems), hint=f"see the guests' output above and {args.cache_dir}/last-run/")
-    return 0
-
+    return verdict(procs, specs, read_results(results), first_line, t_boot, t_end, t0, build_seconds, accel,
+                   args.cache_dir)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``./run qemu [options]``: 0 when every check passed, 1 when the run failed, 2 for bad input."""

@@ -9,6 +9,9 @@ what both need lives here:
   host side on an AF_PACKET socket (:class:`~pfrps.testing.ac.PPPoEClient`) and frame helpers;
 * :mod:`pfrps.testing.fuzz_frames`: the seeded PPPoE fuzz corpus, the kernel's view of a frame,
   a plain handler, and the paced socket flood the fuzz test and ``bench.fuzz`` run.
+* :mod:`pfrps.testing.fault`: ring workers SIGKILLed at random under load, every frame
+  checked (:func:`~pfrps.testing.fault.fault_run`), the run the fault test and ``bench.fault`` share;
+* :mod:`pfrps.testing.procs`: the worker processes of a running supervisor.
 
 Errors are :class:`pfrps.errors.LabError`.
 """

@@ -37,6 +37,7 @@ from scapy.layers.ppp import PPP, PPPoE
 from pfrps.bng.dataplane import DataPlane, SessionCounters, SessionEntry, SessionKey
 from pfrps.xdp.attach import Attachments
 from pfrps.xdp.lab import Lab
+from tests.bng_frames import hop
 
 pytestmark = pytest.mark.root
 
@@ -139,16 +140,6 @@ def ip_packet(src: str, dst: str, data: bytes):
     if ":" in src:
         return IPv6(bytes(IPv6(src=src, dst=dst, hlim=64) / UDP(sport=4000, dport=5000) / data))
     return IP(bytes(IP(src=src, dst=dst, ttl=64, id=7) / UDP(sport=4000, dport=5000) / data))
-
-
-def hop(ip):
-    out = ip.copy()
-    if out.version == 4:
-        out.ttl -= 1
-        del out.chksum
-        return IP(bytes(out))
-    out.hlim -= 1
-    return IPv6(bytes(out))
 
 
 def pppoe_frame(sub: Sub, dst: str, src: str, ip) -> bytes:

@@ -2,10 +2,10 @@
 
 Topology: :class:`pfrps.bng.topology.BngTopology` (``mi-sub-*`` sub0 -- acc0 ``mi-bng-*`` up0 --
 inet0 ``mi-inet-*``) plus a second subscribers' namespace (``mi-sub2-*``: sub1 -- acc1,
-:meth:`pfrps.topology.TwoNodeTopology.add_port`). One scaled client per port, each with its own
-subscriber set (MAC seed and user numbers): sessions come up on both ports, upstream traffic
-from both reaches the Internet side, downstream traffic to every session leaves by that
-session's own port (XDP: the session entry's access ifindex), exact counts everywhere.
+:meth:`pfrps.bng.topology.BngTopology.add_port`), the fixture of tests/root/bng_ports.py. One
+scaled client per port, each with its own subscriber set (MAC seed and user numbers): sessions
+come up on both ports, upstream traffic from both reaches the Internet side, downstream traffic
+to every session leaves by that session's own port (XDP: the session entry's access ifindex), exact counts everywhere.
 """
 
 from __future__ import annotations
@@ -19,30 +19,13 @@ from collections import Counter
 import pytest
 
 from pfrps.bng import lab
-from pfrps.bng.topology import BngTopology, _enable_gro
-from pfrps.topology import unique_suffix
 from tests.helpers import PY
+from tests.root.bng_ports import ACC2, SUB2, two_port_topology
+from tests.root.bng_ports import client as _client
 
 pytestmark = pytest.mark.root
 
-ACC2, SUB2, ACC2_MAC = "acc1", "sub1", "52:54:00:b0:00:02"
-
-
-@pytest.fixture(scope="module")
-def topo():
-    t = BngTopology(prefix="mi").create()
-    try:
-        t.sub2 = f"mi-sub2-{unique_suffix()}"
-        t.add_port(t.sub2, SUB2, ACC2, ACC2_MAC)
-        _enable_gro(t.sub2, SUB2)  # native XDP redirect into the veth needs NAPI on its peer
-        yield t
-    finally:
-        t.destroy()
-
-
-def _client(topo, ns: str, ifname: str, count: int, first: int, seed: int, *args: str) -> lab.Proc:
-    return lab._start(topo, ns, [PY, "-m", "pfrps.bng.client", "-i", ifname, "-n", str(count), "--first", str(first),
-                                 "--seed", str(seed), "--hold", "inf", "--json", "--quiet", *args], 300)
+topo = two_port_topology("mi")
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["native", "generic"])

@@ -27,10 +27,10 @@ import pytest
 
 from pfrps.bng import lab
 from pfrps.bng.session import PPPConfig
-from pfrps.bng.topology import ACCESS_MAC, BngTopology, _enable_gro
-from pfrps.topology import unique_suffix
+from pfrps.bng.topology import ACCESS_MAC, BngTopology
 from tests.helpers import PY
-from tests.root.test_bng_multi_interface import ACC2, ACC2_MAC, SUB2, _client
+from tests.root.bng_ports import ACC2, ACC2_MAC, SUB2, two_port_topology
+from tests.root.bng_ports import client as _client
 
 pytestmark = pytest.mark.root
 
@@ -120,17 +120,7 @@ def _wait_for(cond, timeout: float = 60.0) -> bool:
     return cond()
 
 
-@pytest.fixture(scope="module")
-def topo():
-    """The two-port topology of ``test_bng_multi_interface`` under this file's ``tp`` prefix."""
-    t = BngTopology(prefix="tp").create()
-    try:
-        t.sub2 = f"tp-sub2-{unique_suffix()}"
-        t.add_port(t.sub2, SUB2, ACC2, ACC2_MAC)
-        _enable_gro(t.sub2, SUB2)  # native XDP redirect into the veth needs NAPI on its peer
-        yield t
-    finally:
-        t.destroy()
+topo = two_port_topology("tp")  # the two-port topology of test_bng_multi_interface, ``tp`` prefix
 
 
 @pytest.mark.parametrize("paused", [False, True], ids=["acked", "restart-timer"])

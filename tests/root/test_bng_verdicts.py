@@ -41,6 +41,7 @@ from pfrps.bng.dataplane import (
 from pfrps.bpfload import CompiledModule, builtin_program
 from pfrps.topology import _write_sysctl
 from pfrps.xdp.attach import Attachments
+from tests.bng_frames import hop
 from tests.xdp_helpers import fresh_netns
 
 pytestmark = pytest.mark.root
@@ -133,17 +134,6 @@ def pppoe_out(sub: Sub, ip, pad: bytes = b"") -> bytes:
     for i, (tpid, vid) in enumerate(sub.tags):
         p = p / (Dot1AD if tpid == 0x88A8 else Dot1Q)(vlan=vid, type=types[i + 1])
     return bytes(p / PPPoE(sessionid=sub.sid) / PPP(proto=proto) / ip) + pad
-
-
-def hop(ip):
-    """``ip`` after a router: TTL / hop limit - 1, IPv4 checksum computed from scratch."""
-    out = ip.copy()
-    if out.version == 4:
-        out.ttl -= 1
-        del out.chksum
-        return IP(bytes(out))
-    out.hlim -= 1
-    return IPv6(bytes(out))
 
 
 def plain(dst: str, src: str, ip, pad: bytes = b"") -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.fault import fault_run
+from pfrps.testing.fault import fault_run
 
 pytestmark = pytest.mark.root
 

@@ -65,6 +65,25 @@ def qemu_cli(run_dir: Path, *args: str, timeout: float = 900) -> subprocess.Comp
                           text=True, timeout=timeout)
 
 
+def interrupt_while_booting(*argv: str) -> tuple[int, str]:
+    """Start ``PY *argv`` (a QEMU runner), send it SIGINT once it printed ``qemu: booting node and
+    injector`` (both QEMU guests started), and return its exit status and stderr; the runner is
+    always reaped."""
+    proc = subprocess.Popen([PY, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("qemu: booting node and injector"):
+                break
+        assert len(qemu_pids()) >= 2
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
 def seed_lines(out: str) -> list[tuple[list[int], int]]:
     return [p for p in map(parse_seed_line, out.splitlines()) if p]
 
@@ -102,20 +121,8 @@ def test_second_run_refused_naming_the_first(run_dir):
 
 
 def test_interrupted_run_leaves_nothing(run_dir):
-    proc = subprocess.Popen([PY, "-m", "pfrps.qemu", "--run-dir", str(run_dir), "-p", "10"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in proc.stdout:
-            if line.startswith("qemu: booting node and injector"):
-                break
-        assert len(qemu_pids()) >= 2
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "qemu: interrupted; both guests stopped" in err
+    rc, err = interrupt_while_booting("-m", "pfrps.qemu", "--run-dir", str(run_dir), "-p", "10")
+    assert rc == 130 and "qemu: interrupted; both guests stopped" in err
 
 
 def test_timeout_kills_both_and_shows_serial_lines(run_dir):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import signal
 import subprocess
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 from pfrps.qemu.bng_guest import POOL4, POOL6, USERS
 from pfrps.qemu.cli import PREFIX
 from tests.helpers import PY, assert_bad_input
-from tests.root.test_qemu import qemu_pids, run_dir  # noqa: F401  (run_dir: a fixture, used by name)
+from tests.root.test_qemu import interrupt_while_booting, run_dir  # noqa: F401  (run_dir: a fixture, used by name)
 
 pytestmark = [pytest.mark.root, pytest.mark.qemu]
 
@@ -96,20 +95,8 @@ def test_interrupted_run_leaves_nothing(run_dir):  # noqa: F811
     """Ctrl-C while the guests boot: both stopped, exit 130; the run_dir fixture checks that no
     QEMU process, namespace or run folder is left."""
     links = host_links()
-    proc = subprocess.Popen([PY, "-m", "pfrps.qemu.bng", "--run-dir", str(run_dir), "--link", "tap"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in proc.stdout:
-            if line.startswith("qemu: booting node and injector"):
-                break
-        assert len(qemu_pids()) >= 2
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "qemu: interrupted; both guests stopped" in err, err
+    rc, err = interrupt_while_booting("-m", "pfrps.qemu.bng", "--run-dir", str(run_dir), "--link", "tap")
+    assert rc == 130 and "qemu: interrupted; both guests stopped" in err, err
     assert host_links() <= links
 
 

@@ -249,6 +249,48 @@ def test_sweep_stale_removes_a_killed_runs_folder(tmp_path, monkeypatch, capsys)
     assert "left by a run that was killed" in capsys.readouterr().out
 
 
+class _FakeQemu:
+    """A QEMU process stand-in for wait_guests: ends when stopped, or by itself when ``done``."""
+
+    def __init__(self, done: bool) -> None:
+        self.returncode = 0 if done else None
+
+    def poll(self):
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.returncode = -15
+
+    kill = terminate
+
+    def wait(self, timeout=None):
+        return self.returncode
+
+
+def test_wait_guests_stops_the_other_guest_when_one_failed(tmp_path, capsys):
+    """The node powered off with status 1 while the injector still runs: on_failure runs once and
+    stops it, the output lines are shown, and verdict names the failed part (RunError, exit 1)."""
+    from pfrps.qemu import cli
+    (tmp_path / "node.status").write_text("1\n")
+    (tmp_path / "node.out").write_text("node: booted\nnode: check x: FAILED\n")
+    (tmp_path / "injector.out").write_text("injector: booted\n")
+    procs = {"node": _FakeQemu(done=True), "injector": _FakeQemu(done=False)}
+    specs = {name: GuestSpec(name, NODE_MAC, "eno1") for name in procs}
+    calls = []
+
+    def on_failure(tails) -> None:
+        calls.append(sorted(tails))
+        cli._stop(procs)
+    first = cli.wait_guests(procs, specs, tmp_path, 0.0, 1e9, on_failure=on_failure)
+    assert calls == [["injector", "node"]] and procs["injector"].returncode == -15
+    assert sorted(first) == ["injector", "node"]
+    assert capsys.readouterr().out.splitlines() == ["node: booted", "node: check x: FAILED", "injector: booted"]
+    res = cli.read_results(tmp_path)
+    with pytest.raises(cli.RunError, match=r"node's part failed with status 1; injector powered off without"):
+        cli.verdict(procs, specs, res, first, 0.0, 1.0, 0.0, 0.0, "tcg", tmp_path)
+    assert capsys.readouterr().out.startswith("qemu: node status 1, injector status None; times (tcg)")
+
+
 def test_guest_files_are_package_data_found_relative_to_the_package():
     """The guest scripts and image files live in pfrps/qemu/files/ (no top-level qemu/): the
     scripts named by pfrps.script= exist under the shared checkout, and the image's only hook is a
