@@ -195,8 +195,7 @@ class Supervisor:
         #: The ``/metrics`` endpoint (:class:`pfrps.metrics.MetricsEndpoint`) of ``config.metrics``:
         #: bound first thing in start(), served once every worker is ready, closed in close().
         self.metrics_endpoint = None
-        #: The primary interface's sockets (``ports[0]``); ``ports`` has one per interface.
-        self.steered = SteeredSockets()
+        #: One :class:`SteeredSockets` per interface, the primary first (:attr:`steered`).
         self.ports: list[SteeredSockets] = []
         self.slots: list[_Slot] = []
         #: The primary interface's index, and every interface's (the primary first).
@@ -206,8 +205,9 @@ class Supervisor:
         self.if_rx_dropped = 0
         self.if_rx_dropped_per: list[int] = []
         self._if_rx_dropped0: list[int] = []
-        #: Per worker per interface counters (row ``worker * len(ports) + k``, :class:`Col`
-        #: columns: frames, bytes, truncated, tx; kernel packets/drops/freezes of that socket).
+        #: With several interfaces, per worker per interface counters (row ``worker * len(ports)
+        #: + k``, :class:`Col` columns: frames, bytes, truncated, tx; kernel packets/drops/freezes
+        #: of that socket); None with one (its figures are the workers' own counters).
         self.port_counters: Optional[SharedCounters] = None
         self.ready_seconds = 0.0
         self.started_at = 0.0
@@ -252,7 +252,6 @@ class Supervisor:
                 self.metrics_endpoint = open_endpoint(cfg)
             _raise_fd_limit(cfg.workers * len(cfg.interfaces))
             self.ports = open_steered_all(cfg)
-            self.steered = self.ports[0]
             if cfg.bpf_objects:
                 self.bpf = LoadedBpf.open(tuple(cfg.bpf_objects))
             if cfg.mailboxes:
@@ -261,7 +260,8 @@ class Supervisor:
             self.slots = [_Slot(i) for i in range(cfg.workers)]
             self._if_rx_dropped0 = [rx_dropped(i) for i in self.ifindexes]
             self.counters = SharedCounters(cfg.workers, cfg.app_counters, cfg.app_gauges, cfg.app_histograms)
-            self.port_counters = SharedCounters(cfg.workers * len(self.ports))
+            if len(self.ports) > 1:
+                self.port_counters = SharedCounters(cfg.workers * len(self.ports))
             self._ready_r, self._ready_w = os.pipe()
             self._sig_r, self._sig_w = os.pipe()
             os.set_blocking(self._sig_w, False)
@@ -287,6 +287,12 @@ class Supervisor:
             raise
         self.ready_seconds = time.monotonic() - t0
         return self.ready_seconds
+
+    @property
+    def steered(self) -> SteeredSockets:
+        """The primary interface's sockets (``ports[0]``; empty before :meth:`start` and after
+        :meth:`close`)."""
+        return self.ports[0] if self.ports else SteeredSockets()
 
     def ring_bytes_per_worker(self) -> int:
         """Memory of one worker's receive rings (ring mode) or socket buffers (recv mode), one
@@ -531,13 +537,13 @@ class Supervisor:
                                   for ifx, base in zip(self.ifindexes, self._if_rx_dropped0)]
         self.if_rx_dropped = sum(self.if_rx_dropped_per)
         arr = self.counters.array
-        parr = self.port_counters.array
+        parr = self.port_counters.array if self.port_counters is not None else None
         nports = len(self.ports)
         v3 = bool(self.steered.rings)
         for k, port in enumerate(self.ports):
             for wid, sock in enumerate(port.socks):
                 st = packet.read_stats(sock, v3)
-                for row in (arr[wid], parr[wid * nports + k]):
+                for row in (arr[wid],) if parr is None else (arr[wid], parr[wid * nports + k]):
                     row[Col.KERNEL_PACKETS] += st.packets
                     row[Col.KERNEL_DROPS] += st.drops
                     row[Col.FREEZES] += st.freeze_q_cnt
@@ -548,10 +554,11 @@ class Supervisor:
         entry per worker (frames/bytes that worker read from that interface; drops and freezes
         of its socket there, PACKET_STATISTICS as of the last :meth:`poll_stats`)."""
         out: dict[str, dict] = {}
-        if self.port_counters is None:
+        counters = self.port_counters if self.port_counters is not None else self.counters
+        if counters is None or not self.ports:
             return out
         nports = len(self.ports)
-        arr = self.port_counters.array.copy()
+        arr = counters.array.copy()
         for k, name in enumerate(self.config.interfaces[:nports]):
             rows = arr[k::nports]
             out[name] = {
@@ -657,7 +664,8 @@ class Supervisor:
         (``loop.add_signal_handler``: handlers the application set on the loop for these three
         are replaced); all three are removed when it returns. The loop must run in the main
         thread. :meth:`start` stays synchronous: call it before the loop runs, or from a
-        coroutine (it then blocks the loop while it forks and waits for the workers); call
+        coroutine (it then blocks the loop while it forks and waits for the workers; its
+        netlink calls run off the loop, :func:`pfrps.links.outside_running_loop`); call
         :meth:`close` after serve() returned. Cancelling the awaiting task stops the workers
         the same way (no last ``emit()``) and raises CancelledError.
 
@@ -694,17 +702,6 @@ class Supervisor:
                 loop.remove_reader(sel_fd)
                 self._serve_loop = None
         return self._finish_run(emit)
-
-    async def start_async(self) -> float:
-        """:meth:`start` from a coroutine on the running loop (pyroute2's synchronous netlink
-        calls in start() run off the loop: :func:`pfrps.links.outside_running_loop`). It does not yield: the loop is
-        blocked while the workers are forked and become ready (seconds at most), so call it
-        before starting the application's tasks that must not stall; or call :meth:`start`
-        before the loop runs.
-
-        Returns, raises: as :meth:`start`.
-        """
-        return self.start()
 
     def request_stop(self) -> None:
         """End :meth:`run`/:meth:`serve` as SIGTERM does (the workers are stopped cleanly): for
@@ -1087,7 +1084,6 @@ class Supervisor:
         for port in self.ports:
             port.close()
         self.ports = []
-        self.steered.close()
         if self.port_counters is not None:
             self.port_counters.close()
             self.port_counters = None

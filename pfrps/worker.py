@@ -101,6 +101,7 @@ class WorkerContext:
         self._counters = counters
         self.maps: dict[str, int] = {}
         self.programs: dict[str, int] = {}
+        self._tx_batch = None  # the SendBatch of transmit_many, made on first use
 
     @property
     def rx_ifindex(self) -> Optional[int]:
@@ -155,7 +156,7 @@ class WorkerContext:
         from .txbatch import SendBatch  # noqa: PLC0415
 
         sock, prow = self._tx_port(ifindex)
-        batch = self.__dict__.get("_tx_batch")
+        batch = self._tx_batch
         if batch is None:
             batch = self._tx_batch = SendBatch()
         sent, failed = batch.send(sock, frames)

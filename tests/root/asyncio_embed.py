@@ -142,7 +142,7 @@ def run_blocking() -> int:
 async def amain(inner: bool) -> int:
 
     if inner:
-        await sup.start_async()  # blocks this loop while the workers start; nothing else runs yet
+        sup.start()  # inside the running loop: blocks it while the workers start; nothing else runs yet
 
     async def ticker():
         global ticks
